@@ -158,6 +158,7 @@ class Scenario:
     degassing_step_min: float = 120.0
     cloud_seed: int = 2021
     caption: str = ""
+    region: tuple[float, float, float, float] | None = None  # lon_min, lat_min, lon_max, lat_max
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------------- time and emissions
@@ -166,6 +167,19 @@ class Scenario:
         """The days the sample archive covers."""
         d0 = np.datetime64(self.first_day, "D")
         return tuple(d0 + np.arange(self.n_days))
+
+    @property
+    def domain(self) -> tuple[float, float, float, float]:
+        """The region the plume stays in over the scenario's days: (lon_min, lat_min, lon_max, lat_max).
+
+        Longitudes wrap: lon_min > lon_max means the region crosses the antimeridian.
+        """
+        if self.region is not None:
+            return self.region
+        v = self.volcano
+        wrap = lambda x: (x + 180.0) % 360.0 - 180.0  # noqa: E731
+        return (wrap(v.longitude - 45.0), max(-90.0, v.latitude - 25.0), wrap(v.longitude + 45.0),
+                min(90.0, v.latitude + 25.0))
 
     @cached_property
     def puffs(self) -> dict[str, np.ndarray]:
@@ -477,6 +491,7 @@ _register(
         wind=_CARIBBEAN_APRIL,
         degassing_kt_per_day=1.5,
         degassing_height_km=(1.5, 3.5),
+        region=(-90.0, -10.0, 0.0, 40.0),
         caption="Explosive eruptions from 9 April 2021 sent SO2 up to 16 km; upper winds carried it east over "
         "Barbados and across the Atlantic.",
     )
@@ -492,6 +507,7 @@ _register(
         wind=_CARIBBEAN_APRIL,
         degassing_kt_per_day=1.5,
         degassing_height_km=(1.5, 3.5),
+        region=(-90.0, -10.0, 0.0, 40.0),
         caption="The La Soufrière scenario, one day, for tests.",
     )
 )
