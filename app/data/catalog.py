@@ -1,0 +1,339 @@
+"""Intake v2 catalogues: the only module of Fumarole that imports intake.
+
+A Fumarole catalogue (see ``catalogs/sample.yaml``) describes, per product:
+
+- ``data/<product>_files``: every granule of the product, as a glob URL under the archive root (local folder or
+  fsspec URL). Swaths of different shapes do not make one dataset, so this description is listed and read file by
+  file by the granule index (:mod:`app.data.index`), not by an intake reader;
+- ``data/<product>_granule``: one granule, whose URL is the catalogue parameter ``granule``;
+- ``entries/<product>``: the intake reader of one granule (the raw file: :class:`XArrayDatasetReader` on the
+  netCDF group ``PRODUCT`` for TROPOMI, :class:`HDF4SDSReader` for CALIOP) whose metadata carry the product's
+  labels, units, plot defaults, file-name pattern and the name of the Fumarole reader that returns the canonical
+  dataset.
+
+Everything the rest of Fumarole needs is in :class:`ProductInfo`; only this module touches intake objects.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import intake
+import yaml
+from intake.readers import datatypes
+from intake.readers.readers import FileReader
+from intake.readers.user_parameters import set_values
+
+from app.data.errors import CatalogError
+from app.data.filenames import PATTERNS, FilenamePattern
+
+__all__ = [
+    "CATALOGS_DIR",
+    "HDF4",
+    "HDF4SDSReader",
+    "ProductInfo",
+    "archive_root",
+    "catalog_path",
+    "granule_reader",
+    "normalise_url",
+    "open_catalog",
+    "product_info",
+    "products",
+    "split_glob",
+]
+
+#: The repository's ``catalogs/`` folder.
+CATALOGS_DIR = Path(__file__).resolve().parents[2] / "catalogs"
+#: Environment variable naming the catalogue to open by default (a path, a URL or a name in ``catalogs/``).
+CATALOG_ENV = "FUMAROLE_CATALOG"
+CATALOG_VERSION = 1
+_REQUIRED = ("product", "files", "reader", "labels", "units", "plot_defaults")
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class ProductInfo:
+    """What Fumarole knows of one product of a catalogue.
+
+    Attributes
+    ----------
+    product : the product id (``tropomi_so2``, ``caliop_l1b``).
+    title : a human title.
+    platform, instrument : e.g. ``S5P``/``TROPOMI``, ``CALIPSO``/``CALIOP``.
+    root_url : the folder under which the product's granules are (a local absolute path, or an fsspec URL).
+    glob : the glob, relative to ``root_url``, that lists every granule (``*/*/*/S5P_*_L2__SO2____*.nc``).
+    pattern : the file-name pattern (trollsift syntax, see :mod:`app.data.filenames`).
+    reader : the Fumarole reader returning canonical data, as ``module:function``.
+    entry : the catalogue entry that reads one granule with intake.
+    labels, units : per canonical variable.
+    defaults : plot defaults (``variable``, ``clim``, ``log``, ``cmap``, ...).
+    storage_options : fsspec options for ``root_url`` (credentials stay out of Fumarole: use the fsspec config).
+    catalog : the path or URL of the catalogue the product came from.
+    """
+
+    product: str
+    title: str
+    platform: str
+    instrument: str
+    root_url: str
+    glob: str
+    pattern: str
+    reader: str
+    entry: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    units: Mapping[str, str] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    catalog: str = ""
+
+    @property
+    def url(self) -> str:
+        """The glob URL of every granule: ``root_url/glob``."""
+        return f"{self.root_url.rstrip('/')}/{self.glob}"
+
+    @property
+    def is_local(self) -> bool:
+        """Whether the granules are on the local file system."""
+        return "://" not in self.root_url and "::" not in self.root_url
+
+    def filename_pattern(self) -> FilenamePattern:
+        """The compiled file-name pattern (with the registry's constants such as ``platform``)."""
+        known = PATTERNS.get(self.product)
+        if known is not None and known.pattern == self.pattern:
+            return known
+        return FilenamePattern(
+            product=self.product,
+            pattern=self.pattern,
+            description=known.description if known else self.title,
+            constants=dict(known.constants) if known else {"platform": self.platform},
+            derive=known.derive if known else None,
+        )
+
+
+# --- an intake datatype and reader for HDF4 (CALIOP), which intake does not have ----------------------------
+
+
+class HDF4(datatypes.FileData):
+    """HDF4 file (e.g. CALIOP L1B): scientific data sets (SDS) and Vdata tables."""
+
+    filepattern = "(hdf4?|h4)$"
+    structure = {"array", "table"}
+    magic = {b"\x0e\x03\x13\x01"}
+
+
+class HDF4SDSReader(FileReader):
+    """The scientific data sets of an HDF4 file as an ``xarray.Dataset``, raw (no scaling or fill masking).
+
+    ``variables`` limits the SDS read (all by default). Remote files are copied to a local cache first (pyhdf
+    needs a local file).
+    """
+
+    output_instance = "xarray:Dataset"
+    implements = {HDF4}
+    imports = {"pyhdf", "xarray"}
+
+    def _read(self, data, variables=None, **kw):
+        import xarray as xr
+        from pyhdf.SD import SD, SDC
+
+        url = data.url
+        if "://" in url and not url.startswith("file://"):
+            url = f"simplecache::{url}"
+        local = fsspec.open_local(url, **(data.storage_options or {}))
+        sd = SD(local, SDC.READ)
+        try:
+            names = list(variables) if variables is not None else list(sd.datasets())
+            dims: dict[str, int] = {}
+            arrays = {}
+            for name in names:
+                sds = sd.select(name)
+                shape = sds.info()[2]
+                shape = [shape] if isinstance(shape, int) else list(shape)
+                sds_dims = []
+                for i, n in enumerate(shape):
+                    dim = sds.dim(i).info()[0]
+                    if dims.setdefault(dim, n) != n:  # same name, another length: keep them apart
+                        dim = f"{name}_dim{i}"
+                        dims[dim] = n
+                    sds_dims.append(dim)
+                arrays[name] = (sds_dims, sds.get(), sds.attributes())
+                sds.endaccess()
+            return xr.Dataset(arrays, attrs=sd.attributes())
+        finally:
+            sd.end()
+
+
+# --- opening catalogues ---------------------------------------------------------------------------------------
+
+
+def _available_names() -> list[str]:
+    return sorted(p.name[: -len(".yaml")] for p in CATALOGS_DIR.glob("*.yaml"))
+
+
+def catalog_path(path_or_url: str | os.PathLike | None = None) -> str:
+    """The path or URL of the catalogue to open: a name in ``catalogs/`` ("sample", "tiny"), a path or a URL.
+
+    ``None`` means the environment variable ``FUMAROLE_CATALOG``, else ``catalogs/sample.yaml``.
+    """
+    if path_or_url is None:
+        path_or_url = os.environ.get(CATALOG_ENV) or "sample"
+    text = os.fspath(path_or_url)
+    if "/" not in text and os.sep not in text and not text.endswith((".yaml", ".yml")):
+        return str(CATALOGS_DIR / f"{text}.yaml")
+    if "://" in text or "::" in text:
+        return text
+    return str(Path(text).expanduser().resolve())
+
+
+def open_catalog(path_or_url: str | os.PathLike | None = None) -> intake.Catalog:
+    """Open a Fumarole catalogue (Intake v2) and check every product entry in it.
+
+    Raises :class:`~app.data.errors.CatalogError` when the catalogue does not exist, is not valid YAML, is not an
+    Intake v2 catalogue, or a product entry lacks what Fumarole needs; the message names the file and what is
+    available or missing.
+    """
+    path = catalog_path(path_or_url)
+    try:
+        fs, fs_path = fsspec.core.url_to_fs(path)
+        exists = fs.exists(fs_path)
+    except (OSError, ValueError, ImportError) as e:
+        raise CatalogError(f"catalogue {path} cannot be reached: {e}") from e
+    if not exists:
+        raise CatalogError(
+            f"catalogue {path} does not exist; give a path or URL of a .yaml file, or one of the catalogue names "
+            f"in {CATALOGS_DIR}: {', '.join(_available_names())}"
+        )
+    try:
+        cat = intake.from_yaml_file(path)
+    except yaml.YAMLError as e:
+        raise CatalogError(f"catalogue {path} is not valid YAML: {e}") from e
+    except OSError as e:
+        raise CatalogError(f"catalogue {path} cannot be read: {e}") from e
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise CatalogError(
+            f"catalogue {path} is not an Intake v2 catalogue ('version: 2' with the sections metadata, "
+            f"user_parameters, aliases, data and entries): {type(e).__name__}: {e}"
+        ) from e
+    version = (cat.metadata or {}).get("fumarole_catalog_version", CATALOG_VERSION)
+    if version != CATALOG_VERSION:
+        raise CatalogError(
+            f"catalogue {path} has fumarole_catalog_version {version!r}; this Fumarole reads version {CATALOG_VERSION}"
+        )
+    if not products(cat):
+        raise CatalogError(f"catalogue {path} has no product entry (an entry whose metadata has 'product')")
+    for product in products(cat):
+        product_info(cat, product)  # raises if an entry lacks something
+    return cat
+
+
+def _source(cat: intake.Catalog) -> str:
+    return str(getattr(cat.user_parameters.get("CATALOG_PATH"), "default", cat.user_parameters.get("CATALOG_PATH")))
+
+
+def products(cat: intake.Catalog) -> list[str]:
+    """The product ids of the catalogue, in the order of its entries."""
+    return [name for name, entry in cat.entries.items() if "product" in (entry.metadata or {})]
+
+
+def _template(cat: intake.Catalog, value: Any) -> Any:
+    """Expand ``{CATALOG_DIR}``-style templates in a metadata value, as intake does in kwargs."""
+    return set_values(cat.user_parameters, {"value": value})["value"]
+
+
+def normalise_url(url: str) -> str:
+    """A local absolute path for ``file://`` URLs and plain paths, the URL (with ``..`` resolved) otherwise."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    if "://" not in url and "::" not in url:
+        return os.path.normpath(os.path.abspath(os.path.expanduser(url)))
+    head, sep, rest = url.rpartition("://")
+    return head + sep + posixpath.normpath(rest)
+
+
+def split_glob(url: str) -> tuple[str, str]:
+    """Split a glob URL into the folder before the first glob character and the glob after it."""
+    parts = url.split("/")
+    for i, part in enumerate(parts):
+        if _GLOB_CHARS & set(part):
+            return "/".join(parts[:i]), "/".join(parts[i:])
+    return url.rstrip("/"), ""
+
+
+def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
+    """What Fumarole needs to know of one product of the catalogue.
+
+    Raises :class:`~app.data.errors.CatalogError` for an unknown product (listing the available ones) or an entry
+    that lacks a required metadata field.
+    """
+    source = _source(cat)
+    if product not in products(cat):
+        raise CatalogError(
+            f"catalogue {source} has no product {product!r}; available products: {', '.join(products(cat))}"
+        )
+    meta = dict(cat.entries[product].metadata)
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise CatalogError(f"catalogue {source}: product {product!r} lacks the metadata {', '.join(missing)}")
+    if meta["product"] != product:
+        raise CatalogError(
+            f"catalogue {source}: entry {product!r} says product: {meta['product']!r}; the two must be equal"
+        )
+    files = meta["files"]
+    if files not in cat.data:
+        raise CatalogError(
+            f"catalogue {source}: product {product!r} names files: {files!r}, which is not in the data section "
+            f"(data entries: {', '.join(cat.data)})"
+        )
+    try:
+        files_data = cat[files]
+    except Exception as e:  # intake raises many kinds; say which entry is wrong
+        raise CatalogError(f"catalogue {source}: data entry {files!r} cannot be built: {e}") from e
+    root, glob = split_glob(normalise_url(files_data.url))
+    pattern = meta.get("filename_pattern") or (PATTERNS[product].pattern if product in PATTERNS else None)
+    if pattern is None:
+        raise CatalogError(
+            f"catalogue {source}: product {product!r} has no filename_pattern and is not a product Fumarole knows "
+            f"({', '.join(PATTERNS)})"
+        )
+    if not glob:
+        glob = "**/" + FilenamePattern(product, pattern, product).glob
+    return ProductInfo(
+        product=product,
+        title=meta.get("title", product),
+        platform=meta.get("platform", ""),
+        instrument=meta.get("instrument", ""),
+        root_url=root,
+        glob=glob,
+        pattern=pattern,
+        reader=meta["reader"],
+        entry=product,
+        labels=dict(meta["labels"]),
+        units=dict(meta["units"]),
+        defaults=dict(meta["plot_defaults"]),
+        storage_options=dict(files_data.storage_options or {}),
+        catalog=source,
+    )
+
+
+def archive_root(cat: intake.Catalog) -> str:
+    """The root of the archive (``metadata.archive``), where the granule index is kept by default."""
+    archive = (cat.metadata or {}).get("archive")
+    if archive:
+        return normalise_url(_template(cat, archive))
+    roots = [product_info(cat, p).root_url for p in products(cat)]
+    return posixpath.commonpath(roots) if all("://" not in r for r in roots) else roots[0]
+
+
+def granule_reader(cat: intake.Catalog, product: str, path: str | os.PathLike):
+    """An intake reader of one granule of ``product`` (``.read()`` returns the raw file as an xarray Dataset)."""
+    product_info(cat, product)  # unknown product -> CatalogError
+    url = os.fspath(path)
+    if "://" not in url and "::" not in url:
+        url = os.path.abspath(url)
+    return cat(granule=url)[product]

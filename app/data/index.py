@@ -1,0 +1,866 @@
+"""The granule index: one row per file, so that every query skips the files that cannot matter without opening them.
+
+A row holds what the file name says (product, platform, orbit, start, end, ...) and what cheap reads of the file
+say: the latitude/longitude bounds and the **footprint**, the set of 5°×5° lat/lon cells the granule touches,
+packed as a 2592-bit mask (324 bytes). A whole daylit orbit's bounding box is nearly the whole globe, so the
+footprint, not the box, is what makes a zone query selective.
+
+The footprint comes from strided reads of the geolocation (every ``stride``-th scanline and ground pixel, plus the
+swath edges), each sample widened by half the distance to its neighbours so that the cells between samples are
+not missed. Files with few scanlines are read whole (the stride shrinks so that at least ~256 samples lie along
+the track and ~32 across it).
+
+The index is a Parquet file (``<archive>/.fumarole-index.parquet`` by default), refreshed incrementally: only
+files that are new, or whose size or modification time changed, are read; vanished files are dropped; files that
+cannot be read are skipped and reported (:class:`IndexReport`), never abort the build.
+
+Queries are pure pandas/numpy on the in-memory table (:meth:`GranuleIndex.query`,
+:meth:`GranuleIndex.orbits_for_day`).
+
+Adding a product: register its file-name pattern in :mod:`app.data.filenames` and one geolocation function here
+with :func:`register_geolocator` (it returns a :class:`Geolocation` of sampled latitudes/longitudes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import fsspec
+import numpy as np
+import pandas as pd
+
+from app.data.errors import GranuleError, UserInputError
+from app.data.filenames import PATTERNS, FilenamePattern
+
+__all__ = [
+    "CELL_DEG",
+    "COLUMNS",
+    "GEOLOCATORS",
+    "INDEX_FILENAME",
+    "GranuleIndex",
+    "Geolocation",
+    "IndexReport",
+    "bbox_cells",
+    "footprint_cells",
+    "open_index",
+    "pack_cells",
+    "register_geolocator",
+    "unpack_cells",
+]
+
+logger = logging.getLogger(__name__)
+
+INDEX_FILENAME = ".fumarole-index.parquet"
+INDEX_VERSION = "1"
+CELL_DEG = 5.0
+N_LAT = int(180 / CELL_DEG)  # 36 rows, from -90
+N_LON = int(360 / CELL_DEG)  # 72 columns, from -180
+N_CELLS = N_LAT * N_LON  # 2592
+FOOTPRINT_BYTES = N_CELLS // 8  # 324
+
+COLUMNS = [
+    "path",
+    "product",
+    "platform",
+    "orbit",
+    "start",
+    "end",
+    "lat_min",
+    "lat_max",
+    "lon_min",
+    "lon_max",
+    "crosses_antimeridian",
+    "footprint",
+    "size",
+    "mtime",
+    "mode",
+    "collection",
+    "processor",
+    "day_night",
+]
+_INT_COLUMNS = ("orbit", "collection", "processor")
+_STR_COLUMNS = ("path", "product", "platform", "mode", "day_night")
+
+
+# --- geolocation readers (one per product) -------------------------------------------------------------------
+
+
+@dataclass
+class Geolocation:
+    """Sampled geolocation of a granule, and what else the file says cheaply.
+
+    ``latitude``/``longitude`` are 2-D samples (along track × across track; a lidar track is ``(n, 1)``), in
+    degrees, NaN where missing. ``start``/``end`` (naive UTC) and ``orbit`` fill in what the file name lacks;
+    ``duration_s`` gives the end from the start when the file only holds relative times.
+    """
+
+    latitude: np.ndarray
+    longitude: np.ndarray
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    duration_s: float | None = None
+    orbit: int | None = None
+
+
+#: product id -> function(local path, stride) -> Geolocation.
+GEOLOCATORS: dict[str, Callable[[str, int], Geolocation]] = {}
+
+
+def register_geolocator(product: str):
+    """Decorator: register the geolocation reader of a product for the index."""
+
+    def wrap(func):
+        GEOLOCATORS[product] = func
+        return func
+
+    return wrap
+
+
+def _netcdf_lock():
+    # netCDF-C and HDF5 are not thread-safe: share xarray's locks, so the index never reads while xarray does.
+    try:
+        from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
+
+        return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
+    except ImportError:  # pragma: no cover - xarray is a dependency
+        return threading.Lock()
+
+
+_NETCDF_LOCK = _netcdf_lock()
+_HDF4_LOCK = threading.Lock()
+
+
+def _stride(n: int, stride: int, minimum_samples: int) -> int:
+    return max(1, min(stride, n // minimum_samples))
+
+
+def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int) -> np.ndarray:
+    """Every row_stride-th row and col_stride-th column of the last two dims of ``var``, plus the last ones.
+
+    ``shape`` is the variable's shape; leading dims (e.g. TROPOMI's ``time`` = 1) take index 0. Works on netCDF4
+    variables and pyhdf SDS.
+    """
+    lead = (0,) * (len(shape) - 2)
+    n_rows, n_cols = shape[-2:]
+    rows = slice(None, None, row_stride)
+    cols = slice(None, None, col_stride)
+    extra_row = (n_rows - 1) % row_stride != 0
+    extra_col = (n_cols - 1) % col_stride != 0
+
+    def read(r, c):
+        a = var[(*lead, r, c)]
+        return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan).reshape(
+            (len(range(n_rows)[r]), len(range(n_cols)[c]))
+        )
+
+    grid = read(rows, cols)
+    if extra_col:
+        grid = np.hstack([grid, read(rows, slice(n_cols - 1, n_cols))])
+    if extra_row:
+        last = read(slice(n_rows - 1, n_rows), cols)
+        if extra_col:
+            last = np.hstack([last, read(slice(n_rows - 1, n_rows), slice(n_cols - 1, n_cols))])
+        grid = np.vstack([grid, last])
+    return grid
+
+
+@register_geolocator("tropomi_so2")
+def tropomi_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """Sampled ``PRODUCT/latitude``/``longitude`` and the root ``orbit`` of a TROPOMI L2 file (netCDF4)."""
+    import netCDF4
+
+    with _NETCDF_LOCK, netCDF4.Dataset(path) as ds:
+        if "PRODUCT" not in ds.groups:
+            raise GranuleError(path, "has no PRODUCT group: not a TROPOMI L2 file")
+        group = ds.groups["PRODUCT"]
+        for name in ("latitude", "longitude"):
+            if name not in group.variables:
+                raise GranuleError(path, f"has no PRODUCT/{name} variable")
+        lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
+        n_rows, n_cols = lat_var.shape[-2:]
+        rs, cs = _stride(n_rows, stride, 256), _stride(n_cols, stride, 32)
+        lat, lon = _sampled(lat_var, lat_var.shape, rs, cs), _sampled(lon_var, lat_var.shape, rs, cs)
+        orbit = int(ds.getncattr("orbit")) if "orbit" in ds.ncattrs() else None
+    return Geolocation(lat, lon, orbit=orbit)
+
+
+@register_geolocator("caliop_l1b")
+def caliop_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """Sampled ``Latitude``/``Longitude`` (n, 1) and the time span (``Profile_Time``) of a CALIOP L1B file (HDF4)."""
+    from pyhdf.SD import SD, SDC
+
+    with _HDF4_LOCK:
+        sd = SD(path, SDC.READ)
+        try:
+            names = sd.datasets()
+            for name in ("Latitude", "Longitude", "Profile_Time"):
+                if name not in names:
+                    raise GranuleError(path, f"has no {name} data set: not a CALIOP L1B file")
+            lat_sds, lon_sds, time_sds = (sd.select(n) for n in ("Latitude", "Longitude", "Profile_Time"))
+            shape = tuple(lat_sds.info()[2])
+            n = shape[0]
+            rs = _stride(n, stride, 256)
+            lat, lon = _sampled(lat_sds, shape, rs, 1), _sampled(lon_sds, shape, rs, 1)
+            t0, t1 = float(time_sds[0, 0]), float(time_sds[n - 1, 0])
+            for sds in (lat_sds, lon_sds, time_sds):
+                sds.endaccess()
+        finally:
+            sd.end()
+    return Geolocation(lat, lon, duration_s=t1 - t0)
+
+
+# --- footprints ----------------------------------------------------------------------------------------------
+
+
+def _cell_ids(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    row = _lat_row(lat)
+    col = np.floor(((lon + 180.0) % 360.0) / CELL_DEG).astype(np.int64) % N_LON
+    return row * N_LON + col
+
+
+def _wrap(lon):
+    return (np.asarray(lon) + 180.0) % 360.0 - 180.0
+
+
+def _half_spacing(values: np.ndarray, is_lon: bool) -> np.ndarray:
+    """Half the largest distance (degrees) from each sample to its grid neighbours."""
+    out = np.zeros_like(values)
+    for axis in (0, 1):
+        if values.shape[axis] < 2:
+            continue
+        d = np.abs(np.diff(values, axis=axis))
+        if is_lon:
+            d = np.abs(_wrap(d))
+        d = np.nan_to_num(d, nan=0.0)
+        head = out[:-1] if axis == 0 else out[:, :-1]  # views: each sample and its next neighbour
+        tail = out[1:] if axis == 0 else out[:, 1:]
+        np.maximum(head, d, out=head)
+        np.maximum(tail, d, out=tail)
+    return out / 2.0
+
+
+def footprint_cells(lat: np.ndarray, lon: np.ndarray, max_lon_margin: float = 10.0) -> np.ndarray:
+    """Boolean mask of the 2592 5°×5° cells touched by a sampled swath (2-D lat/lon sample grids).
+
+    Each sample is widened by half the spacing to its neighbours (plus 0.05°) and the cells of that small
+    rectangle are marked, stepping at most 2.5° so that no 5° cell inside it is skipped. Near the poles, where the
+    longitude spacing is large, a sample whose longitude margin exceeds ``max_lon_margin`` marks its whole
+    latitude band(s).
+    """
+    lat = np.atleast_2d(np.asarray(lat, dtype=np.float64))
+    lon = np.atleast_2d(np.asarray(lon, dtype=np.float64))
+    mask = np.zeros(N_CELLS, dtype=bool)
+    m_lat = _half_spacing(lat, False) + 0.05
+    m_lon = _half_spacing(lon, True) + 0.05
+    ok = np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90.0)
+    lat, lon, m_lat, m_lon = lat[ok], lon[ok], m_lat[ok], m_lon[ok]
+    if lat.size == 0:
+        return mask
+    m_lat = np.minimum(m_lat, 10.0)
+    polar = m_lon > max_lon_margin
+    if polar.any():  # near a pole: the whole latitude band(s) of the sample
+        first = _lat_row(lat[polar] - m_lat[polar])
+        last = _lat_row(lat[polar] + m_lat[polar])
+        for k in range(int((last - first).max()) + 1):
+            mask.reshape(N_LAT, N_LON)[np.minimum(first + k, last), :] = True
+    lat, lon, m_lat, m_lon = lat[~polar], lon[~polar], m_lat[~polar], m_lon[~polar]
+    # steps of at most 2.5° across each sample's rectangle, so that no 5° cell inside it is skipped
+    n_steps = np.ceil(np.maximum(m_lat, m_lon) / (CELL_DEG / 2)).astype(int)
+    for k in np.unique(n_steps):
+        sel = n_steps == k
+        steps = np.linspace(-1.0, 1.0, 2 * k + 1)
+        la = lat[sel, None] + steps * m_lat[sel, None]  # (samples, steps)
+        lo = lon[sel, None] + steps * m_lon[sel, None]
+        mask[_cell_ids(la[:, :, None], lo[:, None, :]).ravel()] = True  # every (lat step, lon step) pair
+    return mask
+
+
+def _lat_row(lat: np.ndarray) -> np.ndarray:
+    return np.clip(np.floor((np.clip(lat, -90.0, 90.0) + 90.0) / CELL_DEG), 0, N_LAT - 1).astype(np.int64)
+
+
+def pack_cells(mask: np.ndarray) -> bytes:
+    """The 2592-cell mask as 324 bytes (row-major from (-90, -180), big-endian bits)."""
+    return np.packbits(np.asarray(mask, dtype=bool)).tobytes()
+
+
+def unpack_cells(footprint: bytes) -> np.ndarray:
+    """The boolean mask (2592,) of a packed footprint."""
+    return np.unpackbits(np.frombuffer(footprint, dtype=np.uint8))[:N_CELLS].astype(bool)
+
+
+def _check_bbox(bbox) -> tuple[float, float, float, float]:
+    try:
+        lon_min, lat_min, lon_max, lat_max = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise UserInputError(f"bbox must be four numbers (lon_min, lat_min, lon_max, lat_max), got {bbox!r}") from None
+    if not (-90.0 <= lat_min <= lat_max <= 90.0):
+        raise UserInputError(
+            f"bbox latitudes must satisfy -90 <= lat_min <= lat_max <= 90, got lat_min={lat_min}, lat_max={lat_max}"
+        )
+    if not (-180.0 <= lon_min <= 180.0 and -180.0 <= lon_max <= 180.0):
+        raise UserInputError(
+            f"bbox longitudes must lie in [-180, 180] (lon_min > lon_max crosses the antimeridian), "
+            f"got lon_min={lon_min}, lon_max={lon_max}"
+        )
+    return lon_min, lat_min, lon_max, lat_max
+
+
+def _index_range(lo: float, hi: float, origin: float, n: int) -> np.ndarray:
+    """Cell indices covering [lo, hi]; an upper edge exactly on a cell boundary does not take the next cell."""
+    first = int(np.floor((lo - origin) / CELL_DEG))
+    last = int(np.ceil((hi - origin) / CELL_DEG)) - 1
+    last = max(first, last)
+    return np.arange(max(first, 0), min(last, n - 1) + 1)
+
+
+def bbox_cells(bbox) -> np.ndarray:
+    """Boolean mask (2592,) of the cells that a (lon_min, lat_min, lon_max, lat_max) box overlaps.
+
+    ``lon_min > lon_max`` means the box crosses the antimeridian (e.g. 150 → -150).
+    """
+    lon_min, lat_min, lon_max, lat_max = _check_bbox(bbox)
+    rows = _index_range(lat_min, lat_max, -90.0, N_LAT)
+    if lon_min <= lon_max:
+        cols = _index_range(lon_min, lon_max, -180.0, N_LON)
+    else:
+        cols = np.union1d(_index_range(lon_min, 180.0, -180.0, N_LON), _index_range(-180.0, lon_max, -180.0, N_LON))
+    mask = np.zeros((N_LAT, N_LON), dtype=bool)
+    mask[np.ix_(rows, cols)] = True
+    return mask.ravel()
+
+
+def _lon_interval(lon: np.ndarray) -> tuple[float, float]:
+    """The shortest longitude interval covering the samples; lon_min > lon_max when it wraps across ±180."""
+    values = np.unique(np.round(_wrap(lon[np.isfinite(lon)]), 4))
+    if values.size == 0:
+        return np.nan, np.nan
+    gaps = np.diff(np.append(values, values[0] + 360.0))
+    i = int(np.argmax(gaps))
+    if gaps[i] < 2 * CELL_DEG:  # covers (almost) every longitude
+        return -180.0, 180.0
+    return float(values[(i + 1) % values.size]), float(values[i])
+
+
+def _crosses_antimeridian(lon: np.ndarray) -> bool:
+    for axis in (0, 1):
+        if lon.shape[axis] > 1 and np.nanmax(np.abs(np.diff(lon, axis=axis)), initial=0.0) > 180.0:
+            return True
+    return False
+
+
+# --- building rows -------------------------------------------------------------------------------------------
+
+
+class ProductSource(Protocol):
+    """What the index needs of a product (``app.data.catalog.ProductInfo`` has it)."""
+
+    product: str
+    root_url: str
+    glob: str
+    storage_options: Any
+
+    def filename_pattern(self) -> FilenamePattern: ...
+
+
+@dataclass
+class IndexReport:
+    """What a refresh did: files added, re-read (changed), removed, left unchanged, and skipped with the reason."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = (
+            f"granule index: {len(self.added)} added, {len(self.updated)} re-read, {len(self.removed)} removed, "
+            f"{self.unchanged} unchanged, {len(self.skipped)} skipped"
+        )
+        return text + "".join(f"\n  skipped {path}: {reason}" for path, reason in self.skipped)
+
+
+def _is_local(url: str) -> bool:
+    return "://" not in url and "::" not in url
+
+
+def _mtime(info: dict) -> float:
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return pd.Timestamp(value).timestamp()
+        except (ValueError, TypeError):
+            continue
+    return float("nan")
+
+
+@contextlib.contextmanager
+def _local_copy(url: str, storage_options: dict) -> Iterator[str]:
+    """A local path for the file: itself when local, else a temporary copy removed afterwards."""
+    if _is_local(url):
+        yield url
+        return
+    fs, path = fsspec.core.url_to_fs(url, **storage_options)
+    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        fs.get_file(path, tmp)
+        yield tmp
+    finally:
+        os.remove(tmp)
+
+
+def _read_granule(
+    pattern: FilenamePattern, path: str, size: int, mtime: float, storage_options: dict, stride: int
+) -> dict:
+    """One index row for one file (raises GranuleError or the reader's exception)."""
+    fields = pattern.parse(path)
+    product = pattern.product
+    geolocate = GEOLOCATORS.get(product)
+    if geolocate is None:
+        raise GranuleError(path, f"product {product!r} has no geolocation reader registered in app.data.index")
+    with _local_copy(path, storage_options) as local:
+        geo = geolocate(local, stride)
+    lat, lon = np.atleast_2d(geo.latitude), np.atleast_2d(geo.longitude)
+    if not np.isfinite(lat).any():
+        raise GranuleError(path, "has no valid latitude/longitude")
+    start = fields.get("start") or geo.start
+    end = fields.get("end") or geo.end
+    if end is None and start is not None and geo.duration_s is not None:
+        end = start + dt.timedelta(seconds=geo.duration_s)
+    if start is None or end is None:
+        raise GranuleError(path, "start or end time is neither in the file name nor in the file")
+    lon_min, lon_max = _lon_interval(lon)
+    orbit = fields.get("orbit", geo.orbit)
+    return {
+        "path": path,
+        "product": product,
+        "platform": fields.get("platform", ""),
+        "orbit": orbit,
+        "start": start,
+        "end": end,
+        "lat_min": float(np.nanmin(lat)),
+        "lat_max": float(np.nanmax(lat)),
+        "lon_min": lon_min,
+        "lon_max": lon_max,
+        "crosses_antimeridian": _crosses_antimeridian(lon),
+        "footprint": pack_cells(footprint_cells(lat, lon)),
+        "size": int(size),
+        "mtime": float(mtime),
+        "mode": fields.get("mode"),
+        "collection": fields.get("collection"),
+        "processor": fields.get("processor"),
+        "day_night": fields.get("day_night"),
+    }
+
+
+def _safe_read(pattern, path, size, mtime, storage_options, stride) -> tuple[dict | None, str | None]:
+    # A skipped file is reported with its reason; the build goes on (the one place that catches everything).
+    try:
+        return _read_granule(pattern, path, size, mtime, storage_options, stride), None
+    except GranuleError as e:
+        return None, e.problem
+    except Exception as e:  # noqa: BLE001 - any reader failure skips the file, with its reason
+        return None, f"cannot be read ({type(e).__name__}: {e})"
+
+
+def _empty_table() -> pd.DataFrame:
+    return _typed(pd.DataFrame({c: [] for c in COLUMNS}))
+
+
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.reindex(columns=COLUMNS)
+    for c in _INT_COLUMNS:
+        df[c] = pd.to_numeric(df[c].astype(object).where(df[c].notna(), np.nan)).astype("Int64")
+    for c in ("start", "end"):
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+    for c in ("lat_min", "lat_max", "lon_min", "lon_max", "mtime"):
+        df[c] = df[c].astype("float64")
+    df["size"] = df["size"].astype("int64")
+    df["crosses_antimeridian"] = df["crosses_antimeridian"].astype(bool)
+    for c in _STR_COLUMNS:
+        df[c] = df[c].astype("string")
+    df["footprint"] = df["footprint"].astype(object)
+    return df.reset_index(drop=True)
+
+
+def _as_time(value) -> pd.Timestamp:
+    t = pd.Timestamp(value)
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return t
+
+
+# --- the index -----------------------------------------------------------------------------------------------
+
+
+class GranuleIndex:
+    """The table of granules (columns :data:`COLUMNS`), its Parquet file, its refresh and its queries."""
+
+    def __init__(
+        self,
+        table: pd.DataFrame | None = None,
+        path: str | os.PathLike | None = None,
+        sources: Iterable[ProductSource] | None = None,
+    ):
+        self._table = _empty_table() if table is None else _typed(table)
+        self.path = os.fspath(path) if path is not None else None
+        #: the products :meth:`refresh` brings up to date when given none
+        self.sources: list[ProductSource] = list(sources or [])
+        self.last_report: IndexReport | None = None
+        self._cache: dict[str, np.ndarray] | None = None
+
+    @classmethod
+    def for_catalog(cls, cat=None, path: str | os.PathLike | None = None, products: Iterable[str] | None = None):
+        """The stored index of a catalogue's archive (not refreshed), ready to :meth:`refresh` its products.
+
+        ``cat`` is an open catalogue, a catalogue path/URL/name, or None for the default catalogue; ``path``
+        defaults to ``<archive>/.fumarole-index.parquet``.
+        """
+        from app.data import catalog as catalogs
+
+        if cat is None or isinstance(cat, str | os.PathLike):
+            cat = catalogs.open_catalog(cat)
+        if path is None:
+            path = _join(catalogs.archive_root(cat), INDEX_FILENAME)
+        index = cls.load(path)
+        index.sources = [catalogs.product_info(cat, p) for p in (products or catalogs.products(cat))]
+        return index
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        counts = self._table["product"].value_counts().to_dict() if len(self) else {}
+        return f"GranuleIndex({len(self)} granules {counts}, path={self.path!r})"
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The whole index (a copy)."""
+        return self._table.copy()
+
+    # persistence ---------------------------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """A few lines on what the index holds: per product, the granules, their time span and orbits."""
+        lines = [f"granule index {self.path or '(not saved)'}: {_count(len(self), 'granule')}"]
+        for product, rows in self._table.groupby("product", sort=False):
+            text = f"  {product}: {_count(len(rows), 'granule')}, {rows['start'].min():%Y-%m-%d %H:%M} → "
+            text += f"{rows['end'].max():%Y-%m-%d %H:%M} UTC"
+            if rows["orbit"].notna().any():
+                text += f", orbits {rows['orbit'].min()}–{rows['orbit'].max()}"
+            lines.append(text)
+        return "\n".join(lines)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GranuleIndex:
+        """The index stored at ``path``; an empty index if there is none or it is unreadable or outdated."""
+        import pyarrow.parquet as pq
+
+        path = os.fspath(path)
+        try:
+            with fsspec.open(path, "rb") as f:
+                table = pq.read_table(f)
+        except FileNotFoundError:
+            return cls(path=path)
+        except Exception as e:  # noqa: BLE001 - a broken index is rebuilt, not fatal
+            logger.warning("granule index %s cannot be read (%s: %s); rebuilding it", path, type(e).__name__, e)
+            return cls(path=path)
+        version = (table.schema.metadata or {}).get(b"fumarole_index_version", b"").decode()
+        if version != INDEX_VERSION or set(COLUMNS) - set(table.column_names):
+            logger.warning("granule index %s is of another version (%r); rebuilding it", path, version)
+            return cls(path=path)
+        return cls(table.to_pandas(), path=path)
+
+    def save(self, path: str | os.PathLike | None = None) -> str:
+        """Write the index as Parquet (atomically for a local file); returns the path."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = os.fspath(path) if path is not None else self.path
+        if path is None:
+            raise ValueError("the granule index has no path: give save() one")
+        table = pa.Table.from_pandas(self._table, preserve_index=False)
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"fumarole_index_version": INDEX_VERSION.encode()}
+        )
+        if _is_local(path):
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        else:
+            with fsspec.open(path, "wb") as f:
+                pq.write_table(table, f)
+        self.path = path
+        return path
+
+    # refresh -------------------------------------------------------------------------------------------------
+
+    def refresh(
+        self,
+        sources: Iterable[ProductSource] | None = None,
+        executor=None,
+        max_workers: int | None = None,
+        stride: int = 16,
+        save: bool | None = None,
+    ) -> IndexReport:
+        """Bring the rows of the given products (default: :attr:`sources`) up to date with their files.
+
+        Lists each product's files (``root_url/glob``), reads the new and changed ones (by size and mtime) with a
+        thread pool (or ``executor``: anything with ``submit(fn, *args)`` returning futures with ``result()``,
+        such as a ``dask.distributed.Client``), drops the rows of vanished files and keeps the rest. Files that
+        cannot be used are skipped and listed in the report (and logged); they are tried again at the next
+        refresh. A product whose folder cannot be listed (e.g. storage unreachable) keeps its rows.
+
+        ``save`` (default: when the index has a :attr:`path`) writes the index afterwards; an empty index whose
+        local folder does not exist is not written.
+        """
+        if sources is None:
+            if not self.sources:
+                raise ValueError("refresh() needs the products: give sources, or make the index with for_catalog()")
+            sources = self.sources
+        report = IndexReport()
+        old = self._table
+        keep: list[pd.DataFrame] = []
+        tasks: list[tuple] = []
+        refreshed: set[str] = set()
+        for source in sources:
+            listing = self._list(source, report)
+            if listing is None:  # the archive cannot be listed now: keep what the index knows of it
+                continue
+            refreshed.add(source.product)
+            pattern, options = source.filename_pattern(), dict(source.storage_options or {})
+            rows = old[old["product"] == source.product]
+            known = dict(zip(rows["path"], zip(rows["size"], rows["mtime"], strict=True), strict=True))
+            report.removed += sorted(set(known) - set(listing))
+            same = []
+            for path, (size, mtime) in listing.items():
+                if path in known and known[path][0] == size and _same_mtime(known[path][1], mtime):
+                    same.append(path)
+                else:
+                    tasks.append((pattern, path, size, mtime, options, path in known))
+            report.unchanged += len(same)
+            keep.append(rows[rows["path"].isin(same)])
+        keep.append(old[~old["product"].isin(list(refreshed))])
+        new_rows = self._read_all(tasks, report, executor, max_workers, stride)
+        parts = [k for k in keep if len(k)] + ([pd.DataFrame(new_rows)] if new_rows else [])
+        table = pd.concat([_typed(p) for p in parts], ignore_index=True) if parts else _empty_table()
+        self._table = _typed(table.sort_values(["product", "start", "path"], kind="stable"))
+        self._cache = None
+        for path, reason in report.skipped:
+            logger.warning("granule index: skipped %s: %s", path, reason)
+        logger.info("%s", str(report).splitlines()[0])
+        self.last_report = report
+        if save or (save is None and self.path is not None):
+            self._save_unless_pointless()
+        return report
+
+    def _save_unless_pointless(self) -> None:
+        folder = os.path.dirname(os.path.abspath(self.path)) if self.path and _is_local(self.path) else None
+        if len(self) or folder is None or os.path.isdir(folder):
+            self.save()
+
+    @staticmethod
+    def _list(source: ProductSource, report: IndexReport) -> dict[str, tuple[int, float]] | None:
+        """Map path -> (size, mtime) of every file of the product (None if it cannot be listed).
+
+        Problems with the folder go to the report.
+        """
+        options = dict(source.storage_options or {})
+        try:
+            fs, root = fsspec.core.url_to_fs(source.root_url, **options)
+            if not fs.exists(root):
+                report.skipped.append((source.root_url, f"folder of {source.product} does not exist"))
+                return {}
+            found = fs.glob(f"{root.rstrip('/')}/{source.glob}", detail=True)
+        except Exception as e:  # noqa: BLE001 - an unreachable archive is reported, the other products go on
+            report.skipped.append(
+                (source.root_url, f"cannot be listed ({type(e).__name__}: {e}); its index rows are kept")
+            )
+            return None
+        files = {p: i for p, i in found.items() if i.get("type", "file") == "file"}
+        if not files:
+            report.skipped.append(
+                (source.root_url, f"no {source.product} granule: no file matches {source.glob} in this folder")
+            )
+        local = _is_local(source.root_url)
+        return {
+            (p if local else fs.unstrip_protocol(p)): (int(i.get("size") or 0), _mtime(i)) for p, i in files.items()
+        }
+
+    @staticmethod
+    def _read_all(tasks, report: IndexReport, executor, max_workers, stride) -> list[dict]:
+        if not tasks:
+            return []
+        own = executor is None
+        if own:
+            executor = ThreadPoolExecutor(max_workers=max_workers or min(8, (os.cpu_count() or 1) + 2))
+        try:
+            futures = [
+                (
+                    path,
+                    was_known,
+                    executor.submit(_safe_read, pattern, path, size, mtime, options, stride),
+                )
+                for pattern, path, size, mtime, options, was_known in tasks
+            ]
+            rows = []
+            for path, was_known, future in futures:
+                row, problem = future.result()
+                if row is None:
+                    report.skipped.append((path, problem))
+                    continue
+                rows.append(row)
+                (report.updated if was_known else report.added).append(path)
+            return rows
+        finally:
+            if own:
+                executor.shutdown()
+
+    # queries -------------------------------------------------------------------------------------------------
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        if self._cache is None:
+            t = self._table
+            fps = t["footprint"].tolist()
+            packed = (
+                np.frombuffer(b"".join(fps), dtype=np.uint8).reshape(len(fps), FOOTPRINT_BYTES)
+                if fps
+                else np.zeros((0, FOOTPRINT_BYTES), dtype=np.uint8)
+            )
+            self._cache = {
+                "product": t["product"].to_numpy(dtype=object),
+                "start": t["start"].to_numpy(dtype="datetime64[ns]"),
+                "end": t["end"].to_numpy(dtype="datetime64[ns]"),
+                "lat_min": t["lat_min"].to_numpy(),
+                "lat_max": t["lat_max"].to_numpy(),
+                "footprint": packed,
+            }
+        return self._cache
+
+    def query(self, product: str, start=None, end=None, bbox=None) -> pd.DataFrame:
+        """Granules of ``product`` that overlap the time range [start, end) and touch the zone ``bbox``.
+
+        ``start``/``end`` are times (naive = UTC; aware ones are converted); either may be None. ``bbox`` is
+        ``(lon_min, lat_min, lon_max, lat_max)`` in degrees, ``lon_min > lon_max`` for a zone across the
+        antimeridian; a granule matches when its footprint shares a 5° cell with the zone. Rows are sorted by
+        start time.
+        """
+        a = self._arrays()
+        keep = a["product"] == product
+        if not keep.any() and product not in PATTERNS:
+            raise UserInputError(f"unknown product {product!r}; known products: {', '.join(PATTERNS)}")
+        if start is not None:
+            keep &= a["end"] > np.datetime64(_as_time(start).to_datetime64(), "ns")
+        if end is not None:
+            keep &= a["start"] < np.datetime64(_as_time(end).to_datetime64(), "ns")
+        if bbox is not None:
+            lon_min, lat_min, lon_max, lat_max = _check_bbox(bbox)
+            keep &= (a["lat_max"] >= lat_min - CELL_DEG) & (a["lat_min"] <= lat_max + CELL_DEG)
+            zone = np.packbits(bbox_cells(bbox))
+            candidates = np.flatnonzero(keep)
+            hits = (a["footprint"][candidates] & zone).any(axis=1)
+            keep[:] = False
+            keep[candidates[hits]] = True
+        return self._table.iloc[np.flatnonzero(keep)].sort_values("start", kind="stable").reset_index(drop=True)
+
+    def orbits_for_day(self, day, bbox=None, product: str = "tropomi_so2") -> pd.DataFrame:
+        """The orbits of ``product`` during the UTC day ``day`` that touch ``bbox``, one row per orbit.
+
+        Columns: ``orbit``, ``start``, ``end``, ``label`` ("#18112: 00:30 → 01:21"), ``mode``, ``paths`` (the
+        files to read, in time order), ``path`` (the first). When an orbit is in several streams, offline
+        (OFFL/RPRO, of the highest collection and processor) wins over near-real-time (NRTI, whose 5-minute
+        pieces are then gathered). Granules without an orbit number (CALIOP) are one row each.
+        """
+        t0 = _as_time(day).normalize()
+        rows = self.query(product, t0, t0 + pd.Timedelta(days=1), bbox)
+        keys = ["orbit", "start", "end", "mode", "collection", "processor", "path"]
+        groups: dict[Any, list[dict]] = {}
+        for rec in rows[keys].to_dict("records"):  # a day has a handful of rows: plain Python beats pandas here
+            key = rec["path"] if pd.isna(rec["orbit"]) else int(rec["orbit"])
+            groups.setdefault(key, []).append(rec)
+        out = [_orbit_row(group) for group in groups.values()]
+        out.sort(key=lambda r: r["start"])
+        columns = ["orbit", "start", "end", "label", "mode", "paths", "path"]
+        table = pd.DataFrame({c: [r[c] for r in out] for c in columns})
+        table["orbit"] = table["orbit"].astype("Int64")
+        return table
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _version(rec: dict) -> tuple:
+    def num(v):
+        return -1 if pd.isna(v) else int(v)
+
+    return (num(rec["collection"]), num(rec["processor"]))
+
+
+def _orbit_row(group: list[dict]) -> dict:
+    """One orbit from its granules: the best offline file, else every near-real-time piece in time order."""
+    offline = [r for r in group if _text(r["mode"]) != "NRTI"]
+    chosen = [max(offline, key=_version)] if offline else sorted(group, key=lambda r: r["start"])
+    orbit = chosen[0]["orbit"]
+    start, end = min(r["start"] for r in chosen), max(r["end"] for r in chosen)
+    return {
+        "orbit": None if pd.isna(orbit) else int(orbit),
+        "start": start,
+        "end": end,
+        "label": _orbit_label(None if pd.isna(orbit) else int(orbit), start, end),
+        "mode": chosen[0]["mode"],
+        "paths": [r["path"] for r in chosen],
+        "path": chosen[0]["path"],
+    }
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _same_mtime(a: float, b: float) -> bool:
+    return (np.isnan(a) and np.isnan(b)) or abs(a - b) < 1e-6
+
+
+def _orbit_label(orbit: int | None, start: pd.Timestamp, end: pd.Timestamp) -> str:
+    times = f"{start:%H:%M} → {end:%H:%M}"
+    return times if orbit is None else f"#{orbit}: {times}"
+
+
+def open_index(
+    cat=None,
+    path: str | os.PathLike | None = None,
+    refresh: bool = True,
+    products: Iterable[str] | None = None,
+    executor=None,
+    max_workers: int | None = None,
+) -> GranuleIndex:
+    """The granule index of a catalogue (default: :func:`app.data.catalog.open_catalog`), refreshed and saved.
+
+    ``path`` defaults to ``<archive>/.fumarole-index.parquet``. The refresh's :class:`IndexReport` is in
+    ``index.last_report``. An empty index of a missing archive folder is not written.
+    """
+    index = GranuleIndex.for_catalog(cat, path=path, products=products)
+    if refresh:
+        index.refresh(executor=executor, max_workers=max_workers)
+    return index
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}" if not _is_local(root) else os.path.join(root, name)
