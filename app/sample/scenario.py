@@ -34,8 +34,8 @@ KG_PER_KM2_PER_DU = 4.4615e-4 * 64.066 * 1e-3 * 1e6
 
 # Aerosol optics used for the lidar (km-1 sr-1 of backscatter per kg km-3 of aerosol mass):
 # sulfate formed from SO2 (grows with age, e-folding 2 days, to 0.25 of the SO2 mass), and ash.
-BETA_PER_SULFATE_KG_KM3 = 1.2e-5
-BETA_PER_ASH_KG_KM3 = 4.0e-6
+BETA_PER_SULFATE_KG_KM3 = 7.0e-5
+BETA_PER_ASH_KG_KM3 = 2.5e-5
 SULFATE_YIELD = 0.25
 SULFATE_FORMATION_S = 2 * 86400.0
 DEPOL_ASH = 0.36
