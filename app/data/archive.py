@@ -1,0 +1,128 @@
+"""One archive as the views see it: a catalogue, its granule index, and reads that report what they skip.
+
+Everything above ``app/data`` asks this module for granules; it never opens a catalogue or a file itself.
+Archives are shared by the sessions of one server process (:func:`get_archive`); the index is refreshed on first
+use and on demand.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from app.data import catalog as catalogs
+from app.data.errors import FumaroleError
+from app.data.index import GranuleIndex, IndexReport
+
+log = logging.getLogger(__name__)
+
+TROPOMI = "tropomi_so2"
+CALIOP = "caliop_l1b"
+
+#: a callback the views give to hear what was read and skipped: (level, message)
+Reporter = Callable[[str, str], None]
+
+
+def _log_reporter(level: str, message: str) -> None:
+    getattr(log, level if level in ("info", "warning", "error") else "info")(message)
+
+
+@dataclass
+class ReadResult:
+    """Datasets read, and the granules skipped with the reason (a sentence naming the file)."""
+
+    datasets: list[xr.Dataset] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Archive:
+    """A catalogue's archive: product metadata, the granule index and canonical reads."""
+
+    def __init__(self, catalog: str | None = None):
+        self.catalog_source = catalogs.catalog_path(catalog)
+        self.catalog = catalogs.open_catalog(catalog)
+        self.index = GranuleIndex.for_catalog(self.catalog)
+        self._lock = threading.Lock()
+        self._refreshed = False
+        self.last_report: IndexReport | None = None
+
+    @property
+    def title(self) -> str:
+        """The catalogue's title."""
+        meta = getattr(self.catalog, "metadata", {}) or {}
+        return str(meta.get("title") or meta.get("name") or self.catalog_source)
+
+    def products(self) -> list[str]:
+        """Product ids of the catalogue."""
+        return catalogs.products(self.catalog)
+
+    def product_info(self, product: str) -> catalogs.ProductInfo:
+        """Labels, units and plot defaults of a product."""
+        return catalogs.product_info(self.catalog, product)
+
+    def refresh(self, report: Reporter = _log_reporter) -> IndexReport:
+        """Bring the index up to date with the files; reports what was added and skipped."""
+        with self._lock:
+            rep = self.index.refresh()
+            self._refreshed = True
+            self.last_report = rep
+        n_new = len(rep.added) + len(rep.updated)
+        report("info", f"granule index: {len(self.index)} granules ({n_new} new or changed, {rep.unchanged} unchanged)")
+        for path, reason in rep.skipped:
+            report("warning", f"skipped {path}: {reason}")
+        return rep
+
+    def _ensure_index(self) -> None:
+        if not self._refreshed:
+            self.refresh()
+
+    def granules(self, product: str, start=None, end=None, bbox=None) -> pd.DataFrame:
+        """Index rows of the granules of a product in a time range that touch a zone."""
+        self._ensure_index()
+        return self.index.query(product, start=start, end=end, bbox=bbox)
+
+    def days(self, product: str) -> list[np.datetime64]:
+        """Days (UTC) on which the product has granules."""
+        self._ensure_index()
+        t = self.index.table
+        t = t[t["product"] == product]
+        if t.empty:
+            return []
+        return sorted({np.datetime64(d, "D") for d in t["start"].dt.floor("D")})
+
+    def read_many(
+        self,
+        paths: Iterable[str],
+        reader: Callable[[str], xr.Dataset],
+        report: Reporter = _log_reporter,
+    ) -> ReadResult:
+        """Read each granule with ``reader``; a granule that fails is skipped and reported, the rest go on."""
+        out = ReadResult()
+        for path in paths:
+            try:
+                out.datasets.append(reader(path))
+            except FumaroleError as exc:
+                out.skipped.append((str(path), str(exc)))
+                report("warning", f"skipped {exc}")
+            except (OSError, ValueError, KeyError, RuntimeError) as exc:  # a reader bug must not blank the page
+                msg = f"{path}: cannot be read ({type(exc).__name__}: {exc})"
+                out.skipped.append((str(path), msg))
+                report("error", f"skipped {msg}")
+        return out
+
+
+@lru_cache(maxsize=8)
+def _archive(source: str) -> Archive:
+    return Archive(source)
+
+
+def get_archive(catalog: str | None = None) -> Archive:
+    """The process-wide :class:`Archive` of a catalogue (default: ``FUMAROLE_CATALOG`` or the sample)."""
+    return _archive(catalogs.catalog_path(catalog))

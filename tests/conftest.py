@@ -1,0 +1,126 @@
+"""Shared fixtures: the tiny sample archive, a running dashboard server, and Debian's chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from app.paths import REPO, tiny_archive
+
+CHROMIUM = os.environ.get("FUMAROLE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_archive_path() -> Path:
+    """The tiny sample archive (data/tiny), written once if a previous run did not complete it."""
+    from app.sample.archive import is_complete, write_archive
+
+    root = tiny_archive()
+    if not is_complete(root):
+        write_archive(root, scenario="soufriere-tiny", resolution="tiny", workers=2)
+    return root
+
+
+@pytest.fixture
+def tiny_copy(tiny_archive_path, tmp_path) -> Path:
+    """A private copy of the tiny archive, for tests that damage files."""
+    dest = tmp_path / "archive"
+    shutil.copytree(tiny_archive_path, dest)
+    return dest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
+    """Return once ``url`` answers 200; fail with the server's output if it dies or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = proc.stdout.read() if proc.stdout else ""
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{out}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError as exc:  # not listening yet: poll again shortly (the condition, not the delay, decides)
+            last = exc
+            time.sleep(0.25)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s (last error: {last})")
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(tiny_archive_path):
+    """`fumarole serve` on the tiny catalogue, on a free port; yields the base URL."""
+    port = _free_port()
+    env = dict(os.environ, FUMAROLE_CATALOG=str(REPO / "catalogs" / "tiny.yaml"), BOKEH_LOG_LEVEL="warn")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/", proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium, headless, driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make test` (it installs Debian's chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and uncaught exceptions; the test fails on any."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
+    pg.errors = errors
+    yield pg
+    context.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture(scope="session")
+def shots() -> Path:
+    """Folder for the screenshots browser tests take (git-ignored), to look at after a run."""
+    d = REPO / "screenshots"
+    d.mkdir(exist_ok=True)
+    return d
