@@ -1,0 +1,366 @@
+"""Meteosat SEVIRI Level 1.5 slots in EUMETSAT's netCDF format -> canonical GeoScene.
+
+Why this format
+---------------
+SEVIRI Level 1.5 is distributed by EUMETSAT as the *native* binary (``.nat``), as HRIT segments and, on request
+from the Data Centre / Data Tailor, as **netCDF4**; ICARE/AERIS keep their own HDF4 copies. Satpy reads all of
+them. The sample archive writes the netCDF form (satpy's ``seviri_l1b_nc`` reader) because it can be written
+completely with netCDF4 and numpy: one self-describing file per slot whose every field satpy uses we can fill
+with meaningful values. The native format was the other candidate; its 450 kB header is some 40 nested binary
+records (satpy describes them in ~1000 lines of numpy dtypes) plus a trailer, and its data are 10-bit packed line
+records with per-line headers — writable, but only by reproducing satpy's own tables, for no gain in fidelity for
+our use. ICARE's HDF4 stores calibrated values rather than counts and leaves the Earth model out of the file.
+
+The file (as satpy's ``seviri_l1b_nc`` reader and EUMETSAT's netCDF export define it)
+-----------------------------------------------------------------------------------
+Name: ``W_XX-EUMETSAT-Darmstadt,VIS+IR+HRV+IMAGERY,{MSG1|MSG4}+SEVIRI_C_EUMG_{YYYYmmddHHMMSS}.nc``, the time
+being the true start of the repeat cycle to the second (e.g. ``…_C_EUMG_20210412120009.nc`` for the 12:00 slot).
+
+- Dimensions ``num_rows_vis_ir``, ``num_columns_vis_ir`` (3712 × 3712 at 3 km for the full disk),
+  ``num_rows_hrv``, ``num_columns_hrv``, ``channels_vis_ir_dim`` (11), ``channels_dim`` (12),
+  ``orbit_polynomial_dim_row``, ``orbit_polynomial_dim_col`` (8).
+- ``ch1`` … ``ch11`` (VIS006, VIS008, IR_016, IR_039, WV_062, WV_073, IR_087, IR_097, IR_108, IR_120, IR_134) and
+  ``ch12`` (HRV): 10-bit counts, 0 = no data, with ``scale_factor`` / ``add_offset`` giving the radiance in
+  mW m⁻² sr⁻¹ (cm⁻¹)⁻¹. **Row 0 is the southernmost line and column 0 the westernmost pixel** (the reader flips
+  the rows so that the canonical row 0 is north).
+- Per line and channel: mean acquisition time (``channel_data_visir_data_l10_line_mean_acquisition_time_day``
+  since 1958-01-01 and ``…_msec`` of the day), ``…_line_validity``, ``…_line_geometric_quality``,
+  ``…_line_radiometric_quality``; ``planned_chan_processing`` per channel (2 = effective radiance); orbit
+  Chebyshev polynomials (``orbit_polynomial_x/y/z``, km, with their validity times).
+- Global attributes: ``satellite_id`` (321 = MSG1/Meteosat-8 … 324 = MSG4/Meteosat-11), ``longitude_of_SSP``,
+  ``nominal_longitude``, ``equatorial_radius``, ``north_polar_radius``, ``south_polar_radius`` (km),
+  ``vis_ir_column_dir_grid_step`` / ``vis_ir_line_dir_grid_step`` (km), ``vis_ir_grid_origin`` (``0x02``: south-
+  east), ``type_of_earth_model`` (``0x02``), ``north_most_line``, ``south_most_line``, ``east_most_pixel``,
+  ``west_most_pixel`` (line and pixel numbers counted from the south-east, centre of the disk at 1856),
+  ``true_repeat_cycle_start_day/_mi_sec``, ``planned_repeat_cycle_end_day/_mi_sec``, ``nominal_image_scanning``.
+
+Calibration (EUMETSAT, *Radiometric calibration of MSG SEVIRI Level 1.5 image data in equivalent spectral
+blackbody radiance*, and *Conversion from radiances to reflectances for SEVIRI warm channels*; the same as satpy):
+
+- radiance ``L = count · scale_factor + add_offset`` (count 0 -> no data), clipped at 0; lines flagged missing or
+  corrupted *and* "do not use" are blanked;
+- infrared (effective radiance): ``T = (C2·νc / ln(C1·νc³ / L + 1) − β) / α`` with each satellite's published
+  νc, α, β (:data:`app.data.geo_bands.SEVIRI_CALIB`), C1 = 1.19104273e-5 mW m⁻² sr⁻¹ (cm⁻¹)⁻⁴, C2 = 1.43877523 K cm;
+- solar channels: reflectance (%) ``= π · L · 100 / F · d²``, F the band solar irradiance, d the Sun–Earth
+  distance in AU at the repeat-cycle start (pyorbital's formula, as satpy).
+
+Geolocation: pixel centres at ``x = (c0 − west − 0.5 + j + 0.5)·Δ`` east of the sub-satellite point for column j
+(from the west, from 0) and ``y = (north − c0 + 0.5 − i − 0.5)·Δ`` for canonical row i (from the north), c0 =
+1856, Δ the grid step in metres, in the ``+proj=geos`` projection with h = 35785831 m and the file's radii.
+
+The canonical GeoScene is that of :mod:`app.data.geo_ahi` (dims ``(y, x)``, coords in metres of the projection,
+variables named by generic channel, BT in K / reflectance in %, NaN for no data), with ``sensor`` ``seviri`` and
+``platform`` ``Meteosat-8`` … ``Meteosat-11``. The eleven VIS/IR channels are read by default; ``hrv`` on request,
+averaged over 3 × 3 HRV pixels onto the VIS/IR grid (exact for our sample files, whose HRV grid is the VIS/IR grid
+refined threefold; approximate for real files, whose HRV grid is offset and covers only part of the disk).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import xarray as xr
+from pyorbital.astronomy import sun_earth_distance_correction
+
+from app.data.errors import GranuleError, UserInputError
+from app.data.geo_bands import C1_CM, C2_CM, SEVIRI_BANDS, SEVIRI_CALIB
+
+#: SEVIRI channel number in the file (ch1 … ch12) -> (EUMETSAT name, generic channel name).
+SEVIRI_CHANNELS: dict[int, tuple[str, str]] = {n: (band.band_id, band.generic) for n, band in SEVIRI_BANDS.items()}
+#: Generic channel name -> channel number.
+GENERIC_SEVIRI: dict[str, int] = {generic: number for number, (_, generic) in SEVIRI_CHANNELS.items()}
+#: The VIS/IR channels (3 km grid) read when no channel is asked for; HRV (1 km) only on request.
+VISIR_GENERIC: tuple[str, ...] = tuple(generic for n, (_, generic) in SEVIRI_CHANNELS.items() if n <= 11)
+#: Channels calibrated to reflectance.
+SOLAR_CHANNELS = frozenset(band.band_id for band in SEVIRI_BANDS.values() if band.is_solar)
+#: Central wavelengths (µm), for the variables' attributes.
+CENTRAL_WAVELENGTH_UM = {band.band_id: band.central_wavelength_um for band in SEVIRI_BANDS.values()}
+
+#: satellite_id -> (platform name, short name in file names and in the band table's calibration).
+SATELLITES = {321: ("Meteosat-8", "MSG1"), 322: ("Meteosat-9", "MSG2"), 323: ("Meteosat-10", "MSG3"),
+              324: ("Meteosat-11", "MSG4")}
+#: Short name -> satellite_id.
+SATELLITE_IDS = {short: sid for sid, (_, short) in SATELLITES.items()}
+
+#: Radiation constants of EUMETSAT's SEVIRI calibration (mW m⁻² sr⁻¹ (cm⁻¹)⁻⁴ and K cm).
+C1 = C1_CM
+C2 = C2_CM
+
+
+def _calib(sat_id: int, channel: str) -> dict[str, float]:
+    """EUMETSAT's constants of one satellite's channel: ``F`` (solar) or ``VC``, ``ALPHA``, ``BETA`` (infrared)."""
+    return SEVIRI_CALIB[SATELLITES[sat_id][1]][channel]
+
+
+#: Quadratic fits (A, B, C) of BT from the spectral-radiance temperature, for files whose planned_chan_processing
+#: is 1 (spectral radiance) rather than 2 (effective radiance): T = A·Ts² + B·Ts + C.
+SPECTRAL_BT_FIT = {
+    "IR_039": (0.0, 1.011751900, -3.550400), "WV_062": (0.00001805700, 1.000255533, -1.790930),
+    "WV_073": (0.00000231818, 1.000668281, -0.456166), "IR_087": (-0.00002332000, 1.011803400, -1.507390),
+    "IR_097": (-0.00002055330, 1.009370670, -1.030600), "IR_108": (-0.00007392770, 1.032889800, -3.296740),
+    "IR_120": (-0.00007009840, 1.031314600, -3.181090), "IR_134": (-0.00007293450, 1.030424800, -2.645950),
+}
+#: Satellite height above the equator used by EUMETSAT's Level 1.5 geometry (m).
+SATELLITE_HEIGHT_M = 35785831.0
+#: Pixel number of the disk centre on the 3 km grid (lines and columns counted from 1 at the south-east).
+GRID_CENTRE = 1856
+#: Repeat-cycle epoch of the CDS times.
+CDS_EPOCH = dt.datetime(1958, 1, 1)
+
+_NAME_RE = re.compile(r"^W_XX-EUMETSAT-Darmstadt,VIS\+IR\+HRV\+IMAGERY,(?P<sat>MSG\d)\+SEVIRI_C_EUMG_"
+                      r"(?P<time>\d{14})\.nc$")
+
+
+def seviri_file_name(platform: str, start: dt.datetime) -> str:
+    """The real name of a SEVIRI netCDF slot file, e.g. ``…,MSG4+SEVIRI_C_EUMG_20210412120009.nc``."""
+    return f"W_XX-EUMETSAT-Darmstadt,VIS+IR+HRV+IMAGERY,{platform}+SEVIRI_C_EUMG_{start:%Y%m%d%H%M%S}.nc"
+
+
+def parse_seviri_name(path: str | Path) -> dict | None:
+    """Satellite short name and repeat-cycle start of a SEVIRI netCDF file name, or None if not one."""
+    m = _NAME_RE.match(Path(path).name)
+    if m is None:
+        return None
+    return {"satellite": m["sat"], "time": dt.datetime.strptime(m["time"], "%Y%m%d%H%M%S")}
+
+
+def cds_time(days, msecs) -> np.ndarray:
+    """CDS day / millisecond-of-day pairs -> datetime64[ms]."""
+    return (np.datetime64("1958-01-01", "ms") + np.asarray(days).astype("timedelta64[D]")
+            + np.asarray(msecs).astype("int64").astype("timedelta64[ms]"))
+
+
+def to_cds(time: dt.datetime) -> tuple[int, int]:
+    """Naive UTC datetime -> (days since 1958-01-01, milliseconds of the day)."""
+    delta = time - CDS_EPOCH
+    return delta.days, int(round((delta.seconds + delta.microseconds / 1e6) * 1000))
+
+
+def effective_radiance(bt_k, sat_id: int, channel: str) -> np.ndarray:
+    """Brightness temperature (K) -> effective radiance (mW m⁻² sr⁻¹ (cm⁻¹)⁻¹), the inverse of the calibration."""
+    cal = _calib(sat_id, channel)
+    vc, alpha, beta = cal["VC"], cal["ALPHA"], cal["BETA"]
+    t = np.asarray(bt_k, dtype=np.float64) * alpha + beta
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return C1 * vc**3 / np.expm1(C2 * vc / t)
+
+
+def brightness_temperature(radiance, sat_id: int, channel: str, radiance_type: int = 2) -> np.ndarray:
+    """Radiance (mW m⁻² sr⁻¹ (cm⁻¹)⁻¹) -> brightness temperature (K); NaN where the radiance is not positive."""
+    cal = _calib(sat_id, channel)
+    vc, alpha, beta = cal["VC"], cal["ALPHA"], cal["BETA"]
+    rad = np.asarray(radiance, dtype=np.float64)
+    rad = np.where(rad > 0, rad, np.nan)
+    t = C2 * vc / np.log(C1 * vc**3 / rad + 1.0)
+    if radiance_type == 2:
+        return (t - beta) / alpha
+    if radiance_type == 1:
+        a, b, c = SPECTRAL_BT_FIT[channel]
+        return a * t * t + b * t + c
+    raise ValueError(f"radiance type {radiance_type} has no calibration (1 spectral, 2 effective)")
+
+
+def reflectance_factor(sat_id: int, channel: str, time: dt.datetime) -> float:
+    """Multiplier from radiance to reflectance (%): π · 100 / F · d(time)²."""
+    d = float(sun_earth_distance_correction(time))
+    return np.pi * 100.0 / _calib(sat_id, channel)["F"] * d * d
+
+
+def round_to_slot(time: dt.datetime, minutes: int) -> dt.datetime:
+    """The nominal slot nearest to ``time`` on a grid of ``minutes``."""
+    step = dt.timedelta(minutes=minutes)
+    midnight = dt.datetime.combine(time.date(), dt.time())
+    return midnight + round((time - midnight) / step) * step
+
+
+def geos_xy_from_attrs(attrs: dict, nlines: int, ncols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Projection x (west -> east) and y (north -> south) of pixel centres (m), from the file's attributes."""
+    col_step = float(attrs["vis_ir_column_dir_grid_step"]) * 1000.0
+    line_step = float(attrs["vis_ir_line_dir_grid_step"]) * 1000.0
+    earth_model = int(str(attrs["type_of_earth_model"]), 16)
+    ns_offset, we_offset = (0.0, 0.0) if earth_model == 2 else (-0.5, 0.5)
+    west, north = int(attrs["west_most_pixel"]), int(attrs["north_most_line"])
+    west_edge = (GRID_CENTRE - west - 0.5 + we_offset) * col_step
+    north_edge = (north - GRID_CENTRE + 0.5 + ns_offset) * line_step
+    x = west_edge + (np.arange(ncols) + 0.5) * col_step
+    y = north_edge - (np.arange(nlines) + 0.5) * line_step
+    return x, y
+
+
+_REQUIRED_ATTRS = (
+    "satellite_id", "longitude_of_SSP", "equatorial_radius", "north_polar_radius", "south_polar_radius",
+    "vis_ir_column_dir_grid_step", "vis_ir_line_dir_grid_step", "vis_ir_grid_origin", "type_of_earth_model",
+    "north_most_line", "south_most_line", "east_most_pixel", "west_most_pixel", "true_repeat_cycle_start_day",
+    "true_repeat_cycle_start_mi_sec", "planned_repeat_cycle_end_day", "planned_repeat_cycle_end_mi_sec",
+)
+
+
+def _normalise_channels(channels: Iterable[str] | None) -> list[str]:
+    if channels is None:
+        return list(VISIR_GENERIC)
+    names = [channels] if isinstance(channels, str) else list(channels)
+    unknown = [c for c in names if c not in GENERIC_SEVIRI]
+    if unknown:
+        raise UserInputError(f"unknown SEVIRI channel {', '.join(map(repr, unknown))}; SEVIRI channels are "
+                             f"{', '.join(GENERIC_SEVIRI)}")
+    return names
+
+
+def _check_attrs(path: Path, attrs: dict, nlines: int, ncols: int) -> None:
+    missing = [a for a in _REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        raise GranuleError(path, f"is not a SEVIRI Level 1.5 netCDF file: global attribute "
+                                 f"{', '.join(missing)} missing")
+    if int(attrs["satellite_id"]) not in SATELLITES:
+        raise GranuleError(path, f"has satellite_id {attrs['satellite_id']}; known are "
+                                 f"{', '.join(map(str, SATELLITES))} (MSG1–MSG4)")
+    if int(str(attrs["vis_ir_grid_origin"]), 16) != 2:
+        raise GranuleError(path, f"has vis_ir_grid_origin {attrs['vis_ir_grid_origin']}; only 0x02 (south-east) "
+                                 "is supported")
+    width = int(attrs["west_most_pixel"]) - int(attrs["east_most_pixel"]) + 1
+    height = int(attrs["north_most_line"]) - int(attrs["south_most_line"]) + 1
+    if (height, width) != (nlines, ncols):
+        raise GranuleError(path, f"says lines {attrs['south_most_line']}–{attrs['north_most_line']} and pixels "
+                                 f"{attrs['east_most_pixel']}–{attrs['west_most_pixel']} but holds "
+                                 f"{nlines} × {ncols} pixels")
+
+
+def _line_quality_mask(nc: netCDF4.Dataset, number: int) -> np.ndarray | None:
+    """Lines flagged missing or corrupted *and* radiometrically and geometrically "do not use" (as satpy)."""
+    names = [f"channel_data_visir_data_line_{q}" for q in ("validity", "radiometric_quality", "geometric_quality")]
+    if number > 11 or not all(n in nc.variables for n in names):
+        return None
+    validity, radiometric, geometric = (np.asarray(nc.variables[n][:, number - 1]) for n in names)
+    return (validity >= 2) & (validity <= 3) & (radiometric == 4) & (geometric == 4)
+
+
+def _read_channel(path: Path, nc: netCDF4.Dataset, number: int, sat_id: int, start: dt.datetime) -> np.ndarray:
+    """One channel calibrated (float32, file orientation: row 0 south)."""
+    name, generic = SEVIRI_CHANNELS[number]
+    key = f"ch{number}"
+    if key not in nc.variables:
+        raise GranuleError(path, f"has no variable {key} ({name}, channel {generic})")
+    var = nc.variables[key]
+    var.set_auto_maskandscale(False)
+    counts = var[:]
+    try:
+        gain, offset = float(var.getncattr("scale_factor")), float(var.getncattr("add_offset"))
+    except AttributeError:
+        raise GranuleError(path, f"variable {key} ({name}) has no scale_factor / add_offset") from None
+    # calibrate every possible count once (10-bit data: a 1024-entry table), then look the image up
+    levels = np.arange(max(int(counts.max(initial=0)), 1023) + 1)
+    rad = np.clip(np.where(levels > 0, levels * gain + offset, np.nan), 0.0, None)
+    if name in SOLAR_CHANNELS:
+        lut = (rad * reflectance_factor(sat_id, name, start)).astype(np.float32)
+    else:
+        radiance_type = int(nc.variables["planned_chan_processing"][number - 1]) \
+            if "planned_chan_processing" in nc.variables else 2
+        lut = brightness_temperature(rad, sat_id, name, radiance_type).astype(np.float32)
+    data = np.where(counts > 0, lut[np.clip(counts, 0, None)], np.float32(np.nan))
+    bad = _line_quality_mask(nc, number)
+    if bad is not None:
+        data[bad, :] = np.nan
+    return data
+
+
+def _onto_visir_grid(path: Path, data: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """HRV (three times finer) averaged over 3 × 3 blocks onto the VIS/IR grid."""
+    if data.shape == shape:
+        return data
+    ny, nx = shape
+    k = data.shape[0] // ny
+    if data.shape != (ny * k, nx * k):
+        raise GranuleError(path, f"has an HRV grid of {data.shape} pixels, not a whole multiple of the "
+                                 f"{ny} × {nx} VIS/IR grid")
+    return data.reshape(ny, k, nx, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str] | None = None) -> xr.Dataset:
+    """Read one SEVIRI netCDF slot file into a canonical GeoScene (see the module docstring).
+
+    ``paths`` is the file of the slot (or a list holding it: one netCDF file carries every channel).
+    ``channels`` are generic names (``ir_108``, ``vis_06``, ``hrv`` …); None reads the eleven VIS/IR channels.
+    A damaged, truncated or foreign file raises :class:`GranuleError` naming it.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if len(paths) != 1:
+        raise UserInputError(f"read_seviri reads one slot file at a time (all channels are in it), got "
+                             f"{len(paths)} files")
+    path = paths[0]
+    wanted = _normalise_channels(channels)
+    if not path.exists():
+        raise GranuleError(path, "no such file")
+    try:
+        with netCDF4.Dataset(path) as nc:
+            return _read_open(path, nc, wanted)
+    except (OSError, RuntimeError) as exc:
+        # netCDF4/HDF5 report a truncated or corrupt file as OSError (on open) or RuntimeError (on read)
+        raise GranuleError(path, f"cannot be read as netCDF4 ({exc})") from None
+
+
+def _read_open(path: Path, nc: netCDF4.Dataset, wanted: list[str]) -> xr.Dataset:
+    attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
+    try:
+        nlines = len(nc.dimensions["num_rows_vis_ir"])
+        ncols = len(nc.dimensions["num_columns_vis_ir"])
+    except KeyError:
+        raise GranuleError(path, "is not a SEVIRI Level 1.5 netCDF file: no num_rows_vis_ir / "
+                                 "num_columns_vis_ir dimensions") from None
+    _check_attrs(path, attrs, nlines, ncols)
+    sat_id = int(attrs["satellite_id"])
+    start = dt.datetime(1958, 1, 1) + dt.timedelta(days=int(attrs["true_repeat_cycle_start_day"]),
+                                                   milliseconds=int(attrs["true_repeat_cycle_start_mi_sec"]))
+    end = dt.datetime(1958, 1, 1) + dt.timedelta(days=int(attrs["planned_repeat_cycle_end_day"]),
+                                                 milliseconds=int(attrs["planned_repeat_cycle_end_mi_sec"]))
+    cycle = 5 if str(attrs.get("reduced_scanning", "F")) == "T" else 15
+    nominal = round_to_slot(start, cycle)
+
+    data_vars = {}
+    for generic in wanted:
+        number = GENERIC_SEVIRI[generic]
+        name = SEVIRI_CHANNELS[number][0]
+        solar = name in SOLAR_CHANNELS
+        data = _read_channel(path, nc, number, sat_id, start)
+        data = _onto_visir_grid(path, data, (nlines, ncols))[::-1]  # file rows run south -> north
+        data_vars[generic] = (("y", "x"), data, {
+            "units": "%" if solar else "K",
+            "standard_name": "toa_bidirectional_reflectance" if solar else "toa_brightness_temperature",
+            "long_name": f"SEVIRI {name} {'reflectance' if solar else 'brightness temperature'}",
+            "band": name,
+            "central_wavelength_um": CENTRAL_WAVELENGTH_UM[name],
+        })
+    x, y = geos_xy_from_attrs(attrs, nlines, ncols)
+    a = float(attrs["equatorial_radius"]) * 1000.0
+    b = (float(attrs["north_polar_radius"]) + float(attrs["south_polar_radius"])) * 500.0
+    h, lon_0 = SATELLITE_HEIGHT_M, float(attrs["longitude_of_SSP"])
+    out_attrs = {
+        "platform": SATELLITES[sat_id][0],
+        "sensor": "seviri",
+        "sub_lon": lon_0,
+        "start_time": _iso(nominal),
+        "end_time": _iso(nominal + dt.timedelta(minutes=cycle)),
+        "observation_start_time": _iso(start),
+        "observation_end_time": _iso(end),
+        "projection": "geos", "h": h, "a": a, "b": b, "lon_0": lon_0, "sweep": "y",
+        "crs_proj4": f"+proj=geos +h={h:.1f} +a={a:.1f} +b={b:.1f} +lon_0={lon_0} +sweep=y +units=m +no_defs",
+        "source": [str(path)],
+    }
+    return xr.Dataset(
+        data_vars,
+        coords={
+            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
+            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
+        },
+        attrs=out_attrs,
+    )
