@@ -126,3 +126,46 @@ def _archive(source: str) -> Archive:
 def get_archive(catalog: str | None = None) -> Archive:
     """The process-wide :class:`Archive` of a catalogue (default: ``FUMAROLE_CATALOG`` or the sample)."""
     return _archive(catalogs.catalog_path(catalog))
+
+
+def _stamp(path: str) -> tuple[str, float, int]:
+    import os
+
+    st = os.stat(path)
+    return (str(path), st.st_mtime, st.st_size)
+
+
+@lru_cache(maxsize=256)
+def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], with_bounds: bool) -> xr.Dataset:
+    from app.data.tropomi import read_swath
+
+    return read_swath(stamp[0], variables=variables, with_bounds=with_bounds).load()
+
+
+def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = False) -> xr.Dataset:
+    """A TROPOMI granule as a canonical Swath, shared by the sessions of this process (keyed by path and mtime)."""
+    return _swath_cached(_stamp(path), tuple(variables), with_bounds)
+
+
+@lru_cache(maxsize=128)
+def _track_cached(stamp: tuple[str, float, int]) -> xr.Dataset:
+    from app.data.caliop import read_track
+
+    return read_track(stamp[0]).load()
+
+
+def read_track_cached(path: str) -> xr.Dataset:
+    """A CALIOP granule's ground track (latitude, longitude, time), cached per process."""
+    return _track_cached(_stamp(path))
+
+
+@lru_cache(maxsize=8)
+def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...]) -> xr.Dataset:
+    from app.data.caliop import read_curtain
+
+    return read_curtain(stamp[0], variables=variables).load()
+
+
+def read_curtain_cached(path: str, variables: Iterable[str]) -> xr.Dataset:
+    """A CALIOP granule's curtain (the variables asked for), cached per process."""
+    return _curtain_cached(_stamp(path), tuple(variables))

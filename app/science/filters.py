@@ -141,9 +141,13 @@ def valid_mask(
         sza = _require(swath, "solar_zenith_angle", f"needed for sza_max={f.sza_max}")
         mask = mask & (sza <= f.sza_max)
     if f.edge_pixels:
+        # counted in the instrument's ground pixels: a reduced file (attribute ground_pixel_step, e.g. every 9th of
+        # the 450) drops the stored columns whose pixels lie within that many instrument pixels of an edge
+        step = max(1, int(swath.attrs.get("ground_pixel_step", 1)))
+        edge = int(np.ceil(f.edge_pixels / step))
         n = column.sizes["ground_pixel"]
         position = xr.DataArray(np.arange(n), dims="ground_pixel")
-        mask = mask & (position >= f.edge_pixels) & (position < n - f.edge_pixels)
+        mask = mask & (position >= edge) & (position < n - edge)
     if f.min_du is not None:
         mask = mask & (column >= f.min_du)
     return mask.transpose(*column.dims).rename("valid")

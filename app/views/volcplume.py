@@ -1,0 +1,494 @@
+"""The VolcPlume dashboard's state and views: TROPOMI SO2 map, orbits, filters, CALIOP tracks and curtain.
+
+:class:`VolcPlume` holds every setting a user can change as a ``param`` parameter (so a test drives it without a
+browser, and the URL holds the whole state). The work is split in dependency steps so cheap changes stay cheap:
+
+1. the day's granules (date, level) are read once per process (cached in the data layer);
+2. the zone picks the orbits that cross it and their times in the zone;
+3. the filters (QA, SZA, edge pixels) and the chosen orbits make the layers;
+4. the map aggregates the layers to the screen on each pan or zoom;
+5. the colour range is only the colour mapper's: changing it never re-aggregates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+
+from app.data.archive import (
+    CALIOP,
+    TROPOMI,
+    Archive,
+    get_archive,
+    read_curtain_cached,
+    read_swath_cached,
+    read_track_cached,
+)
+from app.data.errors import FumaroleError
+from app.data.volcanoes import find_volcano, load_volcanoes
+from app.render import overlays
+from app.render.colormaps import SO2
+from app.render.curtain import curtain_image, profile_at
+from app.render.export import map_png
+from app.render.swath import aggregate, make_layer
+from app.science.filters import valid_mask
+from app.views.log_console import LogConsole
+from app.views.zones import ZONES, Zone
+
+hv.extension("bokeh", logo=False)
+
+LEVELS = {"PBL": "so2_pbl", "1km": "so2_1km", "7km": "so2_7km", "15km": "so2_15km"}
+LEVEL_LABELS = {"PBL": "PBL", "1km": "1 km", "7km": "7 km", "15km": "15 km"}
+SECONDARY = {
+    "—": None,
+    "CALIOP 532 nm total backscatter": "total_attenuated_backscatter_532",
+    "CALIOP 532 nm depolarisation ratio": "depolarization_ratio_532",
+    "CALIOP 1064 nm backscatter": "attenuated_backscatter_1064",
+}
+RADII_KM = [25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 1000, 2000]
+MAP_WIDTH, MAP_HEIGHT = 900, 520
+
+
+def _day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    t0 = pd.Timestamp(day)
+    return t0, t0 + pd.Timedelta(days=1)
+
+
+def _in_zone(lat: np.ndarray, lon: np.ndarray, zone: Zone) -> np.ndarray:
+    lo = (np.asarray(lon) - zone.central_longitude + 180.0) % 360.0 + zone.central_longitude - 180.0
+    return (lat >= zone.lat_min) & (lat <= zone.lat_max) & (lo >= zone.lon_min) & (lo <= zone.lon_max)
+
+
+def orbit_label(orbit: int, t_in: np.ndarray) -> str:
+    """The chip text of an orbit: "#18112: 00:30 → 01:21" (the times it spends in the zone)."""
+    a = pd.Timestamp(t_in.min()).strftime("%H:%M")
+    b = pd.Timestamp(t_in.max()).strftime("%H:%M")
+    return f"#{orbit}: {a} → {b}"
+
+
+class VolcPlume(pn.viewable.Viewer):
+    """TROPOMI SO2 map with the filters TROPOMI users apply, orbit chips, volcanoes and the CALIOP curtain."""
+
+    zone = param.Selector(default="Caribbean", objects=list(ZONES), doc="map extent: World, Pacific World or a region")
+    level = param.Selector(default="7km", objects=list(LEVELS), doc="box-profile height of the SO2 column")
+    secondary = param.Selector(default="—", objects=list(SECONDARY), doc="secondary variable: CALIOP curtain")
+    date = param.CalendarDate(default=None, allow_None=True, doc="UTC day shown")
+    so2_min = param.Number(default=0.2, bounds=(-10, None), softbounds=(0, 50), doc="colour range low end (DU)")
+    so2_max = param.Number(default=20.0, bounds=(0, None), softbounds=(0, 100), doc="colour range high end (DU)")
+    qa_min = param.Number(default=0.5, bounds=(0, 1), step=0.05, doc="minimum qa_value of a pixel shown")
+    edge_pixels = param.Integer(default=0, bounds=(0, 100), doc="ground pixels dropped on each swath edge (of 450)")
+    sza_max = param.Number(default=80.0, bounds=(0, 90), doc="maximum solar zenith angle (degrees)")
+    show_borders = param.Boolean(default=False, doc="draw land borders")
+    show_timestamps = param.Boolean(default=True, doc="write UTC times along each orbit")
+    orbits = param.ListSelector(default=[], objects=[], doc="orbits shown (labels '#orbit: HH:MM → HH:MM')")
+    volcano = param.String(default="Soufriere St. Vincent", doc="selected volcano (GVP name or number)")
+    radii = param.ListSelector(default=[100, 250, 500], objects=RADII_KM, doc="dashed circles around the volcano (km)")
+    caliop_granule = param.Selector(default=None, objects=[None], allow_None=True, doc="CALIOP granule in the curtain")
+    curtain_focus = param.Integer(default=-1, doc="profile the map selected on the curtain (-1: whole granule)")
+    x_range = param.Range(default=None, allow_None=True, doc="current map longitudes (frame of the zone)")
+    y_range = param.Range(default=None, allow_None=True, doc="current map latitudes")
+
+    layers = param.List(default=[], precedence=-1, doc="derived: the filtered swaths of the chosen orbits")
+    status = param.String(default="", precedence=-1, doc="derived: a sentence on what is shown, or why nothing")
+
+    def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
+        self.archive = archive or get_archive()
+        self.log = log or LogConsole()
+        self._swaths: dict[int, xr.Dataset] = {}
+        self._orbit_labels: dict[str, int] = {}
+        self._caliop_labels: dict[str, str] = {}
+        if params.get("date") is None:
+            days = self.archive.days(TROPOMI)
+            params["date"] = pd.Timestamp(days[len(days) // 2]).date() if days else dt.date(2021, 4, 12)
+        super().__init__(**params)
+        self._load_day()
+        self._make_layers()
+        self._pointer = hv.streams.PointerXY(x=None, y=None)
+        self._curtain_pointer = hv.streams.PointerX(x=None)
+
+    # --------------------------------------------------------------------------------------------- data steps
+    @property
+    def variable(self) -> str:
+        """Canonical name of the SO2 column shown."""
+        return LEVELS[self.level]
+
+    @property
+    def zone_obj(self) -> Zone:
+        """The current zone."""
+        return ZONES[self.zone]
+
+    @param.depends("date", "level", watch=True)
+    def _load_day(self) -> None:
+        t0, t1 = _day_bounds(self.date)
+        rows = self.archive.granules(TROPOMI, t0, t1)
+        variables = (self.variable, "qa_value", "solar_zenith_angle")
+        read = self.archive.read_many(rows["path"], lambda p: read_swath_cached(p, variables), self.log.write)
+        self._swaths = {int(ds.attrs["orbit"]): ds for ds in read.datasets}
+        self.log.write("info", f"{self.date}: read {len(self._swaths)} TROPOMI orbits ({self.level})"
+                       + (f", skipped {len(read.skipped)}" if read.skipped else ""))
+        self._zone_orbits()
+
+    @param.depends("zone", watch=True)
+    def _zone_orbits(self) -> None:
+        zone = self.zone_obj
+        labels: dict[str, int] = {}
+        for orbit, ds in sorted(self._swaths.items()):
+            inside = _in_zone(ds["latitude"].values, ds["longitude"].values, zone)
+            rows = inside.any(axis=1)
+            if rows.any():
+                labels[orbit_label(orbit, ds["time"].values[rows])] = orbit
+        self._orbit_labels = labels
+        self.param.orbits.objects = list(labels)
+        self.orbits = list(labels)
+        self._caliop_granules()
+        if not labels:
+            self.status = f"no TROPOMI orbit crosses this zone ({self.zone}) on {self.date}"
+            self.log.write("warning", self.status)
+
+    def _caliop_granules(self) -> None:
+        t0, t1 = _day_bounds(self.date)
+        try:
+            rows = self.archive.granules(CALIOP, t0, t1, self.zone_obj.bbox())
+        except (FumaroleError, ValueError, KeyError) as exc:
+            self.log.write("warning", f"CALIOP granules cannot be listed: {exc}")
+            rows = pd.DataFrame({"path": [], "start": []})
+        self._caliop_labels = {
+            f"{pd.Timestamp(r.start):%H:%M} UTC {str(r.path).rsplit('Z', 1)[-1][:1]}": str(r.path)
+            for r in rows.itertuples()
+        }
+        objects = [None, *self._caliop_labels]
+        self.param.caliop_granule.objects = objects
+        if self.caliop_granule not in objects:
+            self.caliop_granule = objects[1] if len(objects) > 1 else None
+
+    @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", "zone", "level", watch=True)
+    def _make_layers(self) -> None:
+        layers = []
+        central = self.zone_obj.central_longitude
+        for label in self.orbits:
+            orbit = self._orbit_labels.get(label)
+            ds = self._swaths.get(orbit)
+            if ds is None:
+                continue
+            try:
+                mask = valid_mask(ds, self.variable, qa_min=self.qa_min, sza_max=self.sza_max,
+                                  edge_pixels=self.edge_pixels).values
+            except FumaroleError as exc:
+                self.log.write("warning", f"orbit {orbit}: {exc}")
+                continue
+            values = np.where(mask, ds[self.variable].values, np.nan)
+            layer = make_layer(ds["latitude"].values, ds["longitude"].values, values, ds["time"].values, orbit,
+                               central_longitude=central)
+            layer.qa = ds["qa_value"].values
+            layers.append(layer)
+        self.layers = layers
+        n = sum(int(np.isfinite(lay.values).sum()) for lay in layers)
+        if layers:
+            self.status = f"{len(layers)} orbits, {n:,} pixels pass the filters"
+
+    def pixel_counts(self) -> dict[int, int]:
+        """Valid pixels per orbit shown (after the filters)."""
+        return {lay.orbit: int(np.isfinite(lay.values).sum()) for lay in self.layers}
+
+    # --------------------------------------------------------------------------------------------- actions
+    def auto_range(self, _event=None) -> None:
+        """Colour range from robust percentiles (2nd, 99.5th) of what is shown in the view."""
+        xr_, yr = self.x_range or self.zone_obj.x_range, self.y_range or self.zone_obj.y_range
+        agg = aggregate(self.layers, xr_, yr, 600, 400)
+        v = agg.values[np.isfinite(agg.values)]
+        if v.size == 0:
+            self.log.write("warning", "Auto range: no pixel shown in the view")
+            return
+        lo, hi = np.percentile(v, [2, 99.5])
+        self.param.update(so2_min=round(float(max(lo, 0.0)), 2), so2_max=round(float(max(hi, lo + 0.1)), 2))
+
+    # --------------------------------------------------------------------------------------------- map
+    def _image(self, x_range, y_range, width, height, layers, scale=1.0):
+        zone = self.zone_obj
+        x_range = tuple(x_range) if x_range else zone.x_range
+        y_range = tuple(y_range) if y_range else zone.y_range
+        agg = aggregate(layers, x_range, y_range, width or MAP_WIDTH, height or MAP_HEIGHT)
+        self._last_agg = agg
+        label = f"SO2 {LEVEL_LABELS[self.level]}"
+        return hv.Image(agg, kdims=["x", "y"], vdims=[hv.Dimension("v", label=label, unit="DU")])
+
+    def _coast(self, x_range, y_range, show_borders):
+        zone = self.zone_obj
+        x_range = tuple(x_range) if x_range else zone.x_range
+        y_range = tuple(y_range) if y_range else zone.y_range
+        coast = overlays.coastlines(None, x_range, y_range, zone.central_longitude)
+        if show_borders:
+            return coast * overlays.borders(None, x_range, y_range, zone.central_longitude)
+        return coast * overlays.borders(None, (0, 0), (0, 0), zone.central_longitude)
+
+    def _labels(self, x_range, y_range, layers, show_timestamps):
+        zone = self.zone_obj
+        if not show_timestamps or not layers:
+            return hv.Labels([], kdims=["x", "y"], vdims=["text"])
+        x_range = tuple(x_range) if x_range else zone.x_range
+        y_range = tuple(y_range) if y_range else zone.y_range
+        return overlays.orbit_time_labels(layers, x_range, y_range, central_longitude=zone.central_longitude)
+
+    @param.depends("zone")
+    def _volcanoes(self):
+        return overlays.volcano_points(load_volcanoes(), self.zone_obj.central_longitude)
+
+    @param.depends("volcano", "radii", "zone")
+    def _circles(self):
+        try:
+            v = find_volcano(self.volcano)
+        except FumaroleError as exc:
+            self.log.write("warning", str(exc))
+            return hv.Path([])
+        return overlays.volcano_circles(float(v["latitude"]), float(v["longitude"]), self.radii,
+                                        self.zone_obj.central_longitude)
+
+    @param.depends("date", "zone", "caliop_granule", "secondary")
+    def _tracks(self):
+        paths = []
+        for label, path in self._caliop_labels.items():
+            try:
+                tr = read_track_cached(path)
+            except FumaroleError as exc:
+                self.log.write("warning", f"skipped {exc}")
+                continue
+            colour = "#e6007e" if label == self.caliop_granule else "#1f4e9c"
+            paths.append(overlays.track_path(tr["longitude"].values, tr["latitude"].values,
+                                             self.zone_obj.central_longitude, color=colour))
+        if not paths:
+            return hv.Path([])
+        return hv.Overlay(paths)
+
+    def _marker(self, x):
+        curtain = self._current_curtain()
+        info = profile_at(curtain, x) if curtain is not None and x is not None else None
+        if info is None:
+            return hv.Points([], kdims=["x", "y"])
+        lon = (info["longitude"] - self.zone_obj.central_longitude + 180) % 360 + self.zone_obj.central_longitude - 180
+        return hv.Points([(lon, info["latitude"])], kdims=["x", "y"]).opts(
+            marker="circle", size=14, color="#e6007e", line_color="white", line_width=2)
+
+    def map_title(self) -> str:
+        """"TROPOMI SO2 7 km — 2021-04-12"."""
+        return f"TROPOMI SO2 {LEVEL_LABELS[self.level]} — {self.date}"
+
+    def map_plot(self):
+        """The map: datashaded swaths, coastlines, volcanoes, circles, time labels, CALIOP tracks."""
+        zone = self.zone_obj
+        rng = hv.streams.RangeXY(x_range=self.x_range or zone.x_range, y_range=self.y_range or zone.y_range)
+        size = hv.streams.PlotSize(width=MAP_WIDTH, height=MAP_HEIGHT)
+        layers = hv.streams.Params(self, ["layers"])
+        image = hv.DynamicMap(self._image, streams=[rng, size, layers])
+        image = image.apply.opts(
+            clim=pn.bind(lambda a, b: (a, b), self.param.so2_min, self.param.so2_max),
+            cmap=SO2, colorbar=True, clipping_colors={"NaN": "#ffffff00"},
+            tools=["hover"], responsive=True, min_height=MAP_HEIGHT,
+        )
+        self._pointer.source = image
+        rng.add_subscriber(self._on_range)
+        coast = hv.DynamicMap(self._coast, streams=[rng, hv.streams.Params(self, ["show_borders"])])
+        labels = hv.DynamicMap(self._labels, streams=[rng, layers, hv.streams.Params(self, ["show_timestamps"])])
+        labels = labels.opts(text_font_size="9pt", text_color="#222222")
+        tap = hv.streams.Tap(source=image, x=None, y=None)
+        tap.add_subscriber(self._on_tap)
+        marker = hv.DynamicMap(self._marker, streams=[self._curtain_pointer])
+        overlay = (image * coast * hv.DynamicMap(self._tracks) * hv.DynamicMap(self._circles)
+                   * hv.DynamicMap(self._volcanoes) * labels * marker)
+        return overlay.opts(
+            hv.opts.Overlay(xlim=zone.x_range, ylim=zone.y_range, xlabel="Longitude (°)", ylabel="Latitude (°)",
+                            title=self.map_title(), responsive=True, min_height=MAP_HEIGHT,
+                            active_tools=["wheel_zoom"]),
+        )
+
+    def _on_range(self, x_range=None, y_range=None):
+        if x_range and y_range:
+            self.param.update(x_range=tuple(round(v, 3) for v in x_range),
+                              y_range=tuple(round(v, 3) for v in y_range))
+
+    def _on_tap(self, x=None, y=None):
+        """A click near a CALIOP track selects that granule and centres the curtain on the nearest profile."""
+        if x is None or y is None:
+            return
+        best = None
+        for label, path in self._caliop_labels.items():
+            tr = read_track_cached(path)
+            dlon = (tr["longitude"].values - x + 180) % 360 - 180
+            d = np.hypot(dlon * np.cos(np.deg2rad(y)), tr["latitude"].values - y)
+            k = int(np.argmin(d))
+            if best is None or d[k] < best[0]:
+                best = (float(d[k]), label, k)
+        if best is not None and best[0] < 2.0:
+            self.param.update(caliop_granule=best[1], curtain_focus=best[2])
+            if self.secondary == "—":
+                self.secondary = "CALIOP 532 nm total backscatter"
+
+    def pixel_info(self, x, y) -> dict | None:
+        """The swath pixel nearest the point (lon in the zone's frame, lat): value, QA, time, orbit."""
+        if x is None or y is None:
+            return None
+        best = None
+        for lay in self.layers:
+            rows = np.flatnonzero((lay.row_lat_max >= y - 1) & (lay.row_lat_min <= y + 1))
+            if rows.size == 0:
+                continue
+            lon, lat = lay.lon[rows], lay.lat[rows]
+            for s in (-360.0, 0.0, 360.0):
+                d = np.hypot((lon + s - x) * np.cos(np.deg2rad(y)), lat - y)
+                k = np.unravel_index(np.argmin(d), d.shape)
+                if best is None or d[k] < best[0]:
+                    best = (float(d[k]), lay, rows[k[0]], k[1])
+        if best is None or best[0] > 3 * best[1].pixel_deg:
+            return None
+        _, lay, i, j = best
+        return {"orbit": lay.orbit, "time": pd.Timestamp(lay.time[i]), "value": float(lay.values[i, j]),
+                "qa": float(lay.qa[i, j]), "lat": float(lay.lat[i, j]), "lon": float(lay.lon[i, j])}
+
+    @param.depends("layers")
+    def _readout(self):
+        def text(x, y):
+            info = self.pixel_info(x, y)
+            if info is None:
+                return "Hover the map: SO2, QA, time and orbit of the pixel under the cursor."
+            v = "filtered out" if not np.isfinite(info["value"]) else f"{info['value']:.2f} DU"
+            return (f"**SO2 {LEVEL_LABELS[self.level]}:** {v} · **QA:** {info['qa']:.2f} · "
+                    f"**time:** {info['time']:%H:%M:%S} UTC · **orbit:** #{info['orbit']} · "
+                    f"({info['lat']:.2f}°, {info['lon']:.2f}°)")
+        return pn.pane.Markdown(pn.bind(text, self._pointer.param.x, self._pointer.param.y), margin=(0, 10))
+
+    # --------------------------------------------------------------------------------------------- curtain
+    def _current_curtain(self) -> xr.Dataset | None:
+        var = SECONDARY.get(self.secondary)
+        path = self._caliop_labels.get(self.caliop_granule) if self.caliop_granule else None
+        if var is None or path is None:
+            return None
+        needed = (["total_attenuated_backscatter_532", "perpendicular_attenuated_backscatter_532"]
+                  if var == "depolarization_ratio_532" else [var])
+        try:
+            return read_curtain_cached(path, needed)
+        except FumaroleError as exc:
+            self.log.write("warning", f"skipped {exc}")
+            return None
+
+    @param.depends("secondary", "caliop_granule", "curtain_focus", "date", "zone")
+    def curtain_plot(self):
+        """The CALIOP curtain below the map (altitude 0–30 km), or a sentence saying why there is none."""
+        var = SECONDARY.get(self.secondary)
+        if var is None:
+            return pn.pane.Markdown("Choose a CALIOP secondary variable to see its curtain below the map.")
+        curtain = self._current_curtain()
+        if curtain is None:
+            return pn.pane.Alert(f"No CALIOP granule crosses this zone ({self.zone}) on {self.date}.",
+                                 alert_type="info")
+        n = curtain.sizes["profile"]
+        x_range = None
+        if 0 <= self.curtain_focus < n:
+            half = max(200, n // 8)
+            x_range = (max(0, self.curtain_focus - half), min(n - 1, self.curtain_focus + half))
+        img = curtain_image(curtain, var, width=MAP_WIDTH, height=260, x_range=x_range)
+        self._curtain_pointer.source = img
+        img = img.opts(responsive=True, height=300, title=f"CALIOP {self.secondary[7:]} — {self.caliop_granule}")
+        return pn.pane.HoloViews(img, sizing_mode="stretch_width", height=320)
+
+    # --------------------------------------------------------------------------------------------- export
+    def export_png(self) -> io.BytesIO:
+        """PNG of the current map with colour bar, title, date, orbits and credits drawn in."""
+        zone = self.zone_obj
+        agg = aggregate(self.layers, self.x_range or zone.x_range, self.y_range or zone.y_range, 1100, 640)
+        try:
+            v = find_volcano(self.volcano)
+            volcano = (float(v["latitude"]), float(v["longitude"]), str(v["name"]))
+        except FumaroleError:
+            volcano = None
+        png = map_png(
+            agg, clim=(self.so2_min, self.so2_max), cmap=SO2, title=self.map_title(),
+            subtitle=f"QA ≥ {self.qa_min:g}, SZA ≤ {self.sza_max:g}°, {self.edge_pixels} edge pixels dropped",
+            credits=overlays.credits_text(caliop=self.secondary != "—"),
+            colorbar_label=f"SO2 {LEVEL_LABELS[self.level]} (DU)", central_longitude=zone.central_longitude,
+            borders=self.show_borders, volcano=volcano, radii_km=self.radii, orbit_labels=list(self.orbits),
+        )
+        return io.BytesIO(png)
+
+    def export_netcdf(self) -> io.BytesIO:
+        """The pixels shown (valid, in the view) of every orbit shown, as a netCDF file."""
+        zone = self.zone_obj
+        xr_, yr = self.x_range or zone.x_range, self.y_range or zone.y_range
+        parts = []
+        for lay in self.layers:
+            ok = np.isfinite(lay.values)
+            for s in (-360.0, 0.0, 360.0):
+                lon = lay.lon + s
+                sel = ok & (lon >= xr_[0]) & (lon <= xr_[1]) & (lay.lat >= yr[0]) & (lay.lat <= yr[1])
+                if sel.any():
+                    rows = np.nonzero(sel)[0]
+                    parts.append(pd.DataFrame({
+                        "orbit": lay.orbit, "time": lay.time[rows], "latitude": lay.lat[sel],
+                        "longitude": (lay.lon[sel] + 180) % 360 - 180, self.variable: lay.values[sel],
+                        "qa_value": lay.qa[sel],
+                    }))
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            {"orbit": [], "time": pd.to_datetime([]), "latitude": [], "longitude": [], self.variable: [],
+             "qa_value": []})
+        ds = xr.Dataset.from_dataframe(df.rename_axis("pixel"))
+        ds[self.variable].attrs.update(units="DU", long_name=f"SO2 vertical column, {LEVEL_LABELS[self.level]} box")
+        ds.attrs.update(title=self.map_title(), source="Fumarole VolcPlume export", qa_min=self.qa_min,
+                        sza_max=self.sza_max, edge_pixels=self.edge_pixels, zone=self.zone,
+                        lon_range=list(xr_), lat_range=list(yr), credits=overlays.credits_text(caliop=False))
+        return io.BytesIO(ds.to_netcdf(engine="h5netcdf"))
+
+    # --------------------------------------------------------------------------------------------- layout
+    def controls(self) -> pn.Column:
+        """The sidebar: every setting, as widgets made from the parameters."""
+        auto = pn.widgets.Button(label="Auto", width=70, margin=(22, 5, 5, 5))
+        auto.on_click(self.auto_range)
+        w = pn.widgets
+        return pn.Column(
+            w.Select.from_param(self.param.zone, label="Select zone"),
+            w.Checkbox.from_param(self.param.show_borders, label="Show land borders"),
+            w.RadioButtonGroup.from_param(self.param.level, label="Level"),
+            w.Select.from_param(self.param.secondary, label="Secondary variable"),
+            w.DatePicker.from_param(self.param.date, label="Date (UTC)"),
+            pn.Row(w.FloatInput.from_param(self.param.so2_min, label="SO2 min (DU)", width=100),
+                   w.FloatInput.from_param(self.param.so2_max, label="SO2 max (DU)", width=100), auto),
+            w.FloatSlider.from_param(self.param.qa_min, label="Quality threshold (qa_value)"),
+            pn.Row(w.IntInput.from_param(self.param.edge_pixels, label="Edge pixels filter", width=130),
+                   w.FloatInput.from_param(self.param.sza_max, label="Max SZA (°)", width=110)),
+            w.Checkbox.from_param(self.param.show_timestamps, label="Show timestamps"),
+            w.MultiChoice.from_param(self.param.orbits, label="Orbits to display"),
+            w.TextInput.from_param(self.param.volcano, label="Volcano"),
+            w.MultiChoice.from_param(self.param.radii, label="Circles (km)"),
+            w.Select.from_param(self.param.caliop_granule, label="CALIOP granule"),
+            sizing_mode="stretch_width",
+        )
+
+    def downloads(self) -> pn.Row:
+        """Export buttons: PNG of the map, netCDF of the pixels shown."""
+        stem = f"fumarole_{self.date}_{self.variable}"
+        return pn.Row(
+            pn.widgets.FileDownload(callback=self.export_png, filename=f"{stem}.png", label="Export PNG",
+                                    button_type="light"),
+            pn.widgets.FileDownload(callback=self.export_netcdf, filename=f"{stem}.nc", label="Export netCDF",
+                                    button_type="light"),
+        )
+
+    @param.depends("status")
+    def _status(self):
+        return pn.pane.Markdown(f"*{self.status}*", margin=(0, 10))
+
+    def __panel__(self):
+        credits = pn.pane.Markdown(overlays.credits_text(), styles={"font-size": "11px", "color": "#555"})
+        return pn.Column(
+            self._status,
+            pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width", min_height=MAP_HEIGHT),
+            self._readout,
+            credits,
+            self.downloads(),
+            self.curtain_plot,
+            sizing_mode="stretch_width",
+        )
