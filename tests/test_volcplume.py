@@ -108,3 +108,38 @@ def test_auto_range_uses_what_is_shown(vp):
     vp.so2_min, vp.so2_max = 0.0, 100.0
     vp.auto_range()
     assert 0 <= vp.so2_min < vp.so2_max < 100
+
+
+def test_caliop_granules_of_the_zone_and_curtain(vp):
+    # CALIOP tracks of the day that cross the Caribbean zone; the first is selected for the curtain
+    assert vp.param.caliop_granule.objects
+    assert vp.caliop_granule == vp.param.caliop_granule.objects[0]
+    vp.secondary = "CALIOP 532 nm total backscatter"
+    curtain = vp._current_curtain()
+    assert curtain.sizes["altitude"] == 583
+    assert "total_attenuated_backscatter_532" in curtain
+
+
+def test_tap_near_a_track_selects_it_on_the_curtain(vp):
+    label = vp.param.caliop_granule.objects[-1]
+    from app.data.archive import read_track_cached
+
+    tr = read_track_cached(vp._caliop_labels[label])
+    k = tr.sizes["profile"] // 2
+    vp._on_tap(x=float(tr["longitude"][k]) + 0.05, y=float(tr["latitude"][k]))
+    assert vp.caliop_granule == label
+    assert abs(vp.curtain_focus - k) <= 3
+    assert vp.secondary.startswith("CALIOP")
+
+
+def test_circles_around_the_selected_volcano(vp):
+    from app.science.geodesy import great_circle_distance_km
+
+    vp.radii = [100, 500]
+    xy = vp._circles().data[0]
+    xy = xy[["x", "y"]].to_numpy() if hasattr(xy, "columns") else np.asarray(xy)
+    rings = np.split(xy, np.flatnonzero(np.isnan(xy[:, 0])))
+    rings = [r[~np.isnan(r[:, 0])] for r in rings if np.isfinite(r[:, 0]).any()]
+    assert len(rings) == 2
+    d = [great_circle_distance_km(13.33, -61.18, r[:, 1], r[:, 0]) for r in rings]
+    assert np.allclose(d[0], 100, atol=0.5) and np.allclose(d[1], 500, atol=0.5)

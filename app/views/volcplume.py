@@ -90,7 +90,7 @@ class VolcPlume(pn.viewable.Viewer):
     orbits = param.ListSelector(default=[], objects=[], doc="orbits shown (labels '#orbit: HH:MM → HH:MM')")
     volcano = param.String(default="Soufriere St. Vincent", doc="selected volcano (GVP name or number)")
     radii = param.ListSelector(default=[100, 250, 500], objects=RADII_KM, doc="dashed circles around the volcano (km)")
-    caliop_granule = param.Selector(default=None, objects=[None], allow_None=True, doc="CALIOP granule in the curtain")
+    caliop_granule = param.Selector(default=None, objects=[], allow_None=True, doc="CALIOP granule in the curtain")
     curtain_focus = param.Integer(default=-1, doc="profile the map selected on the curtain (-1: whole granule)")
     x_range = param.Range(default=None, allow_None=True, doc="current map longitudes (frame of the zone)")
     y_range = param.Range(default=None, allow_None=True, doc="current map latitudes")
@@ -163,10 +163,10 @@ class VolcPlume(pn.viewable.Viewer):
             f"{pd.Timestamp(r.start):%H:%M} UTC {str(r.path).rsplit('Z', 1)[-1][:1]}": str(r.path)
             for r in rows.itertuples()
         }
-        objects = [None, *self._caliop_labels]
+        objects = list(self._caliop_labels)
         self.param.caliop_granule.objects = objects
         if self.caliop_granule not in objects:
-            self.caliop_granule = objects[1] if len(objects) > 1 else None
+            self.caliop_granule = objects[0] if objects else None
 
     @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", "zone", "level", watch=True)
     def _make_layers(self) -> None:

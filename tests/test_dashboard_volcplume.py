@@ -1,0 +1,91 @@
+"""VolcPlume in a real browser (Debian's chromium): loads cleanly, paints SO2, reacts, restores from the URL."""
+
+import io
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+
+def _biggest_canvas_box(page):
+    boxes = [c.bounding_box() for c in page.locator("canvas").all()]
+    boxes = [b for b in boxes if b and b["width"] > 300 and b["height"] > 200]
+    return max(boxes, key=lambda b: b["width"] * b["height"]) if boxes else None
+
+
+def _map_pixels(page) -> np.ndarray:
+    box = _biggest_canvas_box(page)
+    assert box is not None, "no map canvas on the page"
+    png = page.screenshot(clip=box)
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+
+
+def _so2_pixels(rgb: np.ndarray) -> int:
+    """Pixels coloured by the upper SO2 scale (orange, red, dark red-brown)."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((r > 120) & (g < 140) & (b < 90) & (r - g > 60)).sum())
+
+
+def _wait_until(predicate, timeout_s=45.0, page=None):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value is not None and value is not False:
+            return value
+        page.wait_for_timeout(250)  # let the browser work before looking again
+    raise AssertionError("condition not met within the deadline")
+
+
+def _open(page, url):
+    page.goto(url)
+    page.get_by_text("Orbits to display").wait_for(timeout=90_000)
+    # the map is painted when the SO2 colours appear in it
+    _wait_until(lambda: _biggest_canvas_box(page) is not None and _so2_pixels(_map_pixels(page)) > 50, page=page)
+
+
+def test_map_is_painted_and_level_changes_the_picture(dashboard_server, page, shots):
+    _open(page, f"{dashboard_server}/volcplume")
+    before = _map_pixels(page)
+    page.screenshot(path=str(shots / "volcplume-7km.png"), full_page=True)
+    assert _so2_pixels(before) > 50
+    # coastlines (black) are drawn
+    assert int((before.sum(axis=-1) < 120).sum()) > 200
+    page.get_by_role("button", name="PBL").click()
+    # the plume is high: the PBL box gives larger columns, so more of the map turns red
+    after = _wait_until(lambda: (lambda px: px if _so2_pixels(px) > _so2_pixels(before) * 1.2 else None)(
+        _map_pixels(page)), page=page)
+    assert np.abs(after - before).sum() > 0
+    page.screenshot(path=str(shots / "volcplume-pbl.png"), full_page=True)
+    assert "level=PBL" in page.url
+
+
+def test_permalink_restores_zone_and_level(dashboard_server, page, browser, shots):
+    _open(page, f"{dashboard_server}/volcplume?zone=World&level=15km")
+    page.screenshot(path=str(shots / "volcplume-world-15km.png"), full_page=True)
+    assert page.locator("select").first.input_value() == "World"
+    active = page.locator(".bk-btn.bk-active").all_inner_texts()
+    assert "15km" in active
+    # all 15 orbits of the day cross the World zone
+    assert page.get_by_text("#18112: 00:").count() >= 1
+
+
+def test_curtain_appears_for_a_day_with_caliop(dashboard_server, page, shots):
+    _open(page, f"{dashboard_server}/volcplume")
+    n_before = len([c for c in page.locator("canvas").all() if (c.bounding_box() or {}).get("height", 0) > 150])
+    page.locator("select").nth(1).select_option(label="CALIOP 532 nm total backscatter")
+
+    def curtain():
+        boxes = [c.bounding_box() for c in page.locator("canvas").all()]
+        big = [b for b in boxes if b and b["height"] > 150 and b["width"] > 300]
+        return big if len(big) > n_before else None
+
+    boxes = _wait_until(curtain, page=page)
+    lowest = max(boxes, key=lambda b: b["y"])
+    rgb = np.asarray(Image.open(io.BytesIO(page.screenshot(clip=lowest))).convert("RGB")).astype(int)
+    # clear air in the CALIOP scale is dark blue: a good part of the curtain is blue-dominant
+    blue = (rgb[..., 2] > rgb[..., 0] + 40) & (rgb[..., 2] > rgb[..., 1])
+    assert blue.mean() > 0.1
+    page.screenshot(path=str(shots / "volcplume-curtain.png"), full_page=True)
