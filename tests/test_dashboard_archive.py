@@ -26,3 +26,11 @@ def test_archive_page_lists_granules(dashboard_server, page, shots):
     page.get_by_text("18112–18126").wait_for(timeout=30_000)
     assert page.get_by_text(re.compile("^caliop_l1b$")).count() >= 1
     page.screenshot(path=str(shots / "archive.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_user_guide_page_is_linked_and_explains_the_filters(dashboard_server, page):
+    page.goto(f"{dashboard_server}/volcplume")
+    page.get_by_role("link", name="User guide").click()
+    page.get_by_text("Edge pixels filter").first.wait_for(timeout=60_000)
+    assert page.url.endswith("/guide")
