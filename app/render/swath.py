@@ -17,6 +17,7 @@ colour mapper), so changing the colour range or map never re-aggregates.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -83,8 +84,8 @@ def make_layer(lat, lon, values, time, orbit: int, central_longitude: float = 0.
         pixel_deg = 0.05
     return SwathLayer(
         orbit=int(orbit),
-        lon=clon,
-        lat=lat,
+        lon=clon.astype(np.float32),
+        lat=lat.astype(np.float32),
         values=np.asarray(values, dtype=np.float32),
         time=np.asarray(time),
         pixel_deg=pixel_deg,
@@ -97,12 +98,34 @@ def _copies(layer_lon_min: float, layer_lon_max: float, x_range) -> list[float]:
 
 
 def choose_method(layers: Sequence[SwathLayer], x_range, width: int) -> str:
-    """'points' when a swath pixel is smaller than about two screen pixels, else 'quadmesh'."""
+    """'points' when swath pixels are smaller than screen pixels (no gaps), else 'quadmesh' (real footprints)."""
     if not layers:
         return "points"
     screen_deg = (x_range[1] - x_range[0]) / max(width, 1)
     pixel_deg = float(np.median([lay.pixel_deg for lay in layers]))
-    return "points" if pixel_deg < 2.0 * screen_deg else "quadmesh"
+    return "points" if pixel_deg < 0.8 * screen_deg else "quadmesh"
+
+
+_POINTS_CACHE: OrderedDict = OrderedDict()
+_POINTS_CACHE_SIZE = 2
+
+
+def _frame_points(layers: Sequence[SwathLayer], frame: tuple[float, float]) -> pd.DataFrame:
+    """Every valid pixel of the layers, with the 360° copies the frame needs; cached for the last layer sets.
+
+    The World view aggregates all pixels of the day on every pan: building this table once per set of layers
+    (a change of filters or orbits makes a new set) keeps a pan to one datashader pass.
+    """
+    key = (tuple(id(lay) for lay in layers), frame)
+    hit = _POINTS_CACHE.get(key)
+    if hit is not None:
+        _POINTS_CACHE.move_to_end(key)
+        return hit[1]
+    df = _points_frame(layers, frame, (-90.0, 90.0))
+    _POINTS_CACHE[key] = (tuple(layers), df)  # holding the layers keeps their ids from being reused
+    while len(_POINTS_CACHE) > _POINTS_CACHE_SIZE:
+        _POINTS_CACHE.popitem(last=False)
+    return df
 
 
 def _points_frame(layers: Sequence[SwathLayer], x_range, y_range) -> pd.DataFrame:
@@ -163,7 +186,11 @@ def aggregate(
     if method == "auto":
         method = choose_method(layers, x_range, width)
     if method == "points":
-        df = _points_frame(layers, x_range, y_range)
+        if x_range[1] - x_range[0] > 90.0:  # wide views: all pixels, cached
+            c = 0.0 if x_range[0] < 0 else 180.0
+            df = _frame_points(layers, (c - 180.0, c + 180.0))
+        else:
+            df = _points_frame(layers, x_range, y_range)
         agg = cvs.points(df, "x", "y", agg=ds.mean("v"))
     elif method == "quadmesh":
         aggs = _quadmesh_aggs(cvs, layers, x_range, y_range)
