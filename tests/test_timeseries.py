@@ -1,0 +1,475 @@
+"""The SO2 mass time-series engine (app.data.timeseries): index skip, window reads, cache, bad input, CSV, CLI, Dask.
+
+Runs on the tiny sample archive (data/tiny: one day of La Soufrière, 15 TROPOMI orbits at 16 × 9 decimation), of
+which three orbits pass near St Vincent in daylight.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.cli import main
+from app.data.errors import UserInputError
+from app.data.index import open_index
+from app.data.timeseries import (
+    ENGINE_VERSION,
+    MAX_RADIUS_KM,
+    TABLE_COLUMNS,
+    compute_flux_timeseries,
+    compute_mass_timeseries,
+    disk_bbox,
+    filters_from_header,
+    load_wind_csv,
+    mass_for_granule,
+    parse_radii,
+    read_timeseries_csv,
+    resolve_volcano,
+    write_timeseries_csv,
+)
+from app.data.tropomi import read_swath
+from app.paths import REPO
+from app.science.filters import Filters
+from app.science.geodesy import destination, great_circle_distance_km
+from app.science.mass import so2_mass_within_radii
+
+DAY = "2021-04-12"
+VOLCANO = "Soufriere St Vincent"
+RADII = (25.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
+FILTERS = Filters(qa_min=0.5)
+
+
+def run(catalog="tiny", cache_dir=False, **kw):
+    kw.setdefault("radii_km", RADII)
+    kw.setdefault("filters", FILTERS)
+    return compute_mass_timeseries(catalog, VOLCANO, DAY, DAY, cache_dir=cache_dir, **kw)
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_archive_path, tmp_path_factory):
+    """The day's table computed once into a fresh cache: (table, report, cache folder)."""
+    cache = tmp_path_factory.mktemp("ts-cache")
+    table, report = run(cache_dir=cache)
+    return table, report, cache
+
+
+@pytest.fixture(scope="module")
+def naive(tiny_archive_path):
+    """Every granule of the day read whole (all scanlines), masses from so2_mass_within_radii: {orbit: table}."""
+    volcano = resolve_volcano(VOLCANO)
+    out = {}
+    for path in sorted((tiny_archive_path / "tropomi").rglob("*.nc")):
+        swath = read_swath(path, variables=["so2_7km", "qa_value"])
+        table = so2_mass_within_radii(swath, "so2_7km", volcano.latitude, volcano.longitude, RADII, FILTERS)
+        out[int(swath.attrs["orbit"])] = table
+    return out
+
+
+def tiny_catalog_copy(tmp_path: Path, tiny_archive_path: Path, orbits: list[int]) -> tuple[Path, dict[int, Path]]:
+    """catalogs/tiny.yaml next to a data/tiny/ holding copies of the given orbits' TROPOMI files."""
+    (tmp_path / "catalogs").mkdir()
+    yaml_path = tmp_path / "catalogs" / "tiny.yaml"
+    yaml_path.write_text((REPO / "catalogs" / "tiny.yaml").read_text())
+    paths = {}
+    for src in sorted((tiny_archive_path / "tropomi").rglob("*.nc")):
+        orbit = int(src.name.split("_")[-4])
+        if orbit in orbits:
+            dest = tmp_path / "data" / "tiny" / src.relative_to(tiny_archive_path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+            paths[orbit] = dest
+    return yaml_path, paths
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+
+
+# --- the table -----------------------------------------------------------------------------------------------------
+
+
+def test_one_row_per_orbit_and_radius_for_the_orbits_that_reach_the_disk(first_run, naive):
+    table, report, _ = first_run
+    assert list(table.columns) == list(TABLE_COLUMNS)
+    reaching = sorted(o for o, t in naive.items() if t["n_pixels"].iloc[-1] > 0)
+    assert reaching and len(reaching) < len(naive)
+    assert sorted(table["orbit"].unique()) == reaching
+    assert len(table) == len(reaching) * len(RADII)
+    for _, rows in table.groupby("orbit"):
+        assert list(rows["radius_km"]) == list(RADII)
+        assert rows["time"].nunique() == 1 and rows["granule"].nunique() == 1
+    assert table["time"].is_monotonic_increasing
+    assert report.n_granules == len(reaching) and report.granules_used
+    assert report.skipped_by_index > 0
+    assert report.skipped_by_index + report.computed == report.n_in_period == len(naive)
+    assert report.cache_hits == 0 and not report.corrupt and not report.cancelled
+
+
+def test_masses_equal_the_whole_granule_read_naively(first_run, naive):
+    table, _, _ = first_run
+    for orbit, rows in table.groupby("orbit"):
+        expected = naive[orbit]
+        got = rows.reset_index(drop=True)
+        for column in ("mass_t", "coverage", "radius_km"):
+            np.testing.assert_array_equal(got[column].to_numpy(), expected[column].to_numpy(), err_msg=column)
+        for column in ("n_valid", "n_summed", "n_pixels"):
+            assert list(got[column]) == list(expected[column]), column
+        assert (got["time"] == expected["time"].dt.round("ms")).all()
+    assert table["mass_t"].notna().any() and (table["mass_t"].dropna() > 0).any()
+
+
+def test_only_a_window_of_scanlines_is_read(first_run):
+    _, report, _ = first_run
+    assert report.windows
+    for first, stop, n in report.windows.values():
+        assert 0 <= first < stop <= n and stop - first < n
+
+
+def test_the_naive_path_of_mass_for_granule_gives_the_same_records(first_run, tiny_archive_path):
+    table, report, _ = first_run
+    volcano = resolve_volcano(VOLCANO)
+    path = report.granules_used[0]
+    windowed = mass_for_granule(path, "so2_7km", volcano.latitude, volcano.longitude, RADII, FILTERS)
+    whole = mass_for_granule(path, "so2_7km", volcano.latitude, volcano.longitude, RADII, FILTERS, window=False)
+    assert len(whole["records"]) == len(RADII)
+    pd.testing.assert_frame_equal(pd.DataFrame(windowed["records"]), pd.DataFrame(whole["records"]))
+    assert whole["window"] == (0, windowed["n_scanlines"])
+
+
+# --- cache ---------------------------------------------------------------------------------------------------------
+
+
+def test_a_second_run_comes_from_the_cache_with_the_same_table(first_run):
+    table, report, cache = first_run
+    again, report2 = run(cache_dir=cache)
+    pd.testing.assert_frame_equal(again, table)
+    assert report2.cache_hits == report.computed and report2.computed == 0
+    assert report2.granules_used == report.granules_used
+
+
+def test_the_cache_misses_when_a_filter_or_a_granule_changes(first_run, tmp_path, tiny_archive_path):
+    table, report, cache = first_run
+    _, other = run(cache_dir=cache, filters=Filters(qa_min=0.5, edge_pixels=2))
+    assert other.cache_hits == 0 and other.computed == report.computed
+
+    yaml_path, paths = tiny_catalog_copy(tmp_path, tiny_archive_path, [18121, 18122, 18123])
+    own_cache = tmp_path / "cache"
+    first, r1 = run(catalog=str(yaml_path), cache_dir=own_cache)
+    pd.testing.assert_frame_equal(first, table)
+    st = paths[18122].stat()
+    os.utime(paths[18122], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: the key changes
+    second, r2 = run(catalog=str(yaml_path), cache_dir=own_cache)
+    assert (r2.cache_hits, r2.computed) == (r1.computed - 1, 1)
+    pd.testing.assert_frame_equal(second, table)
+
+
+def test_default_cache_folder_is_in_the_archive(tmp_path, tiny_archive_path):
+    yaml_path, _ = tiny_catalog_copy(tmp_path, tiny_archive_path, [18122])
+    _, report = run(catalog=str(yaml_path), cache_dir=None)
+    folder = tmp_path / "data" / "tiny" / ".fumarole-cache" / "timeseries"
+    assert report.cache_dir == str(folder) and len(list(folder.rglob("*.json"))) == 1
+    _, again = run(catalog=str(yaml_path), cache_dir=None)
+    assert again.cache_hits == 1
+
+
+# --- corrupt granules ----------------------------------------------------------------------------------------------
+
+
+def test_a_granule_the_index_cannot_read_is_reported_and_the_rest_computes(tmp_path, tiny_archive_path, first_run):
+    table, _, _ = first_run
+    yaml_path, paths = tiny_catalog_copy(tmp_path, tiny_archive_path, [18120, 18121, 18122, 18123])
+    truncate(paths[18122])
+    got, report = run(catalog=str(yaml_path))
+    assert [os.path.basename(p) for p, _ in report.corrupt] == [paths[18122].name]
+    assert "truncated" in report.corrupt[0][1] or "cannot" in report.corrupt[0][1]
+    assert list(got["orbit"].unique()) == [18121]
+    pd.testing.assert_frame_equal(got, table[table["orbit"] == 18121].reset_index(drop=True))
+    assert f"skipped {paths[18122].name}" in str(report)
+
+
+def test_a_granule_that_breaks_after_indexing_is_reported_and_the_rest_computes(tmp_path, tiny_archive_path,
+                                                                               first_run):
+    table, _, _ = first_run
+    yaml_path, paths = tiny_catalog_copy(tmp_path, tiny_archive_path, [18121, 18122, 18123])
+    index = open_index(str(yaml_path))
+    truncate(paths[18121])
+    got, report = run(catalog=index)
+    assert [(os.path.basename(p)) for p, _ in report.corrupt] == [paths[18121].name]
+    assert "netCDF" in report.corrupt[0][1]
+    pd.testing.assert_frame_equal(got, table[table["orbit"] == 18122].reset_index(drop=True))
+
+
+# --- bad input -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"volcano": "Sufriere St Vincnt"}, r"No volcano is named 'Sufriere St Vincnt'.*Did you mean"),
+        ({"start": "2021-04-12", "end": "2021-04-11"}, r"the end of the period \(2021-04-11\) comes before its start"),
+        ({"start": "2021-04-31"}, r"the start '2021-04-31' is not a date or time"),
+        ({"radii_km": [25, 0]}, r"a radius must be more than 0 km; got 0 km"),
+        ({"radii_km": [-5]}, r"a radius must be more than 0 km; got -5 km"),
+        ({"radii_km": [25, 6000]}, r"a radius must be at most 5,000 km; got 6000 km"),
+        ({"radii_km": []}, r"give at least one radius in km"),
+        ({"variable": "so2_3km"}, r"unknown SO2 column 'so2_3km'; choose one of so2_pbl, so2_1km, so2_7km, so2_15km"),
+        (
+            {"start": "2021-05-01", "end": "2021-05-03"},
+            r"^no TROPOMI granule between 2021-05-01 and 2021-05-03 reaches 2000 km of Soufriere St\. Vincent",
+        ),
+    ],
+)
+def test_bad_input_is_a_clear_sentence(tiny_archive_path, kwargs, message):
+    args = {"volcano": VOLCANO, "start": DAY, "end": DAY, "radii_km": RADII, "variable": "so2_7km", **kwargs}
+    with pytest.raises(UserInputError, match=message):
+        compute_mass_timeseries("tiny", args.pop("volcano"), args.pop("start"), args.pop("end"), cache_dir=False,
+                                **args)
+
+
+def test_an_orbit_belongs_to_the_period_of_its_overpass(first_run):
+    table, _, _ = first_run
+    got, report = compute_mass_timeseries("tiny", VOLCANO, "2021-04-12T16:00", "2021-04-12T17:00", RADII,
+                                          filters=FILTERS, cache_dir=False)
+    assert list(got["orbit"].unique()) == [18121]
+    assert [os.path.basename(p).split("_")[-4] for p in report.outside_period] == ["18122"]
+    pd.testing.assert_frame_equal(got, table[table["orbit"] == 18121].reset_index(drop=True))
+
+
+def test_one_granule_per_orbit_prefers_offline_and_the_newest_processor():
+    from app.data.timeseries import _one_per_orbit
+
+    rows = pd.DataFrame({
+        "path": ["nrti-a", "nrti-b", "offl-old", "offl-new", "other"],
+        "orbit": pd.array([1, 1, 1, 1, 2], dtype="Int64"),
+        "mode": ["NRTI", "NRTI", "OFFL", "OFFL", "NRTI"],
+        "collection": pd.array([2, 2, 2, 2, 2], dtype="Int64"),
+        "processor": pd.array([20104, 20104, 20104, 20400, 20104], dtype="Int64"),
+        "start": pd.to_datetime(["2021-04-12T10:00", "2021-04-12T10:05", "2021-04-12T10:00", "2021-04-12T10:00",
+                                 "2021-04-12T12:00"]),
+    })
+    keep, dropped = _one_per_orbit(rows)
+    assert list(keep["path"]) == ["offl-new", "other"]
+    assert dropped == ["nrti-a", "nrti-b", "offl-old"]
+    keep, dropped = _one_per_orbit(rows[rows["mode"] == "NRTI"])  # near-real-time pieces of one orbit: all kept
+    assert list(keep["path"]) == ["nrti-a", "nrti-b", "other"] and dropped == []
+
+
+def test_radii_text_and_limits():
+    assert parse_radii("25, 50 100,25") == (25.0, 50.0, 100.0)
+    with pytest.raises(UserInputError, match="'abc' is not a number"):
+        parse_radii("25,abc")
+    assert parse_radii(str(MAX_RADIUS_KM)) == (MAX_RADIUS_KM,)
+
+
+def test_every_granule_unreadable_says_so(tmp_path, tiny_archive_path):
+    yaml_path, paths = tiny_catalog_copy(tmp_path, tiny_archive_path, [18121, 18122])
+    for path in paths.values():
+        truncate(path)
+    with pytest.raises(UserInputError, match=r"reaches 2000 km of .* that could be read \(2 could not: S5P_"):
+        run(catalog=str(yaml_path))
+
+
+# --- scheduling: progress, cancel, Dask ----------------------------------------------------------------------------
+
+
+def test_progress_and_cancel(tiny_archive_path):
+    calls = []
+    table, report = run(scheduler="sync", progress=lambda done, total: calls.append((done, total)))
+    total = report.computed
+    assert calls == [(i, total) for i in range(total + 1)]
+
+    cancel = threading.Event()
+
+    def stop_after_one(done, total):
+        if done >= 1:
+            cancel.set()
+
+    part, report = run(scheduler="sync", progress=stop_after_one, cancel=cancel)
+    assert report.cancelled and report.computed == 1 < total
+    assert len(part) <= len(table)
+    cancel = threading.Event()
+    cancel.set()
+    nothing, report = run(cancel=cancel)
+    assert report.cancelled and nothing.empty and report.computed == 0
+
+
+@pytest.mark.distributed
+def test_same_table_on_a_distributed_local_cluster(first_run):
+    distributed = pytest.importorskip("distributed")
+    table, _, _ = first_run
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        got, report = run(scheduler=cluster.scheduler_address)
+        with distributed.Client(cluster) as client:
+            again, _ = run(scheduler=client)
+    pd.testing.assert_frame_equal(got, table)
+    pd.testing.assert_frame_equal(again, table)
+    assert report.scheduler.startswith("Dask distributed at tcp://") and "2 workers" in report.scheduler
+
+
+def test_an_unreachable_scheduler_is_a_clear_error(tiny_archive_path):
+    with pytest.raises(UserInputError, match="neither a Dask scheduler address"):
+        run(scheduler="my cluster")
+
+
+# --- geometry ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("lat", "lon", "radius"), [(13.33, -61.18, 2000.0), (-20.54, -175.38, 1500.0),
+                                                    (60.0, 179.0, 400.0), (37.75, 15.0, 25.0)])
+def test_disk_bbox_holds_the_disk_and_wraps_the_antimeridian(lat, lon, radius):
+    lon_min, lat_min, lon_max, lat_max = disk_bbox(lat, lon, radius)
+    bearings = np.linspace(0.0, 360.0, 721)
+    rim_lat, rim_lon = destination(lat, lon, bearings, radius)
+    rim_lat, rim_lon = np.asarray(rim_lat), np.asarray(rim_lon)
+    assert np.all((rim_lat >= lat_min - 1e-9) & (rim_lat <= lat_max + 1e-9))
+    inside_lon = (rim_lon - lon_min) % 360.0 <= (lon_max - lon_min) % 360.0 + 1e-9
+    assert inside_lon.all()
+    assert (lon_min > lon_max) == (abs(lon) + np.degrees(radius / 6371.0) / np.cos(np.radians(lat)) > 180.0)
+    np.testing.assert_allclose(great_circle_distance_km(lat, lon, rim_lat, rim_lon), radius, rtol=1e-9)
+
+
+def test_disk_bbox_around_a_pole_spans_every_longitude():
+    assert disk_bbox(85.0, 10.0, 1000.0) == (-180.0, 85.0 - np.degrees(1000.0 / 6371.0088), 180.0, 90.0)
+
+
+# --- flux ----------------------------------------------------------------------------------------------------------
+
+
+def test_flux_with_a_constant_wind_or_a_wind_file(first_run, tmp_path):
+    table, _, _ = first_run
+    constant = compute_flux_timeseries(table, 10.0)
+    assert list(constant["orbit"]) == sorted(table["orbit"].unique())
+    assert (constant["wind_ms"] == 10.0).all()
+    wind_file = tmp_path / "wind.csv"
+    wind_file.write_text("# ERA5 at 12 km\ntime,wind_ms\n2021-04-12T00:00Z,10\n2021-04-13T00:00Z,10\n")
+    series = load_wind_csv(wind_file)
+    assert list(series) == [10.0, 10.0] and series.index[0] == pd.Timestamp(DAY)
+    from_file = compute_flux_timeseries(table, str(wind_file))
+    pd.testing.assert_frame_equal(from_file, constant)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("when,speed\n2021-04-12,3\n", r"needs the columns time and wind_ms; it lacks time, wind_ms"),
+        ("time,wind_ms\n2021-04-12,fast\n", r"row 2: wind_ms 'fast' is not a speed >= 0 in m/s"),
+        ("time,wind_ms\n2021-04-12,3\nyesterday,4\n", r"row 3: time 'yesterday' is not a time"),
+        ("time,wind_ms\n2021-04-12,-3\n", r"row 2: wind_ms '-3' is not a speed"),
+        ("time,wind_ms\n", r"has no rows"),
+    ],
+)
+def test_bad_wind_files_are_clear_errors(tmp_path, text, message):
+    path = tmp_path / "wind.csv"
+    path.write_text(text)
+    with pytest.raises(UserInputError, match=message):
+        load_wind_csv(path)
+
+
+def test_bad_winds_are_clear_errors(first_run, tmp_path):
+    table, _, _ = first_run
+    with pytest.raises(UserInputError, match="does not exist"):
+        compute_flux_timeseries(table, str(tmp_path / "nothing.csv"))
+    with pytest.raises(UserInputError, match="more than 0 m/s"):
+        compute_flux_timeseries(table, 0.0)
+
+
+# --- CSV with provenance -------------------------------------------------------------------------------------------
+
+
+def test_csv_header_records_every_filter_and_round_trips(first_run):
+    table, report, _ = first_run
+    filters = Filters(qa_min=0.75, sza_max=65.0, edge_pixels=3, min_du=0.2)
+    buffer = io.StringIO()
+    write_timeseries_csv(table, buffer, volcano=VOLCANO, start=DAY, end=DAY, variable="so2_7km", filters=filters,
+                         radii=RADII, n_granules=report.n_granules, scheduler=report.scheduler)
+    buffer.seek(0)
+    header, back = read_timeseries_csv(buffer)
+    assert filters_from_header(header) == filters
+    assert header["filters"] == filters.key()
+    assert header["volcano"] == "Soufriere St. Vincent" and header["volcano_number"] == "360150"
+    assert (float(header["volcano_latitude"]), float(header["volcano_longitude"])) == (13.33, -61.18)
+    assert (header["start"], header["end"]) == ("2021-04-12T00:00:00", "2021-04-13T00:00:00")
+    assert header["variable"] == "so2_7km" and header["radii_km"] == "25,50,100,200,500,1000,2000"
+    assert header["code_version"].endswith(f"timeseries engine {ENGINE_VERSION}")
+    assert header["n_granules"] == str(report.n_granules) and header["created"].endswith("Z")
+    pd.testing.assert_frame_equal(back, table)
+
+
+def test_csv_header_of_default_filters_round_trips(first_run, tmp_path):
+    table, _, _ = first_run
+    path = tmp_path / "out.csv"
+    write_timeseries_csv(table, path, volcano=360150, start=DAY, end=DAY, variable="so2_7km", filters=None,
+                         radii=RADII, n_granules=2)
+    header, _ = read_timeseries_csv(path)
+    assert filters_from_header(header) == Filters()
+    assert header["filter_sza_max"] == "none" and header["filter_min_du"] == "none"
+
+
+# --- CLI -----------------------------------------------------------------------------------------------------------
+
+
+def test_cli_writes_the_same_table_as_the_function(first_run, tmp_path, capsys):
+    table, _, _ = first_run
+    out = tmp_path / "soufriere.csv"
+    status = main([
+        "timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--radii", "25,50,100,200,500,1000,2000",
+        "--variable", "so2_7km", "--qa-min", "0.5", "--catalog", "tiny", "--cache-dir", str(tmp_path / "cache"),
+        "--flux", "--wind-ms", "10", "-o", str(out),
+    ])
+    assert status == 0
+    header, got = read_timeseries_csv(out)
+    pd.testing.assert_frame_equal(got, table)
+    assert filters_from_header(header) == FILTERS
+    _, flux = read_timeseries_csv(out.with_suffix(".flux.csv"))
+    expected = compute_flux_timeseries(table, 10.0)
+    pd.testing.assert_frame_equal(flux, expected, check_dtype=False)
+    assert "wrote 14 rows" in capsys.readouterr().err
+
+
+def test_cli_plume_height_takes_the_archives_scenario_wind(first_run, tmp_path):
+    from app.sample.scenario import get_scenario
+
+    table, _, _ = first_run
+    out = tmp_path / "a.csv"
+    args = ["timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--radii", "25,50,100,200,500,1000,2000",
+            "--catalog", "tiny", "--cache-dir", str(tmp_path / "cache"), "--flux", "--plume-height-km", "12",
+            "-o", str(out)]
+    assert main(args) == 0
+    header, flux = read_timeseries_csv(out.with_suffix(".flux.csv"))
+    wind = float(get_scenario("soufriere-tiny").wind_speed_ms(12.0))
+    assert np.allclose(flux["wind_ms"], wind) and "scenario soufriere-tiny at 12 km" in header["wind"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--volcano", "Sufriere St Vincnt"], "Did you mean"),
+        (["--end", "2021-04-10"], "comes before its start"),
+        (["--radii", "25,0"], "a radius must be more than 0 km"),
+        (["--radii", "25,9000"], "at most 5,000 km"),
+        (["--variable", "so2"], "unknown SO2 column 'so2'"),
+        (["--start", "2021-05-01", "--end", "2021-05-03"], "no TROPOMI granule between 2021-05-01 and 2021-05-03"),
+        (["--flux"], "--flux needs the wind"),
+        (["--flux", "--wind-csv", "missing.csv"], "the wind file missing.csv does not exist"),
+        (["--scheduler", "nowhere"], "neither a Dask scheduler address"),
+    ],
+)
+def test_cli_errors_are_one_sentence_and_status_2(tiny_archive_path, tmp_path, capsys, extra, message):
+    args = {"--volcano": VOLCANO, "--start": DAY, "--end": DAY, "--catalog": "tiny"}
+    flags = [a for a in extra if a.startswith("--")]
+    base = [x for k, v in args.items() if k not in flags for x in (k, v)]
+    status = main(["timeseries", *base, *extra, "--no-cache", "-o", str(tmp_path / "x.csv")])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err.startswith("fumarole: ") and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x.csv").exists()
