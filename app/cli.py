@@ -70,6 +70,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ]
     if args.num_procs != 1:
         cmd += ["--num-procs", str(args.num_procs)]
+    if not args.no_warm:
+        # run each dashboard once at start-up: Numba's JIT (seconds per process) and the archive's index and
+        # first reads are paid before the first visitor comes, not by them
+        cmd += ["--warm"]
     print(f"serving {len(apps)} dashboards at http://localhost:{args.port}", file=sys.stderr, flush=True)
     return subprocess.call(cmd, env=env, cwd=REPO)
 
@@ -198,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default="0.0.0.0")
     p.add_argument("--num-procs", type=int, default=1, help="server processes (panel serve --num-procs)")
     p.add_argument("--catalog", help="catalogue to serve (default: the sample archive)")
+    p.add_argument("--no-warm", action="store_true", help="do not run the dashboards once at start-up")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("timeseries", help="SO2 mass (and flux) around a volcano for every orbit of a period, as CSV")

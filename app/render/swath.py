@@ -42,12 +42,46 @@ class SwathLayer:
     row_lon_min: np.ndarray = field(repr=False, default=None)
     row_lon_max: np.ndarray = field(repr=False, default=None)
 
+    _coarse: dict = field(repr=False, default_factory=dict)
+
     def __post_init__(self):
         if self.row_lat_min is None:
             self.row_lat_min = np.nanmin(self.lat, axis=1)
             self.row_lat_max = np.nanmax(self.lat, axis=1)
             self.row_lon_min = np.nanmin(self.lon, axis=1)
             self.row_lon_max = np.nanmax(self.lon, axis=1)
+
+    def coarse(self, factor: int) -> SwathLayer:
+        """The layer averaged over blocks of ``factor`` × ``factor`` pixels (cached).
+
+        Values are the mean of the valid pixels of each block (NaN where none), positions the block's mean: for
+        views whose screen pixels hold many swath pixels, this gives the same picture from ``factor²`` fewer points.
+        """
+        if factor <= 1:
+            return self
+        if factor not in self._coarse:
+            n, m = (self.values.shape[0] // factor) * factor, (self.values.shape[1] // factor) * factor
+            if n == 0 or m == 0:
+                return self
+
+            def blocks(a):
+                return a[:n, :m].reshape(n // factor, factor, m // factor, factor)
+
+            v = blocks(self.values)
+            ok = np.isfinite(v)
+            count = ok.sum(axis=(1, 3))
+            total = np.where(ok, v, 0.0).sum(axis=(1, 3), dtype=np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(count > 0, total / count, np.nan).astype(np.float32)
+            self._coarse[factor] = SwathLayer(
+                orbit=self.orbit,
+                lon=blocks(self.lon).mean(axis=(1, 3), dtype=np.float64).astype(np.float32),
+                lat=blocks(self.lat).mean(axis=(1, 3), dtype=np.float64).astype(np.float32),
+                values=mean,
+                time=self.time[:n:factor],
+                pixel_deg=self.pixel_deg * factor,
+            )
+        return self._coarse[factor]
 
 
 def continuous_longitude(lon: np.ndarray, central_longitude: float = 0.0) -> np.ndarray:
@@ -74,8 +108,8 @@ def continuous_longitude(lon: np.ndarray, central_longitude: float = 0.0) -> np.
 
 def make_layer(lat, lon, values, time, orbit: int, central_longitude: float = 0.0) -> SwathLayer:
     """A :class:`SwathLayer` from a swath's centre coordinates and (already filtered) values."""
-    lat = np.asarray(lat, dtype=np.float64)
     clon = continuous_longitude(lon, central_longitude)
+    lat = np.asarray(lat)
     if lat.ndim == 2 and lat.shape[0] > 1:
         pixel_deg = float(np.nanmedian(np.abs(np.diff(lat[:, lat.shape[1] // 2]))))
         across = np.abs(np.diff(clon[lat.shape[0] // 2])) * np.cos(np.deg2rad(lat[lat.shape[0] // 2, 1:]))
@@ -85,7 +119,7 @@ def make_layer(lat, lon, values, time, orbit: int, central_longitude: float = 0.
     return SwathLayer(
         orbit=int(orbit),
         lon=clon.astype(np.float32),
-        lat=lat.astype(np.float32),
+        lat=np.asarray(lat, dtype=np.float32),  # no copy when the reader gave float32
         values=np.asarray(values, dtype=np.float32),
         time=np.asarray(time),
         pixel_deg=pixel_deg,
@@ -104,6 +138,18 @@ def choose_method(layers: Sequence[SwathLayer], x_range, width: int) -> str:
     screen_deg = (x_range[1] - x_range[0]) / max(width, 1)
     pixel_deg = float(np.median([lay.pixel_deg for lay in layers]))
     return "points" if pixel_deg < 0.8 * screen_deg else "quadmesh"
+
+
+def coarsening_factor(layers: Sequence[SwathLayer], x_range, width: int) -> int:
+    """The largest power of two whose blocks of swath pixels still fit in half a screen pixel (1 if none)."""
+    if not layers:
+        return 1
+    screen_deg = (x_range[1] - x_range[0]) / max(width, 1)
+    pixel_deg = float(np.median([lay.pixel_deg for lay in layers]))
+    factor = 1
+    while pixel_deg * factor * 2 <= 0.5 * screen_deg and factor < 16:
+        factor *= 2
+    return factor
 
 
 _POINTS_CACHE: OrderedDict = OrderedDict()
@@ -186,6 +232,9 @@ def aggregate(
     if method == "auto":
         method = choose_method(layers, x_range, width)
     if method == "points":
+        # screen pixels much larger than swath pixels: bin block means instead of every pixel
+        factor = coarsening_factor(layers, x_range, width)
+        layers = [lay.coarse(factor) for lay in layers]
         if x_range[1] - x_range[0] > 90.0:  # wide views: all pixels, cached
             c = 0.0 if x_range[0] < 0 else 180.0
             df = _frame_points(layers, (c - 180.0, c + 180.0))

@@ -109,7 +109,8 @@ class VolcPlume(pn.viewable.Viewer):
             params["date"] = pd.Timestamp(days[len(days) // 2]).date() if days else dt.date(2021, 4, 12)
         super().__init__(**params)
         self._load_day()
-        self._make_layers()
+        if not self.layers:
+            self._make_layers()
         self._pointer = hv.streams.PointerXY(x=None, y=None)
         self._curtain_pointer = hv.streams.PointerX(x=None)
 
@@ -126,24 +127,38 @@ class VolcPlume(pn.viewable.Viewer):
 
     @param.depends("date", "level", watch=True)
     def _load_day(self) -> None:
-        t0, t1 = _day_bounds(self.date)
-        rows = self.archive.granules(TROPOMI, t0, t1)
-        variables = (self.variable, "qa_value", "solar_zenith_angle")
-        read = self.archive.read_many(rows["path"], lambda p: read_swath_cached(p, variables), self.log.write)
-        self._swaths = {int(ds.attrs["orbit"]): ds for ds in read.datasets}
-        self.log.write("info", f"{self.date}: read {len(self._swaths)} TROPOMI orbits ({self.level})"
-                       + (f", skipped {len(read.skipped)}" if read.skipped else ""))
+        """A new day or level: forget the swaths read for the old one, then read the zone's orbits."""
+        self._swaths = {}
         self._zone_orbits()
+
+    def _read_orbits(self, rows: pd.DataFrame) -> None:
+        """Read the granules not read yet (cached per process, so another session's reads are reused)."""
+        todo = [p for p, o in zip(rows["path"], rows["orbit"], strict=True) if int(o) not in self._swaths]
+        if not todo:
+            return
+        variables = (self.variable, "qa_value", "solar_zenith_angle")
+        read = self.archive.read_many(todo, lambda p: read_swath_cached(p, variables), self.log.write)
+        for ds in read.datasets:
+            self._swaths[int(ds.attrs["orbit"])] = ds
+        self.log.write("info", f"{self.date}: read {len(read.datasets)} TROPOMI orbits ({self.level})"
+                       + (f", skipped {len(read.skipped)}" if read.skipped else ""))
 
     @param.depends("zone", watch=True)
     def _zone_orbits(self) -> None:
+        """The orbits of the day that cross the zone (the index's footprints first, then the pixels)."""
         zone = self.zone_obj
+        t0, t1 = _day_bounds(self.date)
+        rows = self.archive.granules(TROPOMI, t0, t1, zone.bbox())
+        self._read_orbits(rows)
+        candidates = {int(o) for o in rows["orbit"]}
         labels: dict[str, int] = {}
         for orbit, ds in sorted(self._swaths.items()):
+            if orbit not in candidates:
+                continue
             inside = _in_zone(ds["latitude"].values, ds["longitude"].values, zone)
-            rows = inside.any(axis=1)
-            if rows.any():
-                labels[orbit_label(orbit, ds["time"].values[rows])] = orbit
+            rows_in = inside.any(axis=1)
+            if rows_in.any():
+                labels[orbit_label(orbit, ds["time"].values[rows_in])] = orbit
         self._orbit_labels = labels
         self.param.orbits.objects = list(labels)
         self.orbits = list(labels)
