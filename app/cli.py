@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -75,7 +74,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # first reads are paid before the first visitor comes, not by them
         cmd += ["--warm"]
     print(f"serving {len(apps)} dashboards at http://localhost:{args.port}", file=sys.stderr, flush=True)
-    return subprocess.call(cmd, env=env, cwd=REPO)
+    # become the server (no child process left behind when this one is stopped)
+    os.chdir(REPO)
+    os.execve(sys.executable, cmd, env)
 
 
 def _scenario_of_archive(cat) -> str:
