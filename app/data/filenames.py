@@ -16,6 +16,10 @@ Supported field formats:
 A field name may appear once only. Times are naive UTC everywhere in Fumarole (as the canonical ``datetime64``
 coordinates are); aware datetimes given to the formatters are converted to UTC first.
 
+The geostationary products (``geo_abi_l1b``, ``geo_ahi_hsd``, ``geo_seviri_nc``, ``nwcsaf_ctth``) are named by
+platform and slot: one ABI file per band, one HSD file per band and segment (``.DAT`` or ``.DAT.bz2``), one
+SEVIRI file per slot, one CTTH file per slot (platform as NWC SAF names it: ``GOES16``, ``HIMAWARI8``).
+
 Adding a product is one :func:`register_pattern` call (see the bottom of this module), plus, for the granule
 index, one geolocation function in :mod:`app.data.index`.
 """
@@ -299,6 +303,48 @@ NWCSAF_CTTH = register_pattern(
         product="nwcsaf_ctth",
         pattern="S_NWC_CTTH_{platform}_{region}_{start:%Y%m%dT%H%M%S}Z.nc",
         description="NWC SAF GEO CTTH",
+    )
+)
+
+
+GEO_ABI_L1B = register_pattern(
+    FilenamePattern(
+        product="geo_abi_l1b",
+        pattern=(
+            "OR_ABI-L1b-RadF-M{scan_mode:1d}C{band:02d}_{platform:3s}_s{start:%Y%j%H%M%S}{start_tenth:1d}"
+            "_e{end:%Y%j%H%M%S}{end_tenth:1d}_c{created:%Y%j%H%M%S}{created_tenth:1d}.nc"
+        ),
+        description="GOES-R ABI L1b full disk",
+        constants={"instrument": "ABI"},
+    )
+)
+
+
+def _hsd_derive(fields: dict[str, Any]) -> dict[str, Any]:
+    if fields["extension"] not in ("DAT", "DAT.bz2"):
+        raise ValueError(f"an HSD file ends in .DAT or .DAT.bz2, not .{fields['extension']}")
+    return {"compressed": fields["extension"] == "DAT.bz2"}
+
+
+GEO_AHI_HSD = register_pattern(
+    FilenamePattern(
+        product="geo_ahi_hsd",
+        pattern=(
+            "HS_{platform:3s}_{start:%Y%m%d_%H%M}_B{band:02d}_{area:4s}_R{res_code:02d}"
+            "_S{segment:02d}{total_segments:02d}.{extension}"
+        ),
+        description="Himawari AHI HSD",
+        constants={"instrument": "AHI"},
+        derive=_hsd_derive,
+    )
+)
+
+GEO_SEVIRI_NC = register_pattern(
+    FilenamePattern(
+        product="geo_seviri_nc",
+        pattern="W_XX-EUMETSAT-Darmstadt,VIS+IR+HRV+IMAGERY,{platform:4s}+SEVIRI_C_EUMG_{start:%Y%m%d%H%M%S}.nc",
+        description="Meteosat SEVIRI Level 1.5 netCDF",
+        constants={"instrument": "SEVIRI"},
     )
 )
 

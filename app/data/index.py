@@ -17,6 +17,11 @@ cannot be read are skipped and reported (:class:`IndexReport`), never abort the 
 Queries are pure pandas/numpy on the in-memory table (:meth:`GranuleIndex.query`,
 :meth:`GranuleIndex.orbits_for_day`).
 
+Geostationary full disks (GOES ABI, Himawari AHI, Meteosat SEVIRI, NWC SAF GEO products) are not read at all: the
+file name gives the platform and the slot, and the footprint is the platform's disk (the cells within
+:data:`GEO_DISK_RADIUS_DEG` of the sub-satellite point, :func:`geo_disk`). A slot of ABI (one file per band) or
+HSD (one per band and segment) is several rows; :mod:`app.data.geo` groups them into slots.
+
 Adding a product: register its file-name pattern in :mod:`app.data.filenames` and one geolocation function here
 with :func:`register_geolocator` (it returns a :class:`Geolocation` of sampled latitudes/longitudes).
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import os
 import tempfile
@@ -45,12 +51,14 @@ __all__ = [
     "CELL_DEG",
     "COLUMNS",
     "GEOLOCATORS",
+    "GEO_DISK_RADIUS_DEG",
     "INDEX_FILENAME",
     "GranuleIndex",
     "Geolocation",
     "IndexReport",
     "bbox_cells",
     "footprint_cells",
+    "geo_disk",
     "open_index",
     "pack_cells",
     "register_geolocator",
@@ -100,7 +108,9 @@ class Geolocation:
 
     ``latitude``/``longitude`` are 2-D samples (along track × across track; a lidar track is ``(n, 1)``), in
     degrees, NaN where missing. ``start``/``end`` (naive UTC) and ``orbit`` fill in what the file name lacks;
-    ``duration_s`` gives the end from the start when the file only holds relative times.
+    ``duration_s`` gives the end from the start when the file only holds relative times. ``platform`` replaces
+    the platform of the file name, ``footprint`` (a boolean mask of the 2592 cells) the footprint the index would
+    compute from the samples.
     """
 
     latitude: np.ndarray
@@ -109,16 +119,23 @@ class Geolocation:
     end: dt.datetime | None = None
     duration_s: float | None = None
     orbit: int | None = None
+    platform: str | None = None  # overrides the file name's (e.g. NWC SAF's GOES16 -> our G16)
+    footprint: np.ndarray | None = None  # the 2592-cell mask, when the geolocator knows it better than samples
 
 
 #: product id -> function(local path, stride) -> Geolocation.
 GEOLOCATORS: dict[str, Callable[[str, int], Geolocation]] = {}
 
 
-def register_geolocator(product: str):
-    """Decorator: register the geolocation reader of a product for the index."""
+def register_geolocator(product: str, reads_file: bool = True):
+    """Decorator: register the geolocation reader of a product for the index.
+
+    ``reads_file=False`` says the function needs only the file's name (e.g. a geostationary full disk, whose
+    footprint is the satellite's disk): the index then passes the path as listed, never a local copy.
+    """
 
     def wrap(func):
+        func.reads_file = reads_file
         GEOLOCATORS[product] = func
         return func
 
@@ -216,6 +233,82 @@ def caliop_geolocation(path: str, stride: int = 16) -> Geolocation:
         finally:
             sd.end()
     return Geolocation(lat, lon, duration_s=t1 - t0)
+
+
+# --- geostationary full disks (the footprint is the disk, from the name alone) -------------------------------
+
+#: Great-circle distance (degrees) from the sub-satellite point within which a geostationary full disk counts as
+#: seeing the ground. The limb is at 81.3°; beyond ~75° (viewing zenith angle ~83°) the view is too oblique to use.
+GEO_DISK_RADIUS_DEG = 75.0
+
+
+@functools.lru_cache(maxsize=32)
+def geo_disk(sub_lon: float, radius_deg: float = GEO_DISK_RADIUS_DEG, step_deg: float = 1.0):
+    """Samples (lat, lon: 2-D, NaN outside) and the footprint mask of the cap within ``radius_deg`` of (0, sub_lon).
+
+    The samples are a regular grid in latitude × longitude *relative to* ``sub_lon`` (so a disk across ±180° is
+    seen to cross it); the footprint holds every 5° cell that has a point within the cap.
+    """
+    lat1 = np.arange(-radius_deg, radius_deg + step_deg / 2, step_deg)
+    dlon1 = np.arange(-radius_deg, radius_deg + step_deg / 2, step_deg)
+    lat, dlon = np.meshgrid(lat1, dlon1, indexing="ij")
+    inside = np.cos(np.deg2rad(lat)) * np.cos(np.deg2rad(dlon)) >= np.cos(np.deg2rad(radius_deg)) - 1e-12
+    lat = np.where(inside, lat, np.nan)
+    lon = np.where(inside, _wrap(sub_lon + dlon), np.nan)
+    mask = footprint_cells(lat, lon)
+    for a in (lat, lon, mask):
+        a.flags.writeable = False
+    return lat, lon, mask
+
+
+def _geo_geolocation(path: str, platform_id: str, start: dt.datetime, repeat_min: int | None = None
+                     ) -> Geolocation:
+    """The disk of a platform, and the slot's start and end (the start plus the sensor's repeat cycle)."""
+    from app.data.geo_bands import FULL_DISK, geo_platform
+
+    try:
+        p = geo_platform(platform_id)
+    except KeyError as e:
+        raise GranuleError(path, f"file name: {e.args[0]}") from None
+    repeat = repeat_min or FULL_DISK[p.sensor].repeat_minutes
+    slot = start.replace(second=0, microsecond=0, minute=start.minute - start.minute % repeat)
+    lat, lon, mask = geo_disk(float(p.sub_lon))
+    return Geolocation(lat, lon, start=start, end=slot + dt.timedelta(minutes=repeat), platform=p.key,
+                       footprint=mask)
+
+
+def _geo_name_fields(product: str, path: str) -> dict:
+    return PATTERNS[product].parse(path)
+
+
+@register_geolocator("geo_abi_l1b", reads_file=False)
+def abi_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """A GOES ABI L1b full-disk file: the disk of its platform (from the name), scan start and end (name)."""
+    f = _geo_name_fields("geo_abi_l1b", path)
+    geo = _geo_geolocation(path, f["platform"], f["start"])
+    geo.end = f["end"]
+    return geo
+
+
+@register_geolocator("geo_ahi_hsd", reads_file=False)
+def ahi_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """A Himawari HSD segment file: its platform's disk (a segment is given the whole disk), the slot (name)."""
+    f = _geo_name_fields("geo_ahi_hsd", path)
+    return _geo_geolocation(path, f["platform"], f["start"], None if f["area"] == "FLDK" else 2)
+
+
+@register_geolocator("geo_seviri_nc", reads_file=False)
+def seviri_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """A SEVIRI Level 1.5 netCDF file: its platform's disk, the repeat cycle's start (name) and nominal end."""
+    f = _geo_name_fields("geo_seviri_nc", path)
+    return _geo_geolocation(path, f["platform"], f["start"])
+
+
+@register_geolocator("nwcsaf_ctth", reads_file=False)
+def nwcsaf_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """An NWC SAF GEO product: its platform's disk (NWC SAF's id mapped to ours), the nominal slot (name)."""
+    f = _geo_name_fields("nwcsaf_ctth", path)
+    return _geo_geolocation(path, f["platform"], f["start"])
 
 
 # --- footprints ----------------------------------------------------------------------------------------------
@@ -433,8 +526,11 @@ def _read_granule(
     geolocate = GEOLOCATORS.get(product)
     if geolocate is None:
         raise GranuleError(path, f"product {product!r} has no geolocation reader registered in app.data.index")
-    with _local_copy(path, storage_options) as local:
-        geo = geolocate(local, stride)
+    if getattr(geolocate, "reads_file", True):
+        with _local_copy(path, storage_options) as local:
+            geo = geolocate(local, stride)
+    else:
+        geo = geolocate(path, stride)
     lat, lon = np.atleast_2d(geo.latitude), np.atleast_2d(geo.longitude)
     if not np.isfinite(lat).any():
         raise GranuleError(path, "has no valid latitude/longitude")
@@ -449,7 +545,7 @@ def _read_granule(
     return {
         "path": path,
         "product": product,
-        "platform": fields.get("platform", ""),
+        "platform": geo.platform or fields.get("platform", ""),
         "orbit": orbit,
         "start": start,
         "end": end,
@@ -458,7 +554,7 @@ def _read_granule(
         "lon_min": lon_min,
         "lon_max": lon_max,
         "crosses_antimeridian": _crosses_antimeridian(lon),
-        "footprint": pack_cells(footprint_cells(lat, lon)),
+        "footprint": pack_cells(geo.footprint if geo.footprint is not None else footprint_cells(lat, lon)),
         "size": int(size),
         "mtime": float(mtime),
         "mode": fields.get("mode"),

@@ -1,10 +1,15 @@
 """Write a whole sample archive: every product of every day of a scenario, in parallel processes.
 
+Products: ``tropomi`` (one task per day), ``caliop`` (per day) and ``geo`` (per satellite and day: the five ring
+positions of :data:`GEO_PLATFORMS`, each slot's imager files and its NWC SAF CTTH file). Tasks are handed to the
+processes longest first.
+
 The archive is complete when its ``.complete`` stamp exists (written last), so an interrupted run is redone.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
@@ -22,26 +27,103 @@ log = logging.getLogger(__name__)
 STAMP = ".complete"
 
 
+#: The geostationary ring of the sample, west to east: GOES-West, GOES-East, Meteosat, Meteosat IODC, Himawari.
+GEO_PLATFORMS = ("G17", "G16", "MSG4", "MSG1", "H08")
+
+
 @dataclass(frozen=True)
 class Resolution:
-    """How much the sample is reduced from the instruments' real sampling (1 = full resolution)."""
+    """How much the sample is reduced from the instruments' real sampling (1 = full resolution).
+
+    GEO fields: ``geo_abi_km`` the ABI pixel size at the sub-satellite point (every band on that grid, or on its
+    own if coarser), ``geo_ahi_factor`` / ``geo_seviri_factor`` the whole factors by which the 2 km AHI and 3 km
+    SEVIRI grids are coarsened; ``geo_central_times`` the slots (``HH:MM`` UTC) written on the scenario's central
+    day, ``geo_other_times`` those of the other days; ``geo_missing`` slots deliberately left out (platform,
+    ``HH:MM`` on the central day): a real archive has gaps, and the dashboards must show them.
+    """
 
     tropomi_scanline_step: int
     tropomi_pixel_step: int
     caliop_profile_step: int
     caliop_regional: bool
+    geo_abi_km: float = 16.0
+    geo_ahi_factor: int = 10
+    geo_seviri_factor: int = 8
+    geo_central_times: tuple[str, ...] = ()
+    geo_other_times: tuple[str, ...] = ()
+    geo_missing: tuple[tuple[str, str], ...] = ()
 
 
-DEMO = Resolution(tropomi_scanline_step=4, tropomi_pixel_step=3, caliop_profile_step=15, caliop_regional=True)
-TINY = Resolution(tropomi_scanline_step=16, tropomi_pixel_step=9, caliop_profile_step=60, caliop_regional=True)
-FULL = Resolution(tropomi_scanline_step=1, tropomi_pixel_step=1, caliop_profile_step=1, caliop_regional=False)
+def _hours(step: int) -> tuple[str, ...]:
+    return tuple(f"{h:02d}:00" for h in range(0, 24, step))
+
+
+DEMO = Resolution(
+    tropomi_scanline_step=4, tropomi_pixel_step=3, caliop_profile_step=15, caliop_regional=True,
+    geo_abi_km=16.0, geo_ahi_factor=10, geo_seviri_factor=8,
+    geo_central_times=_hours(1), geo_other_times=_hours(6), geo_missing=(("MSG1", "13:00"),),
+)
+TINY = Resolution(
+    tropomi_scanline_step=16, tropomi_pixel_step=9, caliop_profile_step=60, caliop_regional=True,
+    geo_abi_km=48.0, geo_ahi_factor=25, geo_seviri_factor=16,
+    geo_central_times=("12:00", "15:00"), geo_missing=(("MSG1", "15:00"),),
+)
+FULL = Resolution(
+    tropomi_scanline_step=1, tropomi_pixel_step=1, caliop_profile_step=1, caliop_regional=False,
+    geo_abi_km=2.0, geo_ahi_factor=1, geo_seviri_factor=1, geo_central_times=("15:00",),
+)
 RESOLUTIONS = {"demo": DEMO, "tiny": TINY, "full": FULL}
-PRODUCTS = ("tropomi", "caliop")
+PRODUCTS = ("tropomi", "caliop", "geo")
+#: Version of the ``.complete`` stamp: an archive stamped by an older Fumarole (without GEO) is written again.
+STAMP_VERSION = 2
 
 
-def _task(product: str, scenario_name: str, day: str, out_root: str, res: Resolution) -> list[str]:
+def geo_slot_times(scenario, day: str, res: Resolution, platform: str | None = None) -> list[np.datetime64]:
+    """The GEO slots written on ``day`` (for ``platform``: without its deliberately missing ones)."""
+    days = [str(d) for d in scenario.days]
+    central = days[len(days) // 2]
+    times = res.geo_central_times if day == central else res.geo_other_times
+    missing = {t for p, t in res.geo_missing if p == platform} if day == central else set()
+    return [np.datetime64(f"{day}T{t}", "m") for t in times if t not in missing]
+
+
+def _geo_task(sc, platform: str, day: str, out_root: Path, res: Resolution) -> list[Path]:
+    """Every slot of one GEO satellite on one day: the imager's files and the NWC SAF CTTH file of each slot."""
+    from app.data.geo_bands import geo_platform
+    from app.sample.geo.ctth import write_ctth_slot
+    from app.sample.geo.scene import GeoGrid
+
+    sensor = geo_platform(platform).sensor
+    paths: list[Path] = []
+    for t in geo_slot_times(sc, day, res, platform):
+        folder = out_root / sensor / platform / str(t)[:4] / str(t)[5:7] / str(t)[8:10]
+        if sensor == "abi":
+            from app.sample.geo.abi import write_abi_slot
+
+            paths += write_abi_slot(sc, platform, t, out_root, resolution_km=res.geo_abi_km)
+            grid = GeoGrid.full_disk(platform, res.geo_abi_km)
+        elif sensor == "ahi":
+            from app.sample.geo.ahi import AHI_DEMO_BANDS, ahi_grid, write_ahi_slot
+
+            paths += write_ahi_slot(sc, t.astype(dt.datetime), folder, resolution_factor=res.geo_ahi_factor,
+                                    bands=AHI_DEMO_BANDS, compress=True)
+            grid = ahi_grid(res.geo_ahi_factor).geo_grid(platform)
+        else:
+            from app.sample.geo.seviri import seviri_grid, write_seviri_slot
+
+            paths += write_seviri_slot(sc, platform, t.astype(dt.datetime), folder,
+                                       resolution_factor=res.geo_seviri_factor)
+            grid = seviri_grid(platform, res.geo_seviri_factor).geo_grid(platform)
+        paths.append(write_ctth_slot(sc, platform, t, out_root, grid))
+    return paths
+
+
+def _task(product: str, scenario_name: str, day: str, out_root: str, res: Resolution,
+          platform: str | None = None) -> list[str]:
     sc = get_scenario(scenario_name)
     d = np.datetime64(day, "D")
+    if product == "geo":
+        return [str(p) for p in _geo_task(sc, platform, day, Path(out_root), res)]
     if product == "tropomi":
         from app.sample.tropomi import write_tropomi_day
 
@@ -59,8 +141,42 @@ def _task(product: str, scenario_name: str, day: str, out_root: str, res: Resolu
 
 
 def is_complete(out_root: Path) -> bool:
-    """True when a previous run wrote the whole archive."""
-    return (Path(out_root) / STAMP).exists()
+    """True when a previous run of this version of Fumarole wrote the whole archive."""
+    try:
+        return json.loads((Path(out_root) / STAMP).read_text()).get("version") == STAMP_VERSION
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _jobs(products: list[str], scenario: str, days: list[str], out_root: str, res: Resolution) -> list[tuple]:
+    """The tasks: one per product and day, for GEO one per satellite and day; the longest first."""
+    sc = get_scenario(scenario)
+    jobs = []
+    for d in days:
+        for p in products:
+            if p == "geo":
+                for platform in GEO_PLATFORMS:
+                    if geo_slot_times(sc, d, res, platform):
+                        weight = len(geo_slot_times(sc, d, res, platform))
+                        jobs.append((weight, (p, scenario, d, out_root, res, platform)))
+            else:
+                jobs.append((8, (p, scenario, d, out_root, res)))
+    jobs.sort(key=lambda j: -j[0])  # stable: equal weights keep day order
+    return [job for _, job in jobs]
+
+
+def _label(job: tuple) -> str:
+    return f"{job[0]} {job[5]} {job[2]}" if job[0] == "geo" else f"{job[0]} {job[2]}"
+
+
+def _by_product(out_root: Path, files: list[str]) -> dict[str, int]:
+    """Files per top folder of the archive (``tropomi``, ``abi/G16``, ``nwcsaf_ctth/GOES16`` …)."""
+    counts: dict[str, int] = {}
+    for f in files:
+        parts = Path(f).relative_to(out_root).parts
+        key = "/".join(parts[:2]) if parts[0] in ("abi", "ahi", "seviri", "nwcsaf_ctth") else parts[0]
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def write_archive(
@@ -83,14 +199,14 @@ def write_archive(
     for p in products:
         if p not in PRODUCTS:
             raise ValueError(f"unknown product {p!r}; known products: {', '.join(PRODUCTS)}")
-    jobs = [(p, scenario, d, str(out_root), res) for d in day_list for p in products]
+    jobs = _jobs(products, scenario, day_list, str(out_root), res)
     t0 = time.perf_counter()
     files: list[str] = []
     if workers <= 1:
         for i, job in enumerate(jobs, 1):
             files += _task(*job)
             if progress:
-                progress(i, len(jobs), f"{job[0]} {job[2]}")
+                progress(i, len(jobs), _label(job))
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_task, *job): job for job in jobs}
@@ -98,15 +214,17 @@ def write_archive(
                 files += fut.result()
                 job = futures[fut]
                 if progress:
-                    progress(i, len(jobs), f"{job[0]} {job[2]}")
+                    progress(i, len(jobs), _label(job))
     seconds = time.perf_counter() - t0
     summary = {
+        "version": STAMP_VERSION,
         "scenario": scenario,
         "resolution": resolution,
         "resolution_steps": asdict(res),
         "products": products,
         "days": day_list,
         "files": len(files),
+        "files_by_product": _by_product(out_root, files),
         "bytes": int(sum(Path(f).stat().st_size for f in files)),
         "seconds": round(seconds, 1),
     }

@@ -2,8 +2,9 @@
 
 Files, names and header blocks are those of JMA's HSD format 1.3 (see :mod:`app.data.geo_ahi` for the layout):
 ``HS_H08_{YYYYMMDD}_{HHMM}_B{bb}_FLDK_R{rr}_S{ss}10.DAT``, ten segments per band, eleven header blocks, then the
-counts as ``uint16``. Satpy's ``ahi_hsd`` reader opens them without warnings and calibrates them to the values put
-in (tests/test_geo_ahi.py).
+counts as ``uint16``; with ``compress=True`` each file is bzip2-compressed as ``….DAT.bz2``, the form NOAA's
+archive on AWS and JMA's HimawariCloud distribute (the sample archive writes that: ~6× smaller). Satpy's
+``ahi_hsd`` reader opens them without warnings and calibrates them to the values put in (tests/test_geo_ahi.py).
 
 Reduced resolution
 ------------------
@@ -35,6 +36,7 @@ Calibration written (our choices, in the real header fields)
 
 from __future__ import annotations
 
+import bz2
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ from app.data.geo_bands import (
     SPEED_OF_LIGHT,
     geo_platform,
 )
-from app.sample.geo.scene import scan_angles_to_lonlat, simulate_channels
+from app.sample.geo.scene import GeoGrid, grid_cloud_top, scan_angles_to_lonlat, simulate_channels
 
 _H08 = geo_platform("H08")
 #: Nominal sub-satellite longitude of Himawari-8 (degrees east).
@@ -84,6 +86,12 @@ OUTSIDE_SCAN_COUNT = 65534
 SCAN_START_S = 20.4
 SCAN_DURATION_S = 566.0
 ALL_BANDS = tuple(range(1, 17))
+#: The bands the sample archive writes: those the RGB recipes need (the ABI sample's channels, plus B02, the green
+#: of AHI's true colour): B01–B05, B07, B09–B11, B13–B16.
+AHI_DEMO_BANDS: tuple[str, ...] = (
+    "vis_04", "vis_05", "vis_06", "nir_08", "nir_16", "ir_39", "wv_69", "wv_73", "ir_87", "ir_105", "ir_112",
+    "ir_120", "ir_133",
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +122,16 @@ class AhiGrid:
         h = _H08.projection.h
         lat, lon = scan_angles_to_lonlat(x[None, :] / h, y[:, None] / h, _H08.projection)
         return lon, lat
+
+    def geo_grid(self, platform: str = "H08") -> GeoGrid:
+        """The same grid as a :class:`~app.sample.geo.scene.GeoGrid` (scan angles of the pixel centres).
+
+        The slot's CTTH product is written on it, and the scene's cloud tops are computed on it.
+        """
+        step = np.deg2rad(2.0**16 / self.cfac)
+        coff = float(np.float32(self.coff))
+        return GeoGrid(platform, self.size, self.size, (1.0 - coff) * step, step, (coff - 1.0) * step, -step,
+                       FULL_DISK["ahi"].resolution_km * self.resolution_factor)
 
 
 def ahi_grid(resolution_factor: int = 10) -> AhiGrid:
@@ -285,10 +303,13 @@ def _header(cal: BandCalibration, grid: AhiGrid, time: dt.datetime, segment: int
 
 
 def write_ahi_fields(fields: Mapping[str, np.ndarray], time: dt.datetime, out_root: str | Path, *,
-                     resolution_factor: int = 10, segments: int = 10, platform: str = "H08") -> list[Path]:
+                     resolution_factor: int = 10, segments: int = 10, platform: str = "H08",
+                     compress: bool = False) -> list[Path]:
     """Write given fields (generic name -> BT K / reflectance %, on :func:`ahi_grid`) as HSD files in out_root.
 
     NaN is written as an outside-scan pixel. Returns the paths written, band by band, segment by segment.
+    ``compress`` writes each file bzip2-compressed as ``….DAT.bz2``, as public archives (NOAA's on AWS,
+    JMA's HimawariCloud) distribute them.
     """
     grid = ahi_grid(resolution_factor)
     if grid.size % segments:
@@ -308,29 +329,38 @@ def write_ahi_fields(fields: Mapping[str, np.ndarray], time: dt.datetime, out_ro
         for seg in range(1, segments + 1):
             fname = hsd.hsd_file_name(platform, slot, band, seg, segments)
             header = _header(cal, grid, slot, seg, segments, fname, platform)
-            path = out / fname
-            with open(path, "wb") as f:
-                f.write(header)
-                f.write(counts[(seg - 1) * nlines:seg * nlines].astype("<u2").tobytes())
+            data = header + counts[(seg - 1) * nlines:seg * nlines].astype("<u2").tobytes()
+            path = out / (fname + ".bz2" if compress else fname)
+            path.write_bytes(bz2.compress(data) if compress else data)
             paths.append(path)
     return paths
 
 
 def write_ahi_slot(scenario, time: dt.datetime, out_root: str | Path, *, resolution_factor: int = 10,
-                   bands: Iterable[int | str] = ALL_BANDS, segments: int = 10) -> list[Path]:
+                   bands: Iterable[int | str] = ALL_BANDS, segments: int = 10, compress: bool = False,
+                   max_block_pixels: int = 1_000_000) -> list[Path]:
     """Write the AHI full-disk slot at ``time`` (rounded down to 10 min) of a scenario as HSD files in out_root.
 
     The scene (brightness temperatures, reflectances) comes from the GEO scene model
-    (:func:`app.sample.geo.scene.simulate_channels`) at the pixel centres of :func:`ahi_grid`. ``bands`` are band
-    numbers (1–16), ``B13``-style ids or generic names. Returns the paths written (bands × segments files).
+    (:func:`app.sample.geo.scene.simulate_channels`) at the pixel centres of :func:`ahi_grid`, with the cloud
+    tops of :func:`~app.sample.geo.scene.grid_cloud_top` on that grid (:meth:`AhiGrid.geo_grid`): the clouds the
+    CTTH product written on the same grid reports. ``bands`` are band numbers (1–16), ``B13``-style ids or
+    generic names; ``compress`` writes ``.DAT.bz2`` files. Returns the paths written (bands × segments files).
     """
     grid = ahi_grid(resolution_factor)
-    lon, lat = grid.lonlat()
+    geo = grid.geo_grid()
     names = [hsd.AHI_GENERIC[_band_number(b)] for b in bands]
     slot = _slot(time)
-    fields = simulate_channels(scenario, lat, lon, np.datetime64(slot, "s"), SUB_LON, names,
-                               sat_height_m=_H08.projection.h)
-    return write_ahi_fields(fields, slot, out_root, resolution_factor=resolution_factor, segments=segments)
+    slot64 = np.datetime64(slot, "s")
+    fields = {name: np.empty(grid.shape, np.float32) for name in names}
+    for rows in geo.row_blocks(max_block_pixels):
+        lat, lon = geo.lonlat(rows)
+        values = simulate_channels(scenario, lat, lon, slot64, SUB_LON, names, sat_height_m=_H08.projection.h,
+                                   cloud_tops=grid_cloud_top(scenario, geo, slot64, rows))
+        for name in names:
+            fields[name][rows] = values[name]
+    return write_ahi_fields(fields, slot, out_root, resolution_factor=resolution_factor, segments=segments,
+                            compress=compress)
 
 
 def _slot(time: dt.datetime) -> dt.datetime:

@@ -64,6 +64,7 @@ The model is vectorised over points (chunks of 2¹⁸ points bound the memory th
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -97,7 +98,7 @@ G0 = 9.80665
 SEA_FREEZING_K = 271.35
 #: The scenario's cloud fraction below which a point is clear.
 CLOUDY_FRACTION = 0.05
-#: Spacing of the nodes on which grid writers evaluate the scenario's (smooth) cloud fields.
+#: Least spacing of the nodes on which grid writers evaluate the scenario's (smooth) cloud fields.
 CLOUD_NODE_SPACING_KM = 32.0
 #: ... except where the nodes are more than this many times further apart on the ground (towards the limb).
 LIMB_STRETCH_LIMIT = 4.0
@@ -434,20 +435,46 @@ def _bilinear_index(fine: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np
     return i, w
 
 
+#: Cloud tops of the last few (scenario, grid, slot, rows) asked for in this process, so that an imager and the
+#: CTTH product written for the same slot on the same grid compute them once (and share them exactly).
+_CLOUD_MEMO: OrderedDict = OrderedDict()
+_CLOUD_MEMO_SIZE = 4
+
+
 def grid_cloud_top(scenario, grid: GeoGrid, time, rows: slice | None = None,
                    spacing_km: float = CLOUD_NODE_SPACING_KM) -> CloudTop:
-    """Cloud tops on (some rows of) a grid, the scenario evaluated every ~``spacing_km`` and interpolated.
+    """Cloud tops on (some rows of) a grid, the scenario evaluated every ``spacing_km`` or so and interpolated.
 
-    The scenario's cloud fields vary over 400 km and more, so evaluating them on nodes ``spacing_km`` apart and
-    interpolating bilinearly (fraction, fraction-weighted height and phase, optical depth) changes them by a few
-    percent and saves most of the cost on fine grids. Pixels whose four nodes are not all on the disk, or are
+    The result is remembered for the last few calls of the process (its arrays are read-only): a writer of the
+    imager's files and one of the CTTH file of the same slot, on the same grid and row block, get the same object.
+
+    The scenario's cloud fields vary over 400 km and more, so evaluating them on nodes a whole number of pixels
+    and at least ``spacing_km`` apart (32 km on a 16 km grid, 48 km on a 24 km one) and interpolating
+    bilinearly (fraction, fraction-weighted height and phase, optical depth) changes them by a few percent and
+    saves most of the cost on fine grids. Pixels whose four nodes are not all on the disk, or are
     more than ``LIMB_STRETCH_LIMIT`` times further apart on the ground than at nadir (near the limb), are
     evaluated exactly. The nodes are fixed by the whole grid, so row blocks join seamlessly, and every
     writer on the same grid (imager and CTTH) gets the same clouds.
     """
     rows = slice(*(rows if rows is not None else slice(None)).indices(grid.n_rows))
+    key = (id(scenario), getattr(scenario, "name", None), grid, str(np.datetime64(time, "s")), rows.start,
+           rows.stop, float(spacing_km))
+    hit = _CLOUD_MEMO.get(key)
+    if hit is not None:
+        _CLOUD_MEMO.move_to_end(key)
+        return hit
+    out = _grid_cloud_top(scenario, grid, time, rows, spacing_km)
+    for value in vars(out).values():
+        value.flags.writeable = False
+    _CLOUD_MEMO[key] = out
+    while len(_CLOUD_MEMO) > _CLOUD_MEMO_SIZE:
+        _CLOUD_MEMO.popitem(last=False)
+    return out
+
+
+def _grid_cloud_top(scenario, grid: GeoGrid, time, rows: slice, spacing_km: float) -> CloudTop:
     lat, lon = grid.lonlat(rows)
-    k = max(1, int(round(spacing_km / grid.resolution_km)))
+    k = max(1, int(np.ceil(spacing_km / grid.resolution_km - 1e-6)))  # whole pixels, at least spacing_km apart
     if k == 1 or grid.n_rows < 3 or grid.n_cols < 3:
         return cloud_top(scenario, lat, lon, time)
     r_fine = np.arange(rows.start, rows.stop)
@@ -575,15 +602,49 @@ class _Scene:
         return cloud_top(self.sc, self.lat, self.lon, self.time)
 
     @cached_property
+    def _plume(self) -> dict[str, np.ndarray] | None:
+        """SO2 column (DU) and height, ash loading (g m⁻²) and height, in one pass over the scenario's puffs.
+
+        The same sums as ``Scenario.so2_column_du``, ``so2_layer_height_km``, ``ash_loading_g_m2`` and
+        ``ash_height_km`` (bit for bit), which would each go over the puffs again. None for a scenario without
+        puffs (any object with those four methods is a scenario here).
+        """
+        sc = self.sc
+        if not all(hasattr(sc, name) for name in ("_weights", "_flat", "puffs")):
+            return None
+        from app.sample.scenario import KG_PER_KM2_PER_DU
+
+        _, la, lo, t, pv = sc._flat(self.lat, self.lon, self.time)
+        so2, so2_h, ash, ash_h = (np.zeros(la.size) for _ in range(4))
+        p = sc.puffs
+        for ii, sel, g, decay, ash_decay, _ in sc._weights(la, lo, t, pv):
+            w = g * (p["m"][sel] * decay)
+            so2[ii] = w.sum(axis=1)
+            so2_h[ii] = (w * p["h"][sel]).sum(axis=1)
+            w = g * (p["ash"][sel] * ash_decay)
+            ash[ii] = w.sum(axis=1)
+            ash_h[ii] = (w * p["h"][sel]).sum(axis=1)
+        du = so2 / KG_PER_KM2_PER_DU
+        load = ash / 1000.0  # kg km-2 -> g m-2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {"du": du, "so2_height": np.where(du > 0.05, so2_h / so2, np.nan), "load": load,
+                    "ash_height": np.where(load > 1e-3, ash_h / ash, np.nan)}
+
+    @cached_property
     def ash(self) -> dict[str, np.ndarray]:
-        load = np.nan_to_num(np.asarray(self.sc.ash_loading_g_m2(self.lat, self.lon, self.time), float))
-        load = np.clip(load, 0.0, None)
-        height_fn = getattr(self.sc, "ash_height_km", self.sc.so2_layer_height_km)
-        height = np.full(load.shape, 10.0)
-        some = load > 1e-3
-        if some.any():
-            h = np.asarray(height_fn(self.lat[some], self.lon[some], self.time), float)
-            height[some] = np.where(np.isfinite(h), h, 10.0)
+        plume = self._plume
+        if plume is not None:
+            load = np.clip(np.nan_to_num(plume["load"]), 0.0, None)
+            height = np.where(load > 1e-3, np.nan_to_num(plume["ash_height"], nan=10.0), 10.0)
+        else:
+            load = np.nan_to_num(np.asarray(self.sc.ash_loading_g_m2(self.lat, self.lon, self.time), float))
+            load = np.clip(load, 0.0, None)
+            height_fn = getattr(self.sc, "ash_height_km", self.sc.so2_layer_height_km)
+            height = np.full(load.shape, 10.0)
+            some = load > 1e-3
+            if some.any():
+                h = np.asarray(height_fn(self.lat[some], self.lon[some], self.time), float)
+                height[some] = np.where(np.isfinite(h), h, 10.0)
         return {
             "load": load,
             "height": height,
@@ -596,6 +657,10 @@ class _Scene:
 
     @cached_property
     def so2(self) -> dict[str, np.ndarray]:
+        plume = self._plume
+        if plume is not None:
+            du = np.clip(np.nan_to_num(plume["du"]), 0, None)
+            return {"du": du, "height": np.where(du > 0.05, plume["so2_height"], np.nan)}
         du = np.clip(np.nan_to_num(np.asarray(self.sc.so2_column_du(self.lat, self.lon, self.time), float)), 0, None)
         height = np.full(du.shape, np.nan)
         some = du > 0.05

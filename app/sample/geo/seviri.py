@@ -41,7 +41,7 @@ import numpy as np
 
 from app.data import geo_seviri as l15
 from app.data.geo_bands import geo_platform
-from app.sample.geo.scene import scan_angles_to_lonlat, simulate_channels
+from app.sample.geo.scene import GeoGrid, grid_cloud_top, scan_angles_to_lonlat, simulate_channels
 
 #: Platforms the sample writes: short name -> (satellite_id, sub-satellite longitude).
 PLATFORMS = {key: (l15.SATELLITE_IDS[key], geo_platform(key).sub_lon) for key in ("MSG4", "MSG1")}
@@ -104,6 +104,19 @@ class SeviriGrid:
         lat, lon = scan_angles_to_lonlat(x[None, :] / h, y[:, None] / h,
                                          dataclasses.replace(projection, lon_0=self.sub_lon))
         return lon, lat
+
+    def geo_grid(self, platform: str) -> GeoGrid:
+        """The same grid as a :class:`~app.sample.geo.scene.GeoGrid` (canonical orientation).
+
+        The sub-satellite point is on a pixel centre, as in real Level 1.5 images. The slot's CTTH product is
+        written on it, and the scene's cloud tops are computed on it.
+        """
+        if geo_platform(platform).sub_lon != self.sub_lon:
+            raise ValueError(f"{platform} is not at {self.sub_lon}°, the longitude of this grid")
+        x, y = self.xy()
+        h = geo_platform(platform).projection.h
+        step = self.step_km * 1000.0 / h
+        return GeoGrid(platform, self.size, self.size, x[0] / h, step, y[0] / h, -step, self.step_km)
 
 
 def seviri_grid(platform: str = "MSG4", resolution_factor: int = 8) -> SeviriGrid:
@@ -268,14 +281,18 @@ def write_seviri_slot(scenario, platform: str, time: dt.datetime, out_root: str 
     """Write the SEVIRI slot at ``time`` (rounded down to 15 min) of a scenario for MSG4 (0°) or MSG1 (41.5° E).
 
     The scene comes from the GEO scene model (:func:`app.sample.geo.scene.simulate_channels`) at the pixel centres
-    of :func:`seviri_grid`. Returns ``[path]``.
+    of :func:`seviri_grid`, with the cloud tops of :func:`~app.sample.geo.scene.grid_cloud_top` on that grid
+    (:meth:`SeviriGrid.geo_grid`), the clouds the CTTH product written on the same grid reports. Returns
+    ``[path]``.
     """
     grid = seviri_grid(platform, resolution_factor)
     lon, lat = grid.lonlat()
     names = list(l15.GENERIC_SEVIRI)
     slot = _slot(time)
-    fields = simulate_channels(scenario, lat, lon, np.datetime64(slot, "s"), grid.sub_lon, names,
-                               sat_height_m=geo_platform(platform).projection.h)
+    slot64 = np.datetime64(slot, "s")
+    clouds = grid_cloud_top(scenario, grid.geo_grid(platform), slot64)
+    fields = simulate_channels(scenario, lat, lon, slot64, grid.sub_lon, names,
+                               sat_height_m=geo_platform(platform).projection.h, cloud_tops=clouds)
     return write_seviri_fields(fields, platform, slot, out_root, resolution_factor=resolution_factor)
 
 
