@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from app.sample.archive import DEMO, PRODUCTS, write_archive
+from app.sample.archive import DEMO, write_archive
 from app.sample.tropomi import write_tropomi_orbit
 from benchmarks import OUT, fmt_s, load_average, machine_line, timed
 from benchmarks.bench_tropomi_read import FULL_ROOT, ORBIT, SCENARIO
@@ -44,16 +44,23 @@ def _self_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def per_product(root: Path) -> dict[str, dict[str, float]]:
-    """Files and MB under each product's folder of an archive."""
+#: the archive's top folders of each product written by write_archive (GEO: one per imager format, and CTTH)
+FOLDERS = {"tropomi": ("tropomi",), "caliop": ("caliop",), "geo": ("abi", "ahi", "seviri", "nwcsaf_ctth")}
+#: the issues' budgets: the foundation's TROPOMI + CALIOP demo, and the GEO part of the demo
+TARGETS = {("tropomi", "caliop"): (TARGET_SECONDS, TARGET_MB), ("geo",): (240.0, 600.0)}
+
+
+def per_product(root: Path, products=("tropomi", "caliop")) -> dict[str, dict[str, float]]:
+    """Files and MB under each product's folders of an archive."""
     out = {}
-    for product in PRODUCTS:
-        files = [p for p in (root / product).rglob("*") if p.is_file()]
-        out[product] = {"files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6}
+    for product in products:
+        for folder in FOLDERS[product]:
+            files = [p for p in (root / folder).rglob("*") if p.is_file()]
+            out[folder] = {"files": len(files), "mb": sum(p.stat().st_size for p in files) / 1e6}
     return out
 
 
-def run_archive(root: Path = DEMO_ROOT, workers: int = 2, repeat: int = 3) -> dict:
+def run_archive(root: Path = DEMO_ROOT, workers: int = 2, repeat: int = 3, products=("tropomi", "caliop")) -> dict:
     """Write the demo archive ``repeat`` times (emptied first each time); best wall time, CPU time and sizes."""
     runs = []
     summary: dict = {}
@@ -62,12 +69,13 @@ def run_archive(root: Path = DEMO_ROOT, workers: int = 2, repeat: int = 3) -> di
         load = load_average()
         cpu0, self0 = _children_cpu(), _self_cpu()
         t = time.perf_counter()
-        summary = write_archive(root, scenario=SCENARIO, resolution="demo", workers=workers)
+        summary = write_archive(root, scenario=SCENARIO, resolution="demo", workers=workers, products=products)
         wall = time.perf_counter() - t
         cpu = _children_cpu() - cpu0 + _self_cpu() - self0
         runs.append({"wall": wall, "cpu": cpu, "load_before": load, "load_after": load_average()})
     best = min(runs, key=lambda r: r["wall"])
-    products = per_product(root)
+    target_s, target_mb = TARGETS[tuple(products)]
+    sizes = per_product(root, products)
     mb = summary["bytes"] / 1e6
     return {
         "root": str(root),
@@ -79,9 +87,11 @@ def run_archive(root: Path = DEMO_ROOT, workers: int = 2, repeat: int = 3) -> di
         "files": summary["files"],
         "mb": mb,
         "days": summary["days"],
-        "products": products,
-        "met_time": best["wall"] < TARGET_SECONDS,
-        "met_size": mb < TARGET_MB,
+        "products": sizes,
+        "target_s": target_s,
+        "target_mb": target_mb,
+        "met_time": best["wall"] < target_s,
+        "met_size": mb < target_mb,
     }
 
 
@@ -141,11 +151,12 @@ def print_report(archive: dict | None, orbit: dict) -> None:
         print("| measure | value | target | met? |")
         print("|---|---:|---:|---|")
         print(
-            f"| wall time (best of {archive['repeat']}) | {fmt_s(archive['wall'])} | < {TARGET_SECONDS:.0f} s | "
+            f"| wall time (best of {archive['repeat']}) | {fmt_s(archive['wall'])} | < {archive['target_s']:.0f} s | "
             f"{'yes' if archive['met_time'] else 'no'} |"
         )
         print(f"| CPU time, all processes (best run) | {fmt_s(archive['cpu'])} | — | — |")
-        print(f"| size | {archive['mb']:.1f} MB | < {TARGET_MB:.0f} MB | {'yes' if archive['met_size'] else 'no'} |\n")
+        print(f"| size | {archive['mb']:.1f} MB | < {archive['target_mb']:.0f} MB | "
+              f"{'yes' if archive['met_size'] else 'no'} |\n")
     print(
         f"One TROPOMI orbit ({orbit['orbit']}), best of {orbit['repeat']} alternating writes; load "
         f"{orbit['load_before']} → {orbit['load_after']}.\n"
@@ -167,9 +178,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--archive-repeat", type=int, default=3, help="runs of the demo archive (best is kept)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-archive", action="store_true", help="only the orbit writes")
+    parser.add_argument("--products", default="tropomi,caliop",
+                        help="'tropomi,caliop' (the foundation's budget) or 'geo' (the GEO part's budget)")
     args = parser.parse_args(argv)
     print(machine_line() + "\n")
-    archive = None if args.skip_archive else run_archive(workers=args.workers, repeat=args.archive_repeat)
+    products = tuple(args.products.split(","))
+    archive = None if args.skip_archive else run_archive(workers=args.workers, repeat=args.archive_repeat,
+                                                         products=products)
     orbit = run_orbit(repeat=args.repeat)
     print_report(archive, orbit)
     return {"archive": archive, "orbit": orbit}
