@@ -66,6 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "--allow-websocket-origin", "*",
         "--index", str(DASHBOARDS / "_index.html") if (DASHBOARDS / "_index.html").exists() else apps[0],
         "--static-dirs", f"assets={REPO / 'assets'}",
+        # the HTTP API (/api/geo/...): Tornado handlers added to the same server (app/api/geo.py, ROUTES)
+        "--plugins", "app.api.geo",
     ]
     if args.num_procs != 1:
         cmd += ["--num-procs", str(args.num_procs)]

@@ -1,0 +1,779 @@
+"""The GEO-ring dashboard's state and views: the ring of latest images, one satellite in depth, the global mosaic.
+
+:class:`GeoRing` holds everything a forecaster can set as ``param`` parameters — mode, satellite, date, slot time,
+product, coastlines, play/pause and speed, the view's ranges — so a test drives it without a browser and the URL
+holds the whole state (a permalink). The work is split so cheap changes stay cheap:
+
+1. the slot's channels are read once per process (``app.data.geo``'s cache; only the channels the product uses);
+2. a frame is the product regridded to the screen, then composed (:func:`app.render.geo.frame`), kept in a
+   per-process cache: an animation that loops, or a step back, only looks frames up;
+3. coastlines are projected once per satellite and drawn as one path; turning them off redraws nothing else.
+
+**The timeline of a day.** The times offered for a satellite are its own slots and the slots other ring satellites
+have at times on its own repeat cycle: a slot that should be there but is not (Meteosat-8's 15:00 in the tiny
+archive, its 13:00 in the demo) is offered, says "no slot" when chosen, and the animation skips it, saying so.
+
+**Bad input** (a missing slot, a truncated file, a channel a recipe needs and the slot lacks) never raises into the
+page: the sentence goes to :attr:`GeoRing.alert` (shown at the top of the page) and to the log console.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+
+from app.data import geo
+from app.data.archive import Archive, get_archive
+from app.data.errors import FumaroleError, UserInputError
+from app.render import geo as render
+from app.render import overlays
+from app.science import rgb as rgbmod
+from app.views.log_console import LogConsole
+
+hv.extension("bokeh", logo=False)
+
+MODES = {"Ring": "ring", "One satellite": "satellite", "Mosaic": "mosaic"}
+def _lon_text(lon: float) -> str:
+    """``75.2° W``, ``0°``, ``140.7° E``."""
+    return "0°" if lon == 0 else f"{abs(lon):g}° {'E' if lon > 0 else 'W'}"
+
+
+SATELLITES = {f"{p.name} — {p.satellite} ({_lon_text(p.sub_lon)})": p.platform for p in geo.RING}
+PRODUCTS = {render.product_title(name): name for name in render.products()}
+MAP_SIZE = 640
+RING_SIZE = 180
+MOSAIC_WIDTH, MOSAIC_HEIGHT = 900, 400
+MOSAIC_LON, MOSAIC_LAT = (-180.0, 180.0), (-80.0, 80.0)
+CREDITS = {
+    "abi": "NOAA (GOES ABI L1b)",
+    "ahi": "JMA (Himawari AHI)",
+    "seviri": "EUMETSAT (Meteosat SEVIRI)",
+    "ctth": "NWC SAF (GEO CTTH)",
+}
+PRODUCT_NOTES = {
+    "cloud_top_height": "NWC SAF GEO cloud-top height above sea level, km; grey: clear sky (no cloud top).",
+    "cloud_top_temperature": "NWC SAF GEO cloud-top temperature, K; grey: clear sky (no cloud top).",
+    "cloud_top_pressure": "NWC SAF GEO cloud-top pressure, hPa; grey: clear sky (no cloud top).",
+}
+
+
+def _hhmm(t: pd.Timestamp) -> str:
+    return f"{pd.Timestamp(t):%H:%M}"
+
+
+def _sub_lon(platform: str) -> str:
+    return _lon_text(geo.ring_position(platform).sub_lon)
+
+
+def _age_text(age: pd.Timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60:02d} min" if minutes % 60 else "")
+
+
+class GeoRing(pn.viewable.Viewer):
+    """Geostationary imagery: the latest image of each ring satellite, one satellite in depth, the mosaic."""
+
+    mode = param.Selector(default="ring", objects=MODES, doc="ring of latest images, one satellite, or the mosaic")
+    satellite = param.Selector(default="G16", objects=SATELLITES, doc="ring position (platform id) shown in depth")
+    date = param.CalendarDate(default=None, allow_None=True, doc="UTC day of the slot shown")
+    time = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                          doc="slot time HH:MM (UTC) in the day's timeline")
+    product = param.Selector(default="ash", objects=PRODUCTS, doc="RGB composite or NWC SAF cloud-top field")
+    coastlines = param.Boolean(default=True, doc="draw coastlines")
+    playing = param.Boolean(default=False, doc="animation running")
+    speed = param.Number(default=2.0, bounds=(0.25, 10.0), step=0.25, doc="animation speed (frames per second)")
+    x_range = param.Range(default=None, allow_None=True, doc="view of one satellite: x (projection metres)")
+    y_range = param.Range(default=None, allow_None=True, doc="view of one satellite: y (projection metres)")
+    lon_range = param.Range(default=None, allow_None=True, doc="view of the mosaic: longitudes (degrees)")
+    lat_range = param.Range(default=None, allow_None=True, doc="view of the mosaic: latitudes (degrees)")
+    show_source = param.Boolean(default=False, doc="mosaic: show which satellite each pixel came from")
+
+    alert = param.String(default="", precedence=-1, doc="derived: what could not be shown, and why")
+    alert_level = param.Selector(default="danger", objects=["danger", "warning", "info"], precedence=-1,
+                                 doc="derived: how serious the alert is")
+    skipped = param.List(default=[], precedence=-1, doc="derived: slot times the animation skipped, and why")
+
+    def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
+        self.archive = archive or get_archive()
+        self.log = log or LogConsole()
+        self._callback = None
+        self._alert: pn.pane.Alert | None = None
+        self._last_view = (None, None, MAP_SIZE, MAP_SIZE)
+        self._timelines: dict[tuple[str, dt.date], list[pd.Timestamp]] = {}
+        if params.get("date") is None or params.get("time") is None:
+            latest = geo.latest_slot(self.archive, params.get("satellite", "G16"))
+            if latest is not None and params.get("date") is None:
+                params["date"] = latest.time.date()
+            if latest is not None and params.get("time") is None:
+                params["time"] = _hhmm(latest.time)
+        super().__init__(**params)
+        self._on_day()
+        self._pointer = hv.streams.PointerXY(x=None, y=None)
+
+    # ------------------------------------------------------------------------------------------- timeline
+    @property
+    def position(self) -> geo.RingPosition:
+        """The ring position shown in depth."""
+        return geo.ring_position(self.satellite)
+
+    def timeline(self, platform: str | None = None, day: dt.date | None = None) -> list[pd.Timestamp]:
+        """The slot times offered for a satellite on a day (its own slots, and the ring's on its repeat cycle)."""
+        platform = platform or self.satellite
+        day = day or self.date
+        key = (platform, day)
+        if key not in self._timelines:
+            t0 = pd.Timestamp(day)
+            t1 = t0 + pd.Timedelta(days=1)
+            own = set(geo.slots(self.archive, platform, t0, t1)["time"])
+            cycle = geo.ring_position(platform).repeat_minutes
+            if own:  # a satellite with no slot at all that day offers none
+                for pos in geo.RING:
+                    if pos.platform != platform:
+                        others = geo.slots(self.archive, pos.platform, t0, t1)["time"]
+                        own |= {t for t in others if (t.hour * 60 + t.minute) % cycle == 0}
+            self._timelines[key] = sorted(pd.Timestamp(t) for t in own)
+        return self._timelines[key]
+
+    def ring_timeline(self, day: dt.date | None = None) -> list[pd.Timestamp]:
+        """Every slot time of any ring satellite on a day (the mosaic's times)."""
+        return sorted({t for pos in geo.RING for t in self.timeline(pos.platform, day or self.date)})
+
+    def _times(self) -> list[pd.Timestamp]:
+        return self.ring_timeline() if self.mode == "mosaic" else self.timeline()
+
+    @param.depends("satellite", "date", "mode", watch=True)
+    def _on_day(self) -> None:
+        """A new satellite or day: offer that day's timeline; keep the time if it is in it, else the nearest."""
+        self._timelines.clear()  # a new day (or satellite) looks at the archive again: new slots show up
+        if self.date is None:
+            self.param.time.objects = []
+            return
+        times = self._times()
+        labels = [_hhmm(t) for t in times]
+        self.param.time.objects = labels
+        if labels and self.time not in labels:
+            if self.time is None:
+                self.time = labels[-1]
+            else:
+                want = pd.Timestamp(f"{self.date} {self.time}")
+                self.time = labels[int(np.argmin([abs((t - want).total_seconds()) for t in times]))]
+
+    @param.depends("satellite", watch=True)
+    def _on_satellite(self) -> None:
+        self.param.update(x_range=None, y_range=None)
+
+    @property
+    def slot_time(self) -> pd.Timestamp | None:
+        """The slot shown: date + time, UTC."""
+        if self.date is None or not self.time:
+            return None
+        return pd.Timestamp(f"{self.date} {self.time}")
+
+    # ------------------------------------------------------------------------------------------- messages
+    def report(self, level: str, message: str, *, alert: bool = True) -> None:
+        """Write a sentence to the log console and (for warnings and errors) to the page's alert."""
+        self.log.write(level, message)
+        if alert:
+            self.param.update(alert=message, alert_level={"error": "danger"}.get(level, level))
+
+    def _what(self, platform: str, t: pd.Timestamp, product: str) -> str:
+        return f"{geo.ring_position(platform).satellite} {t:%Y-%m-%d %H:%M} UTC {render.product_title(product)}"
+
+    # ------------------------------------------------------------------------------------------- frames
+    def load(self, platform: str | None = None, time=None, product: str | None = None) -> xr.Dataset:
+        """The data of a product for a slot (defaults: the current ones); raises the data layer's errors."""
+        return render.load_product(self.archive, platform or self.satellite, time if time is not None else
+                                   self.slot_time, product or self.product)
+
+    def frame_at(self, time=None, x_range=None, y_range=None, width: int = MAP_SIZE, height: int | None = None,
+                 platform: str | None = None, product: str | None = None) -> xr.DataArray:
+        """The frame of a slot over a view (cached per process); raises FumaroleError when it cannot be made."""
+        product = product or self.product
+        data = self.load(platform, time, product)
+        return render.frame(data, product, x_range, y_range, width, height)
+
+    def current_frame(self, x_range=None, y_range=None, width: int = MAP_SIZE,
+                      height: int | None = None) -> xr.DataArray | None:
+        """The frame shown, or None with the reason in :attr:`alert` and the log."""
+        t = self.slot_time
+        if t is None:
+            self.report("warning", f"no {self.position.satellite} slot in the archive")
+            return None
+        try:
+            out = self.frame_at(t, x_range, y_range, width, height)
+        except FumaroleError as exc:
+            self.report("error", f"{self._what(self.satellite, t, self.product)} cannot be shown: {exc}")
+            return None
+        self.alert = ""
+        return out
+
+    def _grid_scene(self, platform: str | None = None) -> xr.Dataset | None:
+        """One channel of a satellite's latest slot (cached): its grid, projection and disk; None if it has none."""
+        pos = geo.ring_position(platform or self.satellite)
+        slot = geo.latest_slot(self.archive, pos.platform)
+        if slot is None or not slot.channels:
+            return None
+        channel = next(c for c in slot.channels if c != "hrv")
+        return geo.read_scene(self.archive, pos.platform, slot.time, [channel])
+
+    def disk_ranges(self, platform: str | None = None):
+        """(x_range, y_range) of a satellite's whole grid, from its latest slot (None if it has none)."""
+        scene = self._grid_scene(platform)
+        return None if scene is None else render.disk_ranges(scene)
+
+    # ------------------------------------------------------------------------------------------- stepping
+    def step_slot(self, n: int = 1) -> None:
+        """Move ``n`` slots along the timeline (into the next or previous day at its ends)."""
+        times = self.timeline()
+        current = self.slot_time
+        if not times or current is None:
+            return
+        later = [t for t in times if t > current]
+        earlier = [t for t in times if t < current]
+        if n > 0 and later:
+            self.time = _hhmm(later[min(n, len(later)) - 1])
+            return
+        if n < 0 and earlier:
+            self.time = _hhmm(earlier[-min(-n, len(earlier))])
+            return
+        self._to_next_day_with_slots(1 if n > 0 else -1, first=n > 0)
+
+    def _to_next_day_with_slots(self, direction: int, first: bool) -> None:
+        days = [pd.Timestamp(d).date() for d in geo.days(self.archive, self.satellite)]
+        ahead = [d for d in days if (d > self.date if direction > 0 else d < self.date)]
+        if not ahead:
+            edge = "last" if direction > 0 else "first"
+            self.report("info", f"{self.time} on {self.date} is the {edge} {self.position.satellite} slot of the "
+                                f"archive")
+            return
+        day = ahead[0] if direction > 0 else ahead[-1]
+        times = self.timeline(day=day)
+        self.param.update(date=day, time=_hhmm(times[0] if first else times[-1]))
+
+    def step_day(self, n: int = 1) -> None:
+        """Move ``n`` days, to the slot nearest the same time of day; a day without slots is said, not shown."""
+        if self.date is None:
+            return
+        day = self.date + dt.timedelta(days=n)
+        times = self.timeline(day=day)
+        if not times:
+            days = ", ".join(str(pd.Timestamp(d).date()) for d in geo.days(self.archive, self.satellite))
+            self.report("warning", f"no {self.position.satellite} slot on {day}; days with slots: {days or 'none'}")
+            return
+        want = pd.Timestamp(f"{day} {self.time or '00:00'}")
+        best = min(times, key=lambda t: abs((t - want).total_seconds()))
+        self.param.update(date=day, time=_hhmm(best))
+
+    def play_step(self) -> pd.Timestamp | None:
+        """One animation step: the next slot of the day (looping) whose frame can be made; bad slots skipped.
+
+        The frame is made (or found in the cache) before the time changes, so the plot's redraw only looks it up.
+        Each skipped slot is said in the log and in :attr:`skipped`.
+        """
+        times = self._times()
+        current = self.slot_time
+        if not times or current is None:
+            return None
+        start = next((i for i, t in enumerate(times) if t > current), 0)
+        x_range, y_range, width, height = self._last_view
+        for k in range(len(times)):
+            t = times[(start + k) % len(times)]
+            try:
+                if self.mode == "mosaic":
+                    self._mosaic_scenes(t)
+                else:
+                    self.frame_at(t, x_range, y_range, width, height)
+            except FumaroleError as exc:
+                reason = f"animation skipped {_hhmm(t)}: {exc}"
+                self.skipped = [*self.skipped, reason][-50:]
+                self.report("warning", reason)
+                continue
+            self.time = _hhmm(t)
+            return t
+        return None
+
+    @param.depends("playing", "speed", watch=True)
+    def _on_play(self) -> None:
+        period = int(1000 / self.speed)
+        if self.playing and self._callback is None:
+            self._callback = pn.state.add_periodic_callback(self.play_step, period=period)
+        elif self.playing:
+            self._callback.period = period
+        elif self._callback is not None:
+            self._callback.stop()
+            self._callback = None
+
+    # ------------------------------------------------------------------------------------------- readout, legend
+    def values_at(self, x: float | None, y: float | None) -> dict | None:
+        """The values under a point of the satellite view (projection metres): channels used, or the cloud top."""
+        if x is None or y is None or self.slot_time is None:
+            return None
+        try:
+            data = self.load()
+        except FumaroleError:
+            return None
+        if render.is_cloud_top(self.product):
+            names = [render.CLOUD_TOP[self.product].variable]
+        else:
+            needed, _ = render.product_channels(self.product, self.position.sensor)
+            names = list(needed)
+        return render.pixel_values(data, x, y, channels=names)
+
+    def readout_text(self, x: float | None, y: float | None) -> str:
+        """The hover readout: BT / reflectance of each channel the composite uses, or the cloud-top value."""
+        info = self.values_at(x, y)
+        if info is None:
+            return "Hover the image: the values of the pixel under the cursor."
+        parts = []
+        for name, v in info["values"].items():
+            if render.is_cloud_top(self.product):
+                style = render.CLOUD_TOP[self.product]
+                value = "clear sky (no cloud top)" if v["value"] is None else \
+                    f"{v['value'] * style.scale:.{1 if style.units != 'km' else 2}f} {style.units}"
+                parts.append(f"**{style.title}:** {value}")
+            else:
+                value = "no data" if v["value"] is None else f"{v['value']:.2f} {v['units']}"
+                parts.append(f"**{v.get('band') or name}** ({v.get('wavelength_um', 0):g} µm): {value}")
+        where = f"({info['latitude']:.2f}°, {info['longitude']:.2f}°)"
+        return " · ".join(parts) + f" · {where}"
+
+    def legend_lines(self, product: str | None = None, sensor: str | None = None) -> list[str]:
+        """The product's legend: title, what the colours mean, one line per band (or the cloud-top note)."""
+        product = product or self.product
+        sensor = sensor or self.position.sensor
+        if render.is_cloud_top(product):
+            style = render.CLOUD_TOP[product]
+            return [style.title, PRODUCT_NOTES[product], f"Colour range {style.clim[0]:g} … {style.clim[1]:g} "
+                                                         f"{style.units}"]
+        info = rgbmod.describe(product, sensor)
+        return [info["title"], info["legend"], *info["bands"]]
+
+    def title(self) -> str:
+        """"GOES-16 (GOES-East, −75.2°) — Ash RGB — 2021-04-12 15:00 UTC"."""
+        pos = self.position
+        when = f"{self.slot_time:%Y-%m-%d %H:%M} UTC" if self.slot_time is not None else "no slot"
+        return f"{pos.satellite} ({pos.name}, {_sub_lon(pos.platform)}) — {render.product_title(self.product)} — {when}"
+
+    # ------------------------------------------------------------------------------------------- export
+    def export_png(self) -> io.BytesIO:
+        """PNG of the current view with the legend, satellite, product and time drawn in."""
+        x_range, y_range, _, _ = self._last_view
+        frame = self.current_frame(x_range, y_range, 900, 900)
+        if frame is None:
+            raise UserInputError(self.alert or "nothing to export")
+        pos = self.position
+        coast = render.coastline_xy(frame.attrs["crs_proj4"]) if self.coastlines else None
+        sources = [CREDITS[pos.sensor]] + ([CREDITS["ctth"]] if render.is_cloud_top(self.product) else [])
+        png = render.frame_png(
+            frame, title=f"{pos.satellite} ({pos.name}, {_sub_lon(pos.platform)}) — "
+                         f"{render.product_title(self.product)}",
+            subtitle=f"{self.slot_time:%Y-%m-%d %H:%M} UTC (slot)", legend=self.legend_lines()[1:],
+            coast=coast, credits=f"Fumarole GEO ring · data: {', '.join(sources)} · coastlines: Natural Earth")
+        return io.BytesIO(png)
+
+    def export_filename(self) -> str:
+        """fumarole_G16_20210412T1500_ash.png."""
+        t = self.slot_time
+        stamp = f"{t:%Y%m%dT%H%M}" if t is not None else "none"
+        return f"fumarole_{self.satellite}_{stamp}_{self.product}.png"
+
+    # ------------------------------------------------------------------------------------------- the ring
+    def ring_table(self) -> pd.DataFrame:
+        """The latest slot of each ring satellite; ``stale`` when older than the newest by more than its cycle."""
+        table = geo.ring_latest(self.archive)
+        cycle = pd.to_timedelta([geo.ring_position(p).repeat_minutes for p in table["platform"]], unit="min")
+        table["stale"] = table["time"].isna() | (table["age"] > cycle)
+        return table
+
+    def ring_frame(self, platform: str, time) -> tuple[xr.DataArray | None, str, str]:
+        """(frame, product shown, note) of one ring image; the frame is None with the reason as note."""
+        product = self.product
+        sensor = geo.ring_position(platform).sensor
+        note = ""
+        try:
+            render.product_channels(product, sensor)
+        except UserInputError as exc:
+            note = f"{exc}; showing the Natural Colour RGB"
+            product = "natural_color"
+        try:
+            data = render.load_product(self.archive, platform, time, product)
+            return render.frame(data, product, width=RING_SIZE, height=RING_SIZE), product, note
+        except FumaroleError as exc:
+            return None, product, str(exc)
+
+    def _ring_card(self, row) -> pn.Column:
+        platform = row.platform
+        pos = geo.ring_position(platform)
+        head = (f'<div class="georing-name" style="font-weight:bold;font-size:15px">{html.escape(pos.name)}</div>'
+                f'<div style="color:#444">{html.escape(pos.satellite)} · {_sub_lon(platform)}</div>')
+        if pd.isna(row.time):
+            time_text = "no slot in the archive"
+        else:
+            time_text = f"{row.time:%Y-%m-%d} <b>{row.time:%H:%M} UTC</b>"
+        badge = ""
+        if row.stale:
+            behind = f" — {_age_text(row.age)} behind" if not pd.isna(row.age) else ""
+            badge = (f'<span class="georing-stale" style="background:#b71c1c;color:white;padding:1px 6px;'
+                     f'border-radius:3px;font-weight:bold;font-size:12px;white-space:nowrap;display:inline-block">'
+                     f'STALE{behind}</span>')
+        items = [pn.pane.HTML(head + f'<div class="georing-time">{time_text}</div>{badge}', height=80,
+                              width=RING_SIZE, margin=(0, 0))]
+        if not pd.isna(row.time):
+            frame, product, note = self.ring_frame(platform, row.time)
+            if frame is not None:
+                element = self._geo_overlay(frame, RING_SIZE, RING_SIZE, toolbar=False)
+                items.append(pn.pane.HoloViews(element, margin=(0, 0)))
+            if note:
+                items.append(pn.pane.Alert(note, alert_type="warning", width=RING_SIZE, margin=(0, 0)))
+        button = pn.widgets.Button(label=f"Open {pos.name}", color="light", width=RING_SIZE, margin=(4, 0))
+        button.on_click(lambda _e, p=platform, t=row.time: self.open_satellite(p, t))
+        items.append(button)
+        return pn.Column(*items, width=RING_SIZE + 4, margin=(0, 2), css_classes=["georing-card"])
+
+    def open_satellite(self, platform: str, time=None) -> None:
+        """Show one satellite in depth, at ``time`` (default: its latest slot)."""
+        t = pd.Timestamp(time) if time is not None and not pd.isna(time) else None
+        updates = {"mode": "satellite", "satellite": platform}
+        if t is not None:
+            updates.update(date=t.date(), time=_hhmm(t))
+        self.param.update(**updates)
+
+    @param.depends("product", "coastlines")
+    def ring_view(self):
+        """The five latest images side by side, each with its name, sub-longitude, slot time and a stale badge."""
+        table = self.ring_table()
+        now = table["time"].max()
+        newest = f"newest slot {now:%Y-%m-%d %H:%M} UTC" if not pd.isna(now) else "no slot in the archive"
+        stale = [r.name for r in table.itertuples() if r.stale]
+        if stale:
+            self.log.write("warning", f"stale in the ring ({newest}): {', '.join(stale)}")
+        cards = [self._ring_card(row) for row in table.itertuples()]
+        head = pn.pane.Markdown(f"**Latest image of each satellite** — {render.product_title(self.product)} — "
+                                f"{newest}; a satellite is *stale* when its latest slot is older than the newest by "
+                                f"more than its repeat cycle.", margin=(0, 10))
+        return pn.Column(head, pn.FlexBox(*cards, gap="6px"), sizing_mode="stretch_width")
+
+    # ------------------------------------------------------------------------------------------- plots
+    def _geo_overlay(self, frame: xr.DataArray, width: int, height: int, toolbar: bool = True):
+        image = render.image_element(frame)
+        parts = [image]
+        if frame.attrs.get("kind") == "field":
+            parts.insert(0, render.rgb_element(xr.DataArray(render.disk_rgba(frame), dims=("y", "x", "rgba"),
+                                                            coords={"y": frame.y, "x": frame.x})))
+        if self.coastlines:
+            colour = "#333333" if frame.attrs.get("kind") == "field" else "#f2e34c"
+            parts.append(render.coastline_path(frame.attrs["crs_proj4"], color=colour))
+        overlay = hv.Overlay(parts)
+        opts = dict(xaxis=None, yaxis=None, bgcolor="black", width=width, height=height, data_aspect=1,
+                    toolbar=None if not toolbar else "right", show_frame=False)
+        if frame.attrs.get("kind") == "field" and width < 400:
+            image.opts(colorbar=False)
+        return overlay.opts(**opts)
+
+    def _empty(self, kind: str, ranges, kdims=("x", "y")):
+        (x0, x1), (y0, y1) = ranges
+        if kind == "field":
+            style = render.CLOUD_TOP[self.product]
+            dim = hv.Dimension(self.product, label=style.title, unit=style.units)
+            return hv.Image(np.full((2, 2), np.nan), bounds=(x0, y0, x1, y1), kdims=list(kdims), vdims=[dim])
+        return hv.RGB(np.zeros((2, 2, 4), dtype=np.uint8), bounds=(x0, y0, x1, y1), kdims=list(kdims),
+                      vdims=["R", "G", "B", "A"])
+
+    def _image(self, x_range, y_range, width, height, time=None, date=None, kind=None, ranges=None, **_):
+        width = int(width or MAP_SIZE)
+        height = int(height or MAP_SIZE)
+        self._last_view = (x_range, y_range, width, height)
+        frame = self.current_frame(x_range, y_range, width, height)
+        if frame is None:
+            return self._empty(kind, ranges)
+        element = render.image_element(frame)
+        if kind == "field":
+            return element.opts(colorbar=True)
+        return element
+
+    def _coast(self, x_range, y_range, coastlines=True, proj4="", kind="rgb"):
+        if not coastlines:
+            return hv.Path([], kdims=["x", "y"])
+        colour = "#333333" if kind == "field" else "#f2e34c"
+        return render.coastline_path(proj4, x_range, y_range, color=colour)
+
+    @param.depends("satellite", "product", "mode")
+    def satellite_plot(self):
+        """The satellite's image (regridded to the screen on each pan and zoom), coastlines, hover readout."""
+        grid = self._grid_scene()
+        if grid is None:
+            return pn.pane.Alert(f"The archive has no {self.position.satellite} slot.", alert_type="warning")
+        ranges = render.disk_ranges(grid)
+        kind = "field" if render.is_cloud_top(self.product) else "rgb"
+        x_range = tuple(self.x_range) if self.x_range else ranges[0]
+        y_range = tuple(self.y_range) if self.y_range else ranges[1]
+        rng = hv.streams.RangeXY(x_range=x_range, y_range=y_range)
+        size = hv.streams.PlotSize(width=MAP_SIZE, height=MAP_SIZE)
+        state = hv.streams.Params(self, ["time", "date"])
+        image = hv.DynamicMap(lambda **kw: self._image(kind=kind, ranges=ranges, **kw), streams=[rng, size, state])
+        rng.add_subscriber(self._on_range)
+        self._pointer.source = image
+        proj4 = str(grid.attrs["crs_proj4"])
+        coast = hv.DynamicMap(lambda x_range, y_range, coastlines: self._coast(x_range, y_range, coastlines, proj4,
+                                                                                kind),
+                              streams=[rng, hv.streams.Params(self, ["coastlines"])])
+        layers = [image, coast]
+        if kind == "field":
+            layers.insert(0, self._disk_layer(grid))
+        overlay = layers[0]
+        for layer in layers[1:]:
+            overlay = overlay * layer
+        overlay = overlay.opts(
+            xaxis=None, yaxis=None, bgcolor="black", frame_width=MAP_SIZE, frame_height=MAP_SIZE,
+            xlim=x_range, ylim=y_range, active_tools=["wheel_zoom"], show_frame=False,
+        )
+        return pn.pane.HoloViews(overlay, margin=(0, 5))
+
+    def _disk_layer(self, scene: xr.Dataset) -> hv.RGB:
+        """The Earth's disk in grey (clear sky under a cloud-top field), on a screen-sized grid."""
+        small = render.view_of(scene, width=MAP_SIZE)
+        grid = xr.DataArray(np.zeros(small[next(iter(small.data_vars))].shape), dims=("y", "x"),
+                            coords={"y": small.y, "x": small.x}, attrs={"crs_proj4": scene.attrs["crs_proj4"]})
+        return render.rgb_element(xr.DataArray(render.disk_rgba(grid), dims=("y", "x", "rgba"), coords=grid.coords))
+
+    def _on_range(self, x_range=None, y_range=None):
+        if x_range and y_range:
+            self.param.update(x_range=tuple(round(v) for v in x_range), y_range=tuple(round(v) for v in y_range))
+
+    # ------------------------------------------------------------------------------------------- mosaic
+    def _mosaic_scenes(self, t: pd.Timestamp, product: str | None = None) -> dict[str, xr.Dataset | None]:
+        """Each ring satellite's data at ``t`` (its slot in the repeat cycle holding t); None where missing.
+
+        Raises FumaroleError only when no satellite at all can be read.
+        """
+        product = product or self.product
+        scenes: dict[str, xr.Dataset | None] = {}
+        problems = []
+        for pos in geo.RING:
+            slot_t = t.floor(f"{pos.repeat_minutes}min")
+            try:
+                scenes[pos.platform] = render.load_product(self.archive, pos.platform, slot_t, product)
+            except FumaroleError as exc:
+                scenes[pos.platform] = None
+                problems.append(f"{pos.name}: {exc}")
+        if all(v is None for v in scenes.values()):
+            raise UserInputError(f"no ring satellite has {render.product_title(product)} at {t:%Y-%m-%d %H:%M} UTC: "
+                                 + "; ".join(problems))
+        self._mosaic_problems = problems
+        return scenes
+
+    def mosaic_at(self, lon_range=None, lat_range=None, width: int = MOSAIC_WIDTH,
+                  height: int | None = None) -> xr.Dataset | None:
+        """The mosaic of the current time and product over a lat/lon view, or None with the reason said."""
+        t = self.slot_time
+        if t is None:
+            self.report("warning", "no slot in the archive")
+            return None
+        try:
+            scenes = self._mosaic_scenes(t)
+        except FumaroleError as exc:
+            self.report("error", str(exc))
+            return None
+        lon_range = tuple(lon_range) if lon_range else MOSAIC_LON
+        lat_range = tuple(lat_range) if lat_range else MOSAIC_LAT
+        out = render.mosaic(scenes, lon_range, lat_range, width, height, self.product)
+        notes = [f"{geo.ring_position(p).name}: {why}" for p, why in out.attrs["skipped"].items() if why != "no slot"]
+        notes = self._mosaic_problems + notes
+        if notes:
+            self.report("warning", f"Mosaic {t:%Y-%m-%d %H:%M} UTC — {'; '.join(notes)}. The neighbouring "
+                                   f"satellites fill in where they see the ground.")
+        else:
+            self.alert = ""
+        return out
+
+    def _mosaic_image(self, x_range, y_range, width, height, time=None, date=None, kind="rgb", source=False, **_):
+        width = int(width or MOSAIC_WIDTH)
+        height = int(height or MOSAIC_HEIGHT)
+        lon_range = tuple(x_range) if x_range else MOSAIC_LON
+        lat_range = tuple(y_range) if y_range else MOSAIC_LAT
+        out = self.mosaic_at(lon_range, lat_range, width, height)
+        if out is None:
+            return self._empty("rgb" if source else kind, (lon_range, lat_range), ("longitude", "latitude"))
+        if source:
+            rgba = xr.DataArray(render.source_rgba(out["source"].values), dims=("y", "x", "rgba"), coords=out.coords)
+            return render.rgb_element(rgba, kdims=("longitude", "latitude"))
+        if kind == "field":
+            field = out["value"].rename(self.product)
+            field.attrs.update(kind="field")
+            return render.field_element(field, self.product, kdims=("longitude", "latitude"))
+        return render.rgb_element(out["rgba"], kdims=("longitude", "latitude"))
+
+    @param.depends("product", "show_source", "mode")
+    def mosaic_plot(self):
+        """The global lat/lon mosaic (regridded to the screen on each pan and zoom) and coastlines."""
+        kind = "field" if render.is_cloud_top(self.product) and not self.show_source else "rgb"
+        lon_range = tuple(self.lon_range) if self.lon_range else MOSAIC_LON
+        lat_range = tuple(self.lat_range) if self.lat_range else MOSAIC_LAT
+        rng = hv.streams.RangeXY(x_range=lon_range, y_range=lat_range)
+        size = hv.streams.PlotSize(width=MOSAIC_WIDTH, height=MOSAIC_HEIGHT)
+        state = hv.streams.Params(self, ["time", "date"])
+        source = self.show_source
+        image = hv.DynamicMap(lambda **kw: self._mosaic_image(kind=kind, source=source, **kw),
+                              streams=[rng, size, state])
+        rng.add_subscriber(self._on_mosaic_range)
+
+        def coast(x_range, y_range, coastlines):
+            if not coastlines:
+                return hv.Path([], kdims=["longitude", "latitude"])
+            return overlays.coastlines(None, x_range, y_range).opts(color="#222222" if source else "#f2e34c")
+
+        lines = hv.DynamicMap(coast, streams=[rng, hv.streams.Params(self, ["coastlines"])])
+        overlay = (image * lines).opts(
+            frame_width=MOSAIC_WIDTH, frame_height=MOSAIC_HEIGHT, xlim=lon_range, ylim=lat_range,
+            xlabel="Longitude (°)", ylabel="Latitude (°)", bgcolor="#dddddd", active_tools=["wheel_zoom"],
+        )
+        return pn.pane.HoloViews(overlay, margin=(0, 5))
+
+    def _on_mosaic_range(self, x_range=None, y_range=None):
+        if x_range and y_range:
+            self.param.update(lon_range=tuple(round(v, 2) for v in x_range),
+                              lat_range=tuple(round(v, 2) for v in y_range))
+
+    @param.depends("show_source", "mode")
+    def source_legend(self):
+        """The source layer's legend: one swatch per satellite."""
+        if not self.show_source:
+            return pn.pane.Markdown("Each pixel comes from the satellite that sees it at the smallest viewing "
+                                    "zenith angle; where that satellite's slot is missing or has no value, from the "
+                                    "next one. Tick *Show source satellite* to see which.", margin=(0, 10))
+        items = "".join(
+            f'<span class="georing-source" style="margin-right:14px"><span style="display:inline-block;width:14px;'
+            f'height:14px;background:{c};vertical-align:middle;margin-right:5px"></span>{html.escape(p.name)} '
+            f'({html.escape(p.satellite)}, {_sub_lon(p.platform)})</span>'
+            for p, c in zip(geo.RING, render.SOURCE_COLOURS, strict=True))
+        return pn.pane.HTML(f"<div><b>Source satellite:</b> {items}</div>", margin=(0, 10))
+
+    # ------------------------------------------------------------------------------------------- layout
+    def controls(self) -> pn.Column:
+        """The sidebar: every setting, as widgets made from the parameters."""
+        w = pn.widgets
+        play = w.Toggle.from_param(self.param.playing, label="▶ Play / ❚❚ Pause", color="primary")
+        return pn.Column(
+            w.RadioButtonGroup.from_param(self.param.mode, label="View"),
+            w.Select.from_param(self.param.satellite, label="Satellite"),
+            w.DatePicker.from_param(self.param.date, label="Date (UTC)"),
+            w.Select.from_param(self.param.time, label="Slot (UTC)"),
+            w.Select.from_param(self.param.product, label="Product"),
+            w.Checkbox.from_param(self.param.coastlines, label="Coastlines"),
+            w.Checkbox.from_param(self.param.show_source, label="Show source satellite (mosaic)"),
+            play,
+            w.FloatSlider.from_param(self.param.speed, label="Speed (frames per second)"),
+            sizing_mode="stretch_width",
+        )
+
+    def stepper(self) -> pn.Row:
+        """``<<<  <  >  >>>``: a day back, a slot back, a slot forward, a day forward."""
+        buttons = []
+        for label, action, tip in (("<<<", lambda _e: self.step_day(-1), "a day back"),
+                                   ("<", lambda _e: self.step_slot(-1), "previous slot"),
+                                   (">", lambda _e: self.step_slot(1), "next slot"),
+                                   (">>>", lambda _e: self.step_day(1), "a day forward")):
+            b = pn.widgets.Button(label=label, width=60, color="default", description=tip)
+            b.on_click(action)
+            buttons.append(b)
+        play = pn.widgets.Toggle.from_param(self.param.playing, label="▶ / ❚❚", width=80, color="primary")
+        return pn.Row(*buttons, play, margin=(0, 5))
+
+    @param.depends("satellite", "date", "time", "product", "mode")
+    def time_label(self):
+        """The heading above the image: satellite, product and slot time."""
+        if self.mode == "mosaic":
+            when = f"{self.slot_time:%Y-%m-%d %H:%M} UTC" if self.slot_time is not None else "no slot"
+            text = f"Global mosaic — {render.product_title(self.product)} — {when}"
+        else:
+            text = self.title()
+        return pn.pane.HTML(f'<div class="georing-title" style="font-size:17px;font-weight:bold">'
+                            f'{html.escape(text)}</div>', margin=(4, 10))
+
+    @param.depends("satellite", "product")
+    def legend(self):
+        """The composite's legend (what the colours mean, one line per band) or the cloud-top note."""
+        try:
+            lines = self.legend_lines()
+        except UserInputError as exc:
+            return pn.pane.Markdown(str(exc))
+        body = "  \n".join(html.escape(x) for x in lines[2:])
+        return pn.pane.Markdown(f"**{lines[0]}** — {lines[1]}  \n{body}", margin=(0, 10), width=MAP_SIZE + 100)
+
+    def alert_pane(self) -> pn.pane.Alert:
+        """The page's alert: what could not be shown and why (hidden when all is well).
+
+        One pane for the session whose text a watcher changes (rather than a pane rebuilt on each change), so a
+        sentence written while a plot is being drawn still reaches the page.
+        """
+        if self._alert is None:
+            self._alert = pn.pane.Alert(self.alert or "", alert_type=self.alert_level, visible=bool(self.alert),
+                                        sizing_mode="stretch_width", css_classes=["georing-alert"])
+            self.param.watch(self._on_alert, ["alert", "alert_level"])
+        return self._alert
+
+    def _on_alert(self, *_):
+        self._alert.param.update(object=self.alert or "", alert_type=self.alert_level, visible=bool(self.alert))
+
+    def readout(self) -> pn.pane.Markdown:
+        """The hover readout below the image."""
+        return pn.pane.Markdown(pn.bind(self.readout_text, self._pointer.param.x, self._pointer.param.y),
+                                margin=(0, 10), width=MAP_SIZE + 100)
+
+    def download(self) -> pn.widgets.FileDownload:
+        """The PNG export button (legend, satellite, product and time drawn in)."""
+        button = pn.widgets.FileDownload(callback=self.export_png, filename=self.export_filename(),
+                                         label="Export PNG", color="light")
+
+        def rename(*_):
+            button.filename = self.export_filename()
+
+        self.param.watch(rename, ["satellite", "date", "time", "product"])
+        return button
+
+    @param.depends("mode")
+    def main_view(self):
+        """The view of the current mode."""
+        if self.mode == "ring":
+            return self.ring_view
+        if self.mode == "mosaic":
+            return pn.Column(self.time_label, self.mosaic_plot, self.source_legend, sizing_mode="stretch_width")
+        return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
+                         self.download(), sizing_mode="stretch_width")
+
+    def check(self) -> bool:
+        """Read what the current mode shows (cached) and say in the alert what cannot be shown; True if all can.
+
+        Called before the page is built, so the first picture's problems are on the page from the start.
+        """
+        t = self.slot_time
+        if self.mode == "ring" or t is None:
+            return True
+        try:
+            if self.mode == "mosaic":
+                self._mosaic_scenes(t)
+                if self._mosaic_problems:
+                    self.report("warning", f"Mosaic {t:%Y-%m-%d %H:%M} UTC — {'; '.join(self._mosaic_problems)}. "
+                                           f"The neighbouring satellites fill in where they see the ground.")
+                    return False
+            else:
+                self.load()
+        except FumaroleError as exc:
+            what = "Mosaic" if self.mode == "mosaic" else self._what(self.satellite, t, self.product)
+            self.report("error", f"{what} cannot be shown: {exc}")
+            return False
+        return True
+
+    def __panel__(self):
+        self.check()
+        return pn.Column(self.alert_pane(), self.main_view, sizing_mode="stretch_width")

@@ -1,0 +1,181 @@
+"""The GEO ring in a real browser (Debian's chromium) on the tiny archive: the ring's five images with their times,
+stepping and composites that change the picture, the mosaic without gaps, a missing slot said on the page, the
+cloud-top colour scale, and the HTTP API served next to the dashboards."""
+
+import io
+import json
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.render.geo import CLEAR_SKY, SOURCE_COLOURS
+
+pytestmark = pytest.mark.browser
+
+
+def _wait_until(predicate, page, timeout_s=60.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value is not None and value is not False:
+            return value
+        page.wait_for_timeout(250)  # let the browser work before looking again
+    raise AssertionError("condition not met within the deadline")
+
+
+def _canvases(page, min_w=100, min_h=100):
+    """Boxes of the plots' canvases (Bokeh stacks several canvases per plot: one box each)."""
+    boxes = {}
+    for c in page.locator("canvas").all():
+        b = c.bounding_box()
+        if b and b["width"] >= min_w and b["height"] >= min_h:
+            boxes[tuple(round(b[k]) for k in ("x", "y", "width", "height"))] = b
+    return list(boxes.values())
+
+
+def _pixels(page, box) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB")).astype(int)
+
+
+def _coloured(rgb: np.ndarray) -> float:
+    """Fraction of pixels that are neither grey-ish (black, white, background) nor text: imagery colours."""
+    return float((rgb.std(axis=-1) > 12).mean())
+
+
+def _biggest(page):
+    boxes = _canvases(page, 300, 300)
+    return max(boxes, key=lambda b: b["width"] * b["height"]) if boxes else None
+
+
+def _painted_map(page, fraction=0.3):
+    box = _biggest(page)
+    if box is None:
+        return None
+    rgb = _pixels(page, box)
+    return rgb if _coloured(rgb) > fraction else None
+
+
+def _title(page) -> str:
+    return page.locator(".georing-title").first.inner_text()
+
+
+def test_the_ring_shows_five_images_with_times(dashboard_server, page, shots):
+    t0 = time.monotonic()
+    page.goto(f"{dashboard_server}/georing")
+
+    def five_painted():
+        boxes = [b for b in _canvases(page, 120, 120) if b["width"] < 300]
+        painted = [b for b in boxes if _coloured(_pixels(page, b)) > 0.25]
+        return painted if len(painted) == 5 else None
+
+    boxes = _wait_until(five_painted, page)
+    painted_s = time.monotonic() - t0
+    (shots / "georing-ring-timing.txt").write_text(f"ring page painted in {painted_s:.2f} s (Playwright)\n")
+    page.screenshot(path=str(shots / "georing-ring.png"), full_page=True)
+    # side by side, west to east
+    xs = [b["x"] for b in sorted(boxes, key=lambda b: b["x"])]
+    assert len({round(b["y"]) for b in boxes}) == 1 and xs == sorted(xs)
+    names = page.locator(".georing-name").all_inner_texts()
+    assert names == ["GOES-West", "GOES-East", "Meteosat", "Meteosat IODC", "Himawari"]
+    times = page.locator(".georing-time").all_inner_texts()
+    assert times == ["2021-04-12 15:00 UTC"] * 3 + ["2021-04-12 12:00 UTC", "2021-04-12 15:00 UTC"]
+    assert page.locator(".georing-stale").all_inner_texts() == ["STALE — 3 h behind"]
+    # each satellite sees another part of the Earth: the five pictures differ
+    pictures = [_pixels(page, b) for b in sorted(boxes, key=lambda b: b["x"])]
+    assert all(np.abs(a[:150, :150] - b[:150, :150]).mean() > 3 for a, b in zip(pictures, pictures[1:], strict=False))
+
+
+def test_stepping_and_composites_change_the_picture(dashboard_server, page, shots):
+    page.goto(f"{dashboard_server}/georing?mode=satellite&satellite=G16&time=15:00")
+    before = _wait_until(lambda: _painted_map(page), page)
+    assert "2021-04-12 15:00 UTC" in _title(page) and "Ash RGB" in _title(page)
+    page.screenshot(path=str(shots / "georing-satellite-ash-1500.png"), full_page=True)
+    page.get_by_role("button", name="<", exact=True).click()
+    _wait_until(lambda: "2021-04-12 12:00 UTC" in _title(page), page)
+    after = _wait_until(lambda: (lambda px: px if px is not None and np.abs(px - before).mean() > 2 else None)(
+        _painted_map(page)), page)
+    assert "time=12%3A00" in page.url or "time=12:00" in page.url
+    page.screenshot(path=str(shots / "georing-satellite-ash-1200.png"), full_page=True)
+    # the hover readout: the brightness temperatures of the channels the Ash RGB uses
+    box = _biggest(page)
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.45)
+    _wait_until(lambda: page.get_by_text("C13").count() > 0 and page.get_by_text("C11").count() > 0, page)
+    # another composite: another picture
+    product = page.locator("select").filter(has=page.locator("option", has_text="Dust RGB"))
+    product.select_option(label="Dust RGB")
+    _wait_until(lambda: "Dust RGB" in _title(page), page)
+    _wait_until(lambda: (lambda px: px is not None and np.abs(px - after).mean() > 5)(_painted_map(page)), page)
+    assert "product=dust" in page.url
+    page.screenshot(path=str(shots / "georing-satellite-dust-1200.png"), full_page=True)
+
+
+def _frame(rgb: np.ndarray):
+    """(top, bottom, left, right) of the plot frame: the rows and columns that are mostly not white."""
+    not_white = (rgb < 250).any(axis=-1)
+    rows = np.flatnonzero(not_white.mean(axis=1) > 0.6)
+    cols = np.flatnonzero(not_white.mean(axis=0) > 0.6)
+    return rows.min(), rows.max(), cols.min(), cols.max()
+
+
+def test_the_mosaic_has_no_gaps(dashboard_server, page, shots):
+    page.goto(f"{dashboard_server}/georing?mode=mosaic&time=12:00")
+    rgb = _wait_until(lambda: _painted_map(page, 0.5), page)
+    page.screenshot(path=str(shots / "georing-mosaic-ash.png"), full_page=True)
+    top, bottom, left, right = _frame(rgb)
+    assert right - left > 600 and bottom - top > 250
+    # the frame spans 80° S … 80° N: within ±60° no pixel shows the plot's background (#dddddd, no data)
+    h = bottom - top
+    band = rgb[top + int(h * 20 / 160) + 2: bottom - int(h * 20 / 160) - 2, left + 2: right - 2]
+    background = (np.abs(band - 221) <= 2).all(axis=-1)
+    assert background.mean() < 0.001, f"{background.sum()} background pixels within ±60°"
+    assert _coloured(band) > 0.9
+    # the source layer: the five satellites' colours, named in the legend
+    # Panel's checkbox: its text and its input are siblings in the widget's shadow root (no <label for>)
+    widget = page.locator("*").filter(has=page.get_by_text("Show source satellite (mosaic)", exact=True)).filter(
+        has=page.locator("input[type=checkbox]")).last
+    widget.locator("input[type=checkbox]").check()
+    page.get_by_text("Source satellite:").wait_for()
+
+    def five_colours():
+        px = _painted_map(page, 0.5)
+        if px is None:
+            return None
+        counts = [int((np.abs(px - [int(c[i:i + 2], 16) for i in (1, 3, 5)]).sum(axis=-1) < 30).sum())
+                  for c in SOURCE_COLOURS]
+        return counts if min(counts) > 2000 else None
+
+    _wait_until(five_colours, page)
+    assert page.locator(".georing-source").count() == 5
+    page.screenshot(path=str(shots / "georing-mosaic-source.png"), full_page=True)
+
+
+def test_a_missing_slot_is_said_and_the_neighbour_shows(dashboard_server, page, shots):
+    page.goto(f"{dashboard_server}/georing?mode=satellite&satellite=MSG1&time=15:00")
+    alert = page.locator(".georing-alert").first
+    alert.get_by_text("no Meteosat-8 slot at 2021-04-12 15:00 UTC; nearest: 12:00").wait_for(timeout=60_000)
+    page.screenshot(path=str(shots / "georing-missing-slot.png"), full_page=True)
+    page.get_by_role("button", name="<", exact=True).click()
+    _wait_until(lambda: "2021-04-12 12:00 UTC" in _title(page), page)
+    _wait_until(lambda: _painted_map(page), page)
+    _wait_until(lambda: not alert.is_visible(), page)
+
+
+def test_cloud_top_height_has_its_colour_scale(dashboard_server, page, shots):
+    page.goto(f"{dashboard_server}/georing?mode=satellite&satellite=H08&time=12:00&product=cloud_top_height")
+    rgb = _wait_until(lambda: _painted_map(page, 0.1), page)
+    grey = (np.abs(rgb - CLEAR_SKY[:3]) <= 3).all(axis=-1).mean()
+    assert grey > 0.2  # clear sky on the disk
+    assert "Cloud-top height" in _title(page)
+    page.screenshot(path=str(shots / "georing-cloud-top-height.png"), full_page=True)
+
+
+def test_the_api_is_served_with_the_dashboards(dashboard_server):
+    with urllib.request.urlopen(f"{dashboard_server}/api/geo/slots?satellite=G16&date=2021-04-12", timeout=60) as r:
+        assert [s["time"][11:16] for s in json.loads(r.read())] == ["12:00", "15:00"]
+    url = f"{dashboard_server}/api/geo/image.png?satellite=H08&product=ash&time=2021-04-12T15:00&bbox=120,-10,160,30"
+    with urllib.request.urlopen(url + "&width=400", timeout=60) as r:
+        assert r.headers["Content-Type"] == "image/png"
+        assert Image.open(io.BytesIO(r.read())).size == (400, 400)

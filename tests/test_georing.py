@@ -1,0 +1,334 @@
+"""The GEO ring without a browser: regridding to the screen, frames, coastlines, the mosaic, the ring, stepping,
+playing, the hover readout, the export, and the messages for bad input (missing slot, truncated file, absent
+channel) on the tiny archive."""
+
+from __future__ import annotations
+
+import io
+import shutil
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+import xarray as xr
+from PIL import Image
+from pyproj import Transformer
+
+from app.data import geo
+from app.data.archive import Archive
+from app.paths import REPO
+from app.render import geo as render
+from app.science import rgb as rgbmod
+from app.views.georing import GeoRing
+from app.views.log_console import LogConsole
+
+DAY = "2021-04-12"
+T12, T15 = pd.Timestamp(f"{DAY}T12:00"), pd.Timestamp(f"{DAY}T15:00")
+
+
+@pytest.fixture(scope="module")
+def archive(tiny_archive_path) -> Archive:
+    a = Archive("tiny")
+    a.refresh()
+    return a
+
+
+@pytest.fixture(scope="module")
+def damaged(tiny_archive_path, tmp_path_factory) -> Archive:
+    """A copy of the tiny archive's GEO files with damage: GOES-16's 15:00 C13 truncated, its 12:00 C11 deleted,
+    GOES-17's 15:00 slot deleted (so GOES-West is stale too)."""
+    root = tmp_path_factory.mktemp("geo-damaged")
+    (root / "catalogs").mkdir()
+    shutil.copy(REPO / "catalogs" / "tiny.yaml", root / "catalogs" / "tiny.yaml")
+    for folder in ("abi", "ahi", "seviri", "nwcsaf_ctth"):
+        shutil.copytree(tiny_archive_path / folder, root / "data" / "tiny" / folder)
+    abi = root / "data" / "tiny" / "abi"
+    c13 = next(abi.glob("G16/*/*/*/OR_ABI-L1b-RadF-M6C13_G16_s2021102150*.nc"))
+    c13.write_bytes(c13.read_bytes()[: c13.stat().st_size // 2])
+    next(abi.glob("G16/*/*/*/OR_ABI-L1b-RadF-M6C11_G16_s2021102120*.nc")).unlink()
+    for path in abi.glob("G17/*/*/*/OR_ABI-L1b-RadF-M6C*_G17_s2021102150*.nc"):
+        path.unlink()
+    a = Archive(str(root / "catalogs" / "tiny.yaml"))
+    a.refresh(lambda *_: None)
+    return a
+
+
+def _scene(values: np.ndarray, step: float = 1000.0) -> xr.Dataset:
+    ny, nx = values.shape
+    x = (np.arange(nx) - (nx - 1) / 2) * step
+    y = ((ny - 1) / 2 - np.arange(ny)) * step
+    return xr.Dataset({"ir_105": (("y", "x"), values.astype(np.float32), {"units": "K"})},
+                      coords={"y": y, "x": x}, attrs={"sensor": "abi"})
+
+
+# --- regrid to the screen ---------------------------------------------------------------------------------------
+
+
+def test_view_of_block_averages_to_the_screen():
+    values = np.arange(40 * 40, dtype=np.float32).reshape(40, 40)
+    small = render.view_of(_scene(values), width=10)
+    assert small.sizes == {"y": 10, "x": 10} and small.attrs["view_factor"] == 4
+    expected = values.reshape(10, 4, 10, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(small["ir_105"].values, expected, rtol=1e-6)
+    # centres of the blocks, in the scene's metres; y still north first
+    np.testing.assert_allclose(small.x.values[:2], [-18000.0, -14000.0])
+    assert small.y.values[0] == 18000.0 and small.y.values[1] < small.y.values[0]
+    # a NaN pixel spoils only its block
+    values[0, 0] = np.nan
+    small = render.view_of(_scene(values), width=10)
+    assert np.isnan(small["ir_105"].values[0, 0]) and np.isfinite(small["ir_105"].values[0, 1:]).all()
+
+
+def test_view_of_cuts_the_view_and_keeps_scene_pixels_when_zoomed_in():
+    values = np.arange(100 * 100, dtype=np.float32).reshape(100, 100)
+    small = render.view_of(_scene(values), x_range=(0, 10_000), y_range=(-5_000, 5_000), width=800)
+    assert small.attrs["view_factor"] == 1
+    assert small.sizes["x"] == 10  # the cells within 0 … 10 km, at the scene's resolution
+    assert small.x.values[0] == pytest.approx(500.0) and small.x.values[-1] == pytest.approx(9_500.0)
+    # wider than the screen by a non-whole factor: block mean by 2, then sampled to 45 columns
+    small = render.view_of(_scene(values), width=45)
+    assert small.sizes["x"] == 45 and small.attrs["view_factor"] == 2
+
+
+def test_geos_forward_agrees_with_proj(archive):
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-180, 180, 5000), rng.uniform(-85, 85, 5000)
+    for platform in ("G16", "MSG4", "H08"):
+        scene = geo.read_scene(archive, platform, T12, ["ir_120"])
+        x, y = render.geos_forward(lon, lat, *render._geometry(scene))
+        px, py = Transformer.from_crs("EPSG:4326", scene.attrs["crs_proj4"], always_xy=True).transform(
+            lon, lat, errcheck=False)
+        seen = np.abs(np.asarray(px)) < 1e12
+        assert (np.isfinite(x) == seen).all(), platform
+        np.testing.assert_allclose(x[seen], np.asarray(px)[seen], atol=1e-3)
+        np.testing.assert_allclose(y[seen], np.asarray(py)[seen], atol=1e-3)
+
+
+# --- frames -----------------------------------------------------------------------------------------------------
+
+
+def test_frame_at_native_size_is_the_composite(archive):
+    scene = render.load_product(archive, "G16", T15, "ash")
+    assert sorted(scene.data_vars) == ["ir_105", "ir_112", "ir_120", "ir_87"]  # only what the recipe reads
+    frame = render.frame(scene, "ash", width=scene.sizes["x"], cache=False)
+    assert frame.attrs["kind"] == "rgb" and frame.attrs["view_factor"] == 1
+    np.testing.assert_array_equal(frame.values, rgbmod.to_rgba_uint8(rgbmod.compose(scene, "ash")))
+    element = render.rgb_element(frame)
+    assert isinstance(element, hv.RGB)
+    left, bottom, right, top = element.bounds.lbrt()
+    assert left < -5.3e6 and right > 5.3e6 and bottom < -5.3e6 and top > 5.3e6
+
+
+def test_frames_are_cached(archive):
+    scene = render.load_product(archive, "H08", T12, "dust")
+    first = render.frame(scene, "dust", width=100)
+    hits = render.FRAMES.hits
+    again = render.frame(scene, "dust", width=100)
+    assert again is first and render.FRAMES.hits == hits + 1
+
+
+def test_composites_change_the_picture(archive):
+    pictures = {}
+    for product in ("ash", "dust", "natural_color", "so2"):
+        scene = render.load_product(archive, "G16", T15, product)
+        pictures[product] = render.frame(scene, product, width=200).values.astype(int)
+    names = list(pictures)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert np.abs(pictures[a] - pictures[b]).mean() > 5, (a, b)
+
+
+def test_cloud_top_frame_has_units_and_a_colour_bar(archive):
+    data = render.load_product(archive, "G16", T15, "cloud_top_height")
+    frame = render.frame(data, "cloud_top_height", width=200)
+    assert frame.attrs["kind"] == "field" and frame.attrs["units"] == "km"
+    values = frame.values[np.isfinite(frame.values)]
+    assert values.size > 100 and 0.0 < values.min() and values.max() < 20.0  # km, not m
+    image = render.field_element(frame, "cloud_top_height")
+    opts = image.opts.get().kwargs
+    assert opts["colorbar"] and opts["clabel"] == "Cloud-top height (km)" and opts["clim"] == (0.0, 16.0)
+    rgba = render.frame_rgba(frame)
+    clear = frame["on_disk"].values & np.isnan(frame.values)
+    assert clear.sum() > 100 and (rgba[clear] == render.CLEAR_SKY).all()  # clear sky on the disk: grey
+    assert rgba[0, 0, 3] == 0  # space is transparent
+
+
+def test_coastlines_are_projected_per_satellite(archive):
+    goes = geo.read_scene(archive, "G16", T15, ["ir_105"])
+    x, y = render.coastline_xy(goes)
+    assert np.isfinite(x).sum() > 1000 and np.nanmax(np.abs(x)) < 5.5e6
+    # St Vincent's coast is where PROJ puts it
+    px, _ = Transformer.from_crs("EPSG:4326", goes.attrs["crs_proj4"], always_xy=True).transform(-61.2, 13.25)
+    assert np.nanmin(np.abs(x - px)) < 20_000
+    # another sub-longitude, another projection: Himawari sees Australia, not the Caribbean
+    himawari = geo.read_scene(archive, "H08", T15, ["ir_105"])
+    hx, _ = render.coastline_xy(himawari)
+    assert np.isfinite(hx).sum() > 1000 and np.isfinite(hx).sum() != np.isfinite(x).sum()
+    assert np.isnan(render.geos_forward(np.array([-61.2]), np.array([13.25]), *render._geometry(himawari))[0][0])
+    path = render.coastline_path(goes)
+    assert isinstance(path, hv.Path) and len(path.split()) == 1  # one glyph
+
+
+# --- the mosaic -------------------------------------------------------------------------------------------------
+
+
+def _ring_scenes(archive, t, product="ash"):
+    out = {}
+    for pos in geo.RING:
+        try:
+            out[pos.platform] = render.load_product(archive, pos.platform, t, product)
+        except geo.MissingSlotError:
+            out[pos.platform] = None
+    return out
+
+
+def test_mosaic_has_no_gaps_within_60_degrees(archive):
+    scenes = _ring_scenes(archive, T12)
+    assert all(s is not None for s in scenes.values())
+    m = render.mosaic(scenes, (-180, 180), (-80, 80), 720, 320, "ash")
+    band = np.abs(m["y"].values) <= 60
+    assert (m["source"].values[band] >= 0).all()
+    assert (m["rgba"].values[band][..., 3] == 255).all()
+    # each cell from the satellite nearest overhead
+    lat, lon = m["y"].values, m["x"].values
+
+    def source_at(la, lo):
+        return m.attrs["platforms"][int(m["source"].values[np.abs(lat - la).argmin(), np.abs(lon - lo).argmin()])]
+
+    assert [source_at(0, lo) for lo in (-140, -75, 0, 42, 140)] == ["G17", "G16", "MSG4", "MSG1", "H08"]
+    assert source_at(0, 20) == "MSG4" and source_at(0, 22) == "MSG1"  # the boundary is half-way, 20.75° E
+
+
+def test_mosaic_falls_back_when_a_slot_is_missing(archive):
+    scenes = _ring_scenes(archive, T15)
+    assert scenes["MSG1"] is None  # Meteosat-8's 15:00 is missing in the tiny archive
+    m = render.mosaic(scenes, (-180, 180), (-70, 70), 720, 280, "ash")
+    assert m.attrs["skipped"] == {"MSG1": "no slot"}
+    lat, lon = np.meshgrid(m["y"].values, m["x"].values, indexing="ij")
+    src = np.array(m.attrs["platforms"])[np.maximum(m["source"].values, 0)]
+    indian_ocean = (np.abs(lon - 41.5) < 15) & (np.abs(lat) < 50)
+    assert set(src[indian_ocean]) <= {"MSG4", "H08"} and (m["source"].values[indian_ocean] >= 0).all()
+    # no gap where an available satellite sees the ground well (viewing zenith angle below 75°)
+    seen = np.zeros(lat.shape, bool)
+    for pos in geo.RING:
+        if scenes[pos.platform] is not None:
+            seen |= render.viewing_zenith(pos.sub_lon, lon, lat) < 75
+    assert seen.sum() > 0.8 * seen.size
+    assert (m["source"].values[seen] >= 0).all()
+
+
+def test_mosaic_of_cloud_tops_and_source_colours(archive):
+    scenes = _ring_scenes(archive, T12, "cloud_top_height")
+    m = render.mosaic(scenes, (-180, 180), (-60, 60), 360, 120, "cloud_top_height")
+    values = m["value"].values
+    assert np.isfinite(values).mean() > 0.1 and np.nanmax(values) < 20.0
+    rgba = render.source_rgba(m["source"].values)
+    colours = {tuple(c) for c in rgba.reshape(-1, 4)[:, :3]}
+    assert {(0x1F, 0x77, 0xB4), (0x94, 0x67, 0xBD)} <= colours
+
+
+# --- the dashboard's state --------------------------------------------------------------------------------------
+
+
+def test_the_ring_lists_five_satellites_with_times_and_flags_stale_ones(archive, damaged):
+    app = GeoRing(archive=archive, log=LogConsole())
+    table = app.ring_table()
+    assert list(table["name"]) == ["GOES-West", "GOES-East", "Meteosat", "Meteosat IODC", "Himawari"]
+    assert list(table["time"].dt.strftime("%H:%M")) == ["15:00", "15:00", "15:00", "12:00", "15:00"]
+    assert list(table["stale"]) == [False, False, False, True, False]
+    view = app.ring_view()
+    images = [p for p in view.select(pn.pane.HoloViews) if isinstance(p.object, hv.Overlay)]
+    assert len(images) == 5
+    text = " ".join(str(p.object) for p in view.select(pn.pane.HTML))
+    assert text.count("STALE") == 1 and "STALE — 3 h behind" in text
+    assert text.count("15:00 UTC") == 4 and text.count("12:00 UTC") == 1
+    # GOES-17's 15:00 deleted: GOES-West is stale too
+    table = GeoRing(archive=damaged, log=LogConsole()).ring_table()
+    assert list(table["stale"]) == [True, False, False, True, False]
+
+
+def test_stepping_changes_the_time_and_the_picture(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G16")
+    assert (str(app.date), app.time, app.param.time.objects) == (DAY, "15:00", ["12:00", "15:00"])
+    before = app.current_frame(width=200)
+    app.step_slot(-1)
+    assert app.time == "12:00" and app.slot_time == T12
+    after = app.current_frame(width=200)
+    assert np.abs(after.values.astype(int) - before.values.astype(int)).mean() > 1
+    app.step_slot(1)
+    assert app.time == "15:00"
+    app.step_slot(1)  # the last slot of the archive: said, not moved
+    assert app.time == "15:00" and "last GOES-16 slot" in app.log.messages()[-1]
+    app.step_day(1)
+    assert str(app.date) == DAY and app.alert.startswith("no GOES-16 slot on 2021-04-13; days with slots: 2021-04-12")
+    assert app.title() == "GOES-16 (GOES-East, 75.2° W) — Ash RGB — 2021-04-12 15:00 UTC"
+
+
+def test_a_missing_slot_is_said_and_play_skips_it(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="MSG1")
+    assert app.param.time.objects == ["12:00", "15:00"]  # 15:00: the ring has it, Meteosat-8 does not
+    app.time = "15:00"
+    assert app.current_frame() is None
+    assert app.alert == ("Meteosat-8 2021-04-12 15:00 UTC Ash RGB cannot be shown: no Meteosat-8 slot at "
+                         "2021-04-12 15:00 UTC; nearest: 12:00")
+    assert app.log.messages("error")[-1] == app.alert
+    app.time = "12:00"
+    assert app.play_step() == T12  # 15:00 skipped, back to 12:00
+    assert app.skipped == ["animation skipped 15:00: no Meteosat-8 slot at 2021-04-12 15:00 UTC; nearest: 12:00"]
+    # where neighbouring slots exist, play moves on
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="H08", time="12:00")
+    assert app.play_step() == T15 and app.time == "15:00" and not app.skipped
+
+
+def test_a_truncated_file_and_an_absent_channel_are_said(damaged):
+    app = GeoRing(archive=damaged, log=LogConsole(), mode="satellite", satellite="G16", time="15:00")
+    assert app.current_frame() is None
+    assert "OR_ABI-L1b-RadF-M6C13_G16_s20211021500204" in app.alert and "truncated" in app.alert
+    app.product = "natural_color"  # needs no C13: shown
+    assert app.current_frame() is not None and app.alert == ""
+    app.param.update(product="ash", time="12:00")
+    assert app.current_frame() is None
+    assert "the Ash RGB needs channel ir_87 (C11, 8.5 µm), which this GOES-16 scene lacks" in app.alert
+    # playing: the Day Microphysics needs neither C11 nor C13, so it plays; the Ash RGB cannot play either slot
+    app.product = "day_microphysics"
+    assert app.play_step() == T15  # C07, C03, C14 are there
+    app.product = "ash"
+    assert app.play_step() is None and len(app.skipped) == 2
+
+
+def test_hover_readout_gives_the_channels_of_the_composite(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G16")
+    text = app.readout_text(0.0, 0.0)
+    for band in ("C15", "C13", "C14", "C11"):
+        assert f"**{band}**" in text
+    assert " K" in text and "(0.2" in text
+    assert app.readout_text(None, None).startswith("Hover the image")
+    app.product = "cloud_top_temperature"
+    info = app.values_at(0.0, 0.0)
+    assert list(info["values"]) == ["cloud_top_temperature"]
+    assert "Cloud-top temperature" in app.readout_text(0.0, 0.0)
+    assert app.readout_text(9e6, 9e6).startswith("Hover the image")  # off the grid
+
+
+def test_legend_and_export(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="H08", product="true_color")
+    lines = app.legend_lines()
+    assert lines[0] == "True Colour RGB (no Rayleigh correction)" and "Not Rayleigh-corrected" in lines[1]
+    assert lines[2].startswith("R: B03")
+    app.product = "ash"
+    png = app.export_png().getvalue()
+    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert image.shape == (800, 1200, 3)
+    assert (image.std(axis=2) > 20).sum() > 50_000  # a coloured picture, not a blank page
+    assert app.export_filename() == "fumarole_H08_20210412T1500_ash.png"
+
+
+def test_mosaic_mode_says_which_satellite_is_missing(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="mosaic", time="15:00")
+    m = app.mosaic_at(width=360, height=160)
+    assert m is not None and "Meteosat IODC: no Meteosat-8 slot at 2021-04-12 15:00 UTC" in app.alert
+    assert app.check() is False
+    app.time = "12:00"
+    assert app.mosaic_at(width=360, height=160) is not None and app.alert == "" and app.check()
