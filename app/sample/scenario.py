@@ -21,7 +21,7 @@ thousand km at most; longitudes are wrapped, so plumes crossing ±180° are cont
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -159,7 +159,6 @@ class Scenario:
     cloud_seed: int = 2021
     caption: str = ""
     region: tuple[float, float, float, float] | None = None  # lon_min, lat_min, lon_max, lat_max
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------------- time and emissions
     @property
@@ -497,17 +496,12 @@ _register(
     )
 )
 _register(
-    Scenario(
+    replace(
+        SCENARIOS["soufriere"],
         name="soufriere-tiny",
         title="La Soufrière, St Vincent — 12 April 2021 (tiny test archive)",
-        volcano=_SOUFRIERE,
         first_day="2021-04-12",
         n_days=1,
-        pulses=_SOUFRIERE_PULSES,
-        wind=_CARIBBEAN_APRIL,
-        degassing_kt_per_day=1.5,
-        degassing_height_km=(1.5, 3.5),
-        region=(-90.0, -10.0, 0.0, 40.0),
         caption="The La Soufrière scenario, one day, for tests.",
     )
 )
