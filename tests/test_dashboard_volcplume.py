@@ -89,3 +89,23 @@ def test_curtain_appears_for_a_day_with_caliop(dashboard_server, page, shots):
     blue = (rgb[..., 2] > rgb[..., 0] + 40) & (rgb[..., 2] > rgb[..., 1])
     assert blue.mean() > 0.1
     page.screenshot(path=str(shots / "volcplume-curtain.png"), full_page=True)
+
+
+def test_volcano_circles_appear(dashboard_server, page, browser, shots):
+    # the default view has dashed circles at 100, 250 and 500 km around La Soufrière; none when the URL says so
+    _open(page, f"{dashboard_server}/volcplume")
+    with_circles = _map_pixels(page)
+    other = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        _open(other, f"{dashboard_server}/volcplume?radii=%5B%5D")
+        without = _map_pixels(other)
+        other.screenshot(path=str(shots / "volcplume-no-circles.png"), full_page=True)
+    finally:
+        other.close()
+    assert with_circles.shape == without.shape
+    # the same data, so what differs is the circles: hundreds of pixels, darker where the dashed lines are
+    changed = np.abs(with_circles - without).sum(axis=-1) > 150
+    darker = with_circles.sum(axis=-1) < without.sum(axis=-1)
+    # (a few hundred pixels also differ elsewhere: labels and antialiasing of the two renders)
+    assert (changed & darker).sum() > 1000, int((changed & darker).sum())
+    assert (changed & darker).sum() > 2 * (changed & ~darker).sum()
