@@ -109,3 +109,29 @@ def test_volcano_circles_appear(dashboard_server, page, browser, shots):
     # (a few hundred pixels also differ elsewhere: labels and antialiasing of the two renders)
     assert (changed & darker).sum() > 1000, int((changed & darker).sum())
     assert (changed & darker).sum() > 2 * (changed & ~darker).sum()
+
+
+def _magenta(rgb: np.ndarray) -> int:
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return int(((r > 180) & (g < 80) & (b > 80) & (b < 180)).sum())
+
+
+def test_hovering_the_curtain_marks_the_place_on_the_map(dashboard_server, page, shots):
+    page.set_viewport_size({"width": 1400, "height": 1500})  # map and curtain on screen together
+    _open(page, f"{dashboard_server}/volcplume")
+    page.locator("select").nth(1).select_option(label="CALIOP 532 nm total backscatter")
+    map_box = _biggest_canvas_box(page)
+
+    def curtain_box():
+        boxes = [c.bounding_box() for c in page.locator("canvas").all()]
+        below = [b for b in boxes if b and b["height"] > 150 and b["width"] > 300 and b["y"] > map_box["y"] + 300]
+        return below[0] if below else None
+
+    box = _wait_until(curtain_box, page=page)
+    page.mouse.move(map_box["x"] + 5, map_box["y"] + 5)
+    before = _magenta(np.asarray(Image.open(io.BytesIO(page.screenshot(clip=map_box))).convert("RGB")).astype(int))
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    # the marker (a magenta disc on the selected track) appears on the map
+    _wait_until(lambda: _magenta(np.asarray(Image.open(io.BytesIO(page.screenshot(clip=map_box))).convert(
+        "RGB")).astype(int)) > before + 40 or None, page=page)
+    page.screenshot(path=str(shots / "volcplume-curtain-hover.png"))

@@ -268,7 +268,7 @@ def curtain_image(
     image's value dimensions are ``colour_bin`` (coloured) and ``value`` (physical, for the hover); for the
     depolarisation ratio only ``value``. Ticks on the x axis give time and place; the colour bar the units.
     """
-    from bokeh.models import FixedTicker, HoverTool
+    from bokeh.models import AllLabels, FixedTicker, HoverTool
 
     scale = scale_for(variable)
     if variable == _DEPOL and _DEPOL not in curtain:
@@ -308,7 +308,9 @@ def curtain_image(
         return image.opts(
             cmap=scale.palette,
             clim=(0, scale.n_colours),
-            colorbar_opts={"ticker": FixedTicker(ticks=ticks), "major_label_overrides": labels},
+            # every labelled bound is shown (Bokeh's default policy drops labels it thinks overlap)
+            colorbar_opts={"ticker": FixedTicker(ticks=ticks), "major_label_overrides": labels,
+                           "major_label_policy": AllLabels(), "major_label_text_font_size": "8pt"},
             tools=[HoverTool(tooltips=tooltips, formatters={"@{value}": "printf"})],
             **style,
         )
