@@ -23,8 +23,6 @@ written again is read again), within :data:`CACHE_BYTES` (``FUMAROLE_GEO_CACHE_M
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -32,6 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from app.data.cache import ByteBoundedCache
 from app.data.errors import UserInputError
 from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS, generic_channels
 from app.data.index import _NETCDF_LOCK
@@ -357,39 +356,7 @@ def _nearest(archive, pos: RingPosition, t: pd.Timestamp) -> pd.Timestamp | None
 CACHE_BYTES = int(float(os.environ.get("FUMAROLE_GEO_CACHE_MB", "1024")) * 1e6)
 
 
-class _Cache:
-    """A least-recently-used cache bounded in bytes (the newest entry is always kept)."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                return None
-            self._items.move_to_end(key)
-            return item[0]
-
-    def put(self, key, value, nbytes: int) -> None:
-        with self._lock:
-            if key in self._items:
-                self._bytes -= self._items.pop(key)[1]
-            self._items[key] = (value, nbytes)
-            self._bytes += nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                self._bytes -= self._items.popitem(last=False)[1][1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-
-_CACHE = _Cache(CACHE_BYTES)
+_CACHE = ByteBoundedCache(CACHE_BYTES)
 
 
 def clear_cache() -> None:

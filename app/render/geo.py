@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +41,7 @@ import xarray as xr
 
 from app.data import geo
 from app.data.basemap import coastline_lines
+from app.data.cache import ByteBoundedCache
 from app.data.errors import UserInputError
 from app.data.geo_bands import GENERIC_CHANNELS, band_for_generic
 from app.science import rgb as rgbmod
@@ -268,48 +267,8 @@ def view_of(scene: xr.Dataset, x_range=None, y_range=None, width: int = 800, hei
 # --------------------------------------------------------------------------------------------- frames
 
 
-class _FrameCache:
-    """Frames already made, least recently used dropped first, bounded in bytes."""
-
-    def __init__(self, max_bytes: int = 256_000_000):
-        self.max_bytes = max_bytes
-        self._items: OrderedDict = OrderedDict()
-        self._bytes = 0
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key):
-        with self._lock:
-            item = self._items.get(key)
-            if item is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return item[0]
-
-    def put(self, key, value: xr.DataArray) -> None:
-        nbytes = int(value.nbytes)
-        with self._lock:
-            if key in self._items:
-                self._bytes -= self._items.pop(key)[1]
-            self._items[key] = (value, nbytes)
-            self._bytes += nbytes
-            while self._bytes > self.max_bytes and len(self._items) > 1:
-                self._bytes -= self._items.popitem(last=False)[1][1]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-
 #: Frames of this process (RGB composites as uint8 RGBA, cloud tops as float32), keyed by slot, product and view.
-FRAMES = _FrameCache()
+FRAMES = ByteBoundedCache(256_000_000)
 
 
 def _frame_key(scene: xr.Dataset, product, x_range, y_range, width, height):

@@ -319,42 +319,35 @@ class Scenario:
             out[ii] = (g * (p["m"][sel] * decay)).sum(axis=1)
         return (out / KG_PER_KM2_PER_DU).reshape(shape)
 
-    def so2_layer_height_km(self, lat, lon, time, min_du: float = 0.05) -> np.ndarray:
-        """Mass-weighted SO2 plume height (km above sea level), NaN where the column is below ``min_du``."""
+    def _loading_and_height(self, lat, lon, time, species: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+        """Areal density (kg km-2) of ``species`` ('so2' or 'ash') and its mass-weighted height (km)."""
         shape, la, lo, t, pv = self._flat(lat, lon, time)
         num = np.zeros(la.size)
         den = np.zeros(la.size)
         p = self.puffs
-        for ii, sel, g, decay, _, _ in self._weights(la, lo, t, pv):
-            w = g * (p["m"][sel] * decay)
+        mass = p["m"] if species == "so2" else p["ash"]
+        for ii, sel, g, decay, ash_decay, _ in self._weights(la, lo, t, pv):
+            w = g * (mass[sel] * (decay if species == "so2" else ash_decay))
             den[ii] = w.sum(axis=1)
             num[ii] = (w * p["h"][sel]).sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            h = np.where(den / KG_PER_KM2_PER_DU >= min_du, num / den, np.nan)
-        return h.reshape(shape)
+            height = num / den
+        return den, height, shape
+
+    def so2_layer_height_km(self, lat, lon, time, min_du: float = 0.05) -> np.ndarray:
+        """Mass-weighted SO2 plume height (km above sea level), NaN where the column is below ``min_du``."""
+        den, height, shape = self._loading_and_height(lat, lon, time, "so2")
+        return np.where(den / KG_PER_KM2_PER_DU >= min_du, height, np.nan).reshape(shape)
 
     def ash_loading_g_m2(self, lat, lon, time) -> np.ndarray:
         """Volcanic ash mass loading (g m-2 = t km-2) — what the split-window channels see."""
-        shape, la, lo, t, pv = self._flat(lat, lon, time)
-        out = np.zeros(la.size)
-        p = self.puffs
-        for ii, sel, g, _, ash_decay, _ in self._weights(la, lo, t, pv):
-            out[ii] = (g * (p["ash"][sel] * ash_decay)).sum(axis=1)
-        return (out / 1000.0).reshape(shape)  # kg km-2 -> g m-2
+        den, _, shape = self._loading_and_height(lat, lon, time, "ash")
+        return (den / 1000.0).reshape(shape)  # kg km-2 -> g m-2
 
     def ash_height_km(self, lat, lon, time) -> np.ndarray:
         """Ash-weighted plume height (km), NaN where there is no ash."""
-        shape, la, lo, t, pv = self._flat(lat, lon, time)
-        num = np.zeros(la.size)
-        den = np.zeros(la.size)
-        p = self.puffs
-        for ii, sel, g, _, ash_decay, _ in self._weights(la, lo, t, pv):
-            w = g * (p["ash"][sel] * ash_decay)
-            den[ii] = w.sum(axis=1)
-            num[ii] = (w * p["h"][sel]).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            h = np.where(den > 1e-3, num / den, np.nan)
-        return h.reshape(shape)
+        den, height, shape = self._loading_and_height(lat, lon, time, "ash")
+        return np.where(den > 1e-3, height, np.nan).reshape(shape)
 
     def _aerosol_profiles(self, lat, lon, alt_km, time):
         la = np.asarray(lat, dtype=float).ravel()
