@@ -15,6 +15,13 @@ import pytest
 
 from app.paths import REPO, tiny_archive
 
+# Every test process (and the servers they start) keeps its state (index, time-series cache, keys) in a folder of
+# this run, never in the user's home or in the archive.
+if "FUMAROLE_STATE_DIR" not in os.environ or not os.environ.get("FUMAROLE_TEST_KEEP_STATE"):
+    import tempfile
+
+    os.environ["FUMAROLE_STATE_DIR"] = tempfile.mkdtemp(prefix="fumarole-test-state-")
+
 CHROMIUM = os.environ.get("FUMAROLE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from app.data.cache import ByteBoundedCache
+from app.core.cache import ByteBoundedCache
 from app.data.errors import UserInputError
 from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS, generic_channels
 from app.data.index import _NETCDF_LOCK

@@ -41,7 +41,7 @@ import xarray as xr
 
 from app.data import geo
 from app.data.basemap import coastline_lines
-from app.data.cache import ByteBoundedCache
+from app.core.cache import ByteBoundedCache
 from app.data.errors import UserInputError
 from app.data.geo_bands import GENERIC_CHANNELS, band_for_generic
 from app.science import rgb as rgbmod
