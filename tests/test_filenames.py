@@ -6,9 +6,12 @@ import datetime as dt
 import fnmatch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.data import filenames as fn
 from app.data.errors import GranuleError
+from app.data.filenames import PATTERNS, parse_filename
 
 PUBLIC_S5P = [
     "S5P_NRTI_L2__SO2____20200430T125948_20200430T130448_13196_01_010108_20200430T134425.nc",
@@ -139,3 +142,35 @@ def test_pattern_errors_are_caught_when_declared():
         fn.FilenamePattern("x", "{a:>5}.nc", "x")
     with pytest.raises(ValueError, match="missing field"):
         fn.PATTERNS["tropomi_so2"].format(orbit=1)
+
+
+# --- fuzz: any file name is a result or a GranuleError naming it, never another exception --------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.one_of(
+    st.text(max_size=120),
+    # names of the right shape whose digits are anything (month 13, day 00, hour 99, ...)
+    st.builds(lambda a, b, c, o: f"S5P_OFFL_L2__SO2____{a}T000000_{b}T010000_{o:05d}_02_020104_{c}T020000.nc",
+              st.from_regex(r"\A\d{8}\Z"), st.from_regex(r"\A\d{8}\Z"), st.from_regex(r"\A\d{8}\Z"),
+              st.integers(0, 99999)),
+    st.builds(lambda d, t, dn: f"CAL_LID_L1-Standard-V4-51.{d}T{t}Z{dn}.hdf",
+              st.from_regex(r"\A\d{4}-\d{2}-\d{2}\Z"), st.from_regex(r"\A\d{2}-\d{2}-\d{2}\Z"),
+              st.sampled_from(["D", "N", "X", "", "DD"])),
+))
+def test_any_name_parses_or_is_a_granule_error(name):
+    for product in [None, *PATTERNS]:
+        try:
+            fields = parse_filename(f"archive/folder/{name}", product)
+        except GranuleError as e:
+            assert e.path == f"archive/folder/{name}" and e.problem
+        else:
+            assert fields["product"] in PATTERNS
+
+
+def test_month_13_is_named():
+    name = "S5P_OFFL_L2__SO2____20211312T165931_20211312T174931_18112_02_020104_20211312T184931.nc"
+    with pytest.raises(GranuleError) as info:
+        parse_filename(name, "tropomi_so2")
+    assert info.value.problem == \
+        "file name field start = '20211312T165931' is not a valid time in the format %Y%m%dT%H%M%S"

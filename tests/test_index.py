@@ -375,18 +375,23 @@ def test_corrupt_and_unparsable_files_are_skipped_and_reported(archive, caplog):
         index, report = build(root)
 
     reasons = dict(report.skipped)
-    assert set(reasons) == {str(p) for p in (truncated, garbage, badname, no_group, no_lat)}
-    assert "cannot be read" in reasons[str(truncated)]
-    assert "cannot be read" in reasons[str(garbage)]
-    assert "does not match the S5P L2 pattern S5P_{mode}_L2__SO2____" in reasons[str(badname)]
-    assert "has no PRODUCT group" in reasons[str(no_group)]
-    assert "has no Latitude data set" in reasons[str(no_lat)]
+    # named relative to the archive root, never as absolute server paths
+    name = {p: str(p.relative_to(root)) for p in (truncated, garbage, badname, no_group, no_lat)}
+    assert set(reasons) == set(name.values())
+    assert "cannot be opened as a netCDF-4 file (truncated or not netCDF?): [Errno -101] NetCDF: HDF error" \
+        == reasons[name[truncated]]
+    assert "cannot be opened as a netCDF-4 file (truncated or not netCDF?): [Errno -51] NetCDF: Unknown file " \
+           "format" == reasons[name[garbage]]
+    assert "does not match the S5P L2 pattern S5P_{mode}_L2__SO2____" in reasons[name[badname]]
+    assert "has no PRODUCT group" in reasons[name[no_group]]
+    assert "has no Latitude data set" in reasons[name[no_lat]]
     # the rest of the archive is indexed
     assert set(index.table["path"]) == {str(p) for p in paths.values()}
-    # and the log names each skipped file with its reason
+    # and the log names each skipped file with its reason, relative to the archive root
     for path, reason in report.skipped:
         assert any(path in r.getMessage() and reason in r.getMessage() for r in caplog.records)
-    assert str(truncated) in str(report)
+    assert f"skipped {name[truncated]}: cannot be opened" in str(report)
+    assert str(root) not in str(report) and str(root) not in caplog.text
 
 
 def test_empty_and_missing_folders_are_reported(tmp_path):
@@ -395,8 +400,8 @@ def test_empty_and_missing_folders_are_reported(tmp_path):
     index, report = build(root)
     assert len(index) == 0
     reasons = dict(report.skipped)
-    assert "no tropomi_so2 granule: no file matches */*/*/S5P_*" in reasons[str(root / "tropomi")]
-    assert "folder of caliop_l1b does not exist" in reasons[str(root / "caliop")]
+    assert "no tropomi_so2 granule: no file matches */*/*/S5P_*" in reasons["tropomi"]
+    assert reasons["caliop"] == "folder of caliop_l1b does not exist"
     empty = index.query("tropomi_so2", "2021-04-12", "2021-04-13", CARIBBEAN)
     assert empty.empty and list(empty.columns) == gi.COLUMNS
     assert index.orbits_for_day("2021-04-12").empty
@@ -425,12 +430,17 @@ def test_open_index_through_the_tiny_catalogue(tmp_path):
     write_caliop(root, DAY.replace(hour=5, minute=36, second=44), "N", np.linspace(0, 10, 50), np.zeros(50))
     assert fnmatch.fnmatch(caribbean.name, PATTERNS["tropomi_so2"].glob)
 
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
     index = gi.open_index(open_catalog(yaml_path))
-    assert index.path == str(root / gi.INDEX_FILENAME) and (root / gi.INDEX_FILENAME).exists()
+    # kept in the user's state folder (FUMAROLE_STATE_DIR, set by conftest.py), keyed by the archive, not in it
+    state = Path(os.environ["FUMAROLE_STATE_DIR"])
+    assert index.path == gi.index_path(root) and Path(index.path).exists()
+    assert Path(index.path).is_relative_to(state) and Path(index.path).name == "index.parquet"
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
     # only TROPOMI and CALIOP files here: the catalogue's GEO product folders are reported missing, nothing else
     skipped = index.last_report.skipped
     assert len(index) == 2 and all(reason.endswith("does not exist") for _, reason in skipped)
-    assert sorted(path.rsplit("/", 1)[1] for path, _ in skipped) == ["abi", "ahi", "nwcsaf_ctth", "seviri"]
+    assert sorted(path for path, _ in skipped) == ["abi", "ahi", "nwcsaf_ctth", "seviri"]  # relative to the root
     stored = gi.open_index(str(yaml_path), refresh=False)
     assert list(stored.orbits_for_day("2021-04-12", CARIBBEAN)["path"]) == [str(caribbean)]
 
@@ -439,7 +449,7 @@ def test_open_index_through_the_tiny_catalogue(tmp_path):
     report = again.refresh()
     assert report.unchanged == 2 and not report.added
     summary = again.summary()
-    assert summary.startswith(f"granule index {root / gi.INDEX_FILENAME}: 2 granules")
+    assert summary.startswith(f"granule index {gi.index_path(root)}: 2 granules")
     assert "tropomi_so2: 1 granule, 2021-04-12 16:59 → 2021-04-12 17:49 UTC, orbits 18112–18112" in summary
     assert "caliop_l1b: 1 granule, 2021-04-12 05:36 → " in summary
     with pytest.raises(ValueError, match="needs the products"):
@@ -458,3 +468,104 @@ def test_build_on_a_dask_cluster(archive):
         index, report = build(root, executor=client)
     assert sorted(report.added) == sorted(str(p) for p in paths.values())
     assert list(index.query("tropomi_so2", "2021-04-12", "2021-04-13", CARIBBEAN)["orbit"]) == [18112]
+
+
+# --- bad names and symbolic links ----------------------------------------------------------------------------
+
+
+def test_a_badly_named_file_anywhere_is_skipped_and_named(archive):
+    root, paths = archive
+    data = paths["caribbean"].read_bytes()
+    month13 = root / "tropomi" / "2021" / "13" / "12" / (
+        "S5P_OFFL_L2__SO2____20211312T165931_20211312T174931_18112_02_020104_20211312T184931.nc")
+    month13.parent.mkdir(parents=True)
+    month13.write_bytes(data)
+    index, report = build(root)
+    assert report.skipped == [(
+        "tropomi/2021/13/12/" + month13.name,
+        "file name field start = '20211312T165931' is not a valid time in the format %Y%m%dT%H%M%S",
+    )]
+    assert set(index.table["path"]) == {str(p) for p in paths.values()}
+
+
+def test_symbolic_links_within_the_archive_are_followed_others_named(archive, tmp_path):
+    root, paths = archive
+    data = paths["caribbean"].read_bytes()
+    name = tropomi_filename  # shorter lines below
+
+    # a file link and a folder link whose targets are inside the archive: followed
+    store = root / "store"
+    store.mkdir()
+    linked_file = store / name(DAY.replace(hour=20), DAY.replace(hour=20, minute=50), 18114)
+    linked_file.write_bytes(data)
+    file_link = root / "tropomi" / "2021" / "04" / "12" / linked_file.name
+    file_link.symlink_to(os.path.relpath(linked_file, file_link.parent))
+    day14 = store / "day14"
+    day14.mkdir()
+    in_folder = day14 / name(DAY.replace(day=14, hour=16), DAY.replace(day=14, hour=16, minute=50), 18140)
+    in_folder.write_bytes(data)
+    folder_link = root / "tropomi" / "2021" / "04" / "14"
+    folder_link.symlink_to(day14, target_is_directory=True)
+
+    # links out of the archive (a file and a folder) and a dangling one: skipped and named
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    foreign = outside / name(DAY.replace(hour=21), DAY.replace(hour=21, minute=50), 18115)
+    foreign.write_bytes(data)
+    out_link = root / "tropomi" / "2021" / "04" / "12" / foreign.name
+    out_link.symlink_to(foreign)
+    (outside / "15").mkdir()
+    out_folder = root / "tropomi" / "2021" / "04" / "15"
+    out_folder.symlink_to(outside / "15", target_is_directory=True)
+    dangling = root / "tropomi" / "2021" / "04" / "12" / name(DAY.replace(hour=22), DAY.replace(hour=22, minute=50),
+                                                               18116)
+    dangling.symlink_to(root / "nowhere.nc")
+
+    index, report = build(root)
+    indexed = set(index.table["path"])
+    assert indexed == {str(p) for p in paths.values()} | {str(file_link), str(folder_link / in_folder.name)}
+    row = index.table.set_index("path").loc[str(file_link)]
+    assert row["orbit"] == 18114 and row["size"] == len(data)
+    assert sorted(report.skipped) == sorted([
+        (str(out_link.relative_to(root)), "is a symbolic link to a place outside the archive; not followed"),
+        ("tropomi/2021/04/15", "is a symbolic link to a place outside the archive; not followed"),
+        (str(dangling.relative_to(root)), "is a symbolic link whose target does not exist"),
+    ])
+    assert str(tmp_path) not in str(report)
+
+
+# --- one lock for every file library: many threads, right values, no crash --------------------------------
+
+
+def test_concurrent_reads_of_swaths_curtains_and_geolocations(tiny_archive_path):
+    from app.data.caliop import read_curtain
+    from app.data.tropomi import read_swath
+
+    swaths = sorted((tiny_archive_path / "tropomi").rglob("S5P_*.nc"))[:3]
+    curtains = sorted((tiny_archive_path / "caliop").rglob("CAL_LID_*.hdf"))[:2]
+    jobs = (
+        [("swath", p, lambda p=p: read_swath(p, ("so2_7km", "qa_value"))) for p in swaths]
+        + [("curtain", p, lambda p=p: read_curtain(p)) for p in curtains]
+        + [("tropomi geo", p, lambda p=p: gi.tropomi_geolocation(str(p))) for p in swaths]
+        + [("caliop geo", p, lambda p=p: gi.caliop_geolocation(str(p))) for p in curtains]
+    )
+
+    def digest(kind, value):
+        if kind == "swath":
+            return float(np.nansum(value["so2_7km"].values)), float(np.nansum(value["latitude"].values))
+        if kind == "curtain":
+            return float(np.nansum(value["total_attenuated_backscatter_532"].values)), value.sizes["profile"]
+        return float(np.nansum(value.latitude)), float(np.nansum(value.longitude))
+
+    expected = {(kind, p): digest(kind, read()) for kind, p, read in jobs}
+
+    def worker(k: int) -> list:
+        return [(kind, p, digest(kind, read())) for i in range(20)
+                for kind, p, read in [jobs[(k * 7 + i) % len(jobs)]]]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [r for batch in pool.map(worker, range(8)) for r in batch]
+    assert len(results) == 160
+    assert {kind for kind, _, _ in results} == {"swath", "curtain", "tropomi geo", "caliop geo"}
+    for kind, p, got in results:
+        assert got == expected[(kind, p)], (kind, p.name)

@@ -2,12 +2,18 @@
 
 Everything above ``app/data`` asks this module for granules; it never opens a catalogue or a file itself.
 Archives are shared by the sessions of one server process (:func:`get_archive`); the index is refreshed on first
-use and on demand.
+use and on demand, and kept in the user's state folder (the archive may be read-only: nothing is written in it).
+
+Decoded granules are cached per process in caches bounded in bytes (:mod:`app.core.cache`): TROPOMI swaths in
+"swath granules" (a quarter of the memory budget), CALIOP tracks and curtains in "caliop"; keys are the file's
+``(path, mtime, size)``, so a changed file is read again. Messages to users name files relative to the archive
+root (:meth:`Archive.name_of`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,9 +23,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from app.core.cache import cached
 from app.data import catalog as catalogs
-from app.data.errors import FumaroleError
-from app.data.index import GranuleIndex, IndexReport
+from app.data.errors import FumaroleError, GranuleError
+from app.data.index import GranuleIndex, IndexReport, relative_name, without_root
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ class Archive:
         self.catalog_source = catalogs.catalog_path(catalog)
         self.catalog = catalogs.open_catalog(catalog)
         self.index = GranuleIndex.for_catalog(self.catalog)
+        #: the archive's root folder or URL: files are named relative to it in every message to users
+        self.root: str = catalogs.archive_root(self.catalog)
         self._lock = threading.Lock()
         self._refreshed = False
         self.last_report: IndexReport | None = None
@@ -58,6 +67,16 @@ class Archive:
         """The catalogue's title."""
         meta = getattr(self.catalog, "metadata", {}) or {}
         return str(meta.get("title") or meta.get("name") or self.catalog_source)
+
+    def name_of(self, path: str | os.PathLike) -> str:
+        """A file's name relative to the archive root, as users see it (never an absolute server path)."""
+        return relative_name(path, self.root)
+
+    def describe(self, exc: BaseException) -> str:
+        """A sentence on a failed read that names the file relative to the archive root."""
+        if isinstance(exc, GranuleError):
+            return f"{self.name_of(exc.path)}: {without_root(exc.problem, self.root)}"
+        return without_root(str(exc), self.root)
 
     def products(self) -> list[str]:
         """Product ids of the catalogue."""
@@ -75,8 +94,8 @@ class Archive:
             self.last_report = rep
         n_new = len(rep.added) + len(rep.updated)
         report("info", f"granule index: {len(self.index)} granules ({n_new} new or changed, {rep.unchanged} unchanged)")
-        for path, reason in rep.skipped:
-            report("warning", f"skipped {path}: {reason}")
+        for name, reason in rep.skipped:  # named relative to the archive root already
+            report("warning", f"skipped {name}: {reason}")
         return rep
 
     def _ensure_index(self) -> None:
@@ -103,22 +122,27 @@ class Archive:
         reader: Callable[[str], xr.Dataset],
         report: Reporter = _log_reporter,
     ) -> ReadResult:
-        """Read each granule with ``reader``; a granule that fails is skipped and reported, the rest go on."""
+        """Read each granule with ``reader``; a granule that fails is skipped and reported, the rest go on.
+
+        ``skipped`` holds ``(name, sentence)`` with the file named relative to the archive root.
+        """
         out = ReadResult()
         for path in paths:
             try:
                 out.datasets.append(reader(path))
             except FumaroleError as exc:
-                out.skipped.append((str(path), str(exc)))
-                report("warning", f"skipped {exc}")
-            except (OSError, ValueError, KeyError, RuntimeError) as exc:  # a reader bug must not blank the page
-                msg = f"{path}: cannot be read ({type(exc).__name__}: {exc})"
-                out.skipped.append((str(path), msg))
+                msg = self.describe(exc)
+                out.skipped.append((self.name_of(path), msg))
+                report("warning", f"skipped {msg}")
+            except (OSError, ValueError, KeyError, RuntimeError, IndexError, TypeError) as exc:  # must not blank a page
+                why = without_root(str(exc), self.root)
+                msg = f"{self.name_of(path)}: cannot be read ({type(exc).__name__}: {why})"
+                out.skipped.append((self.name_of(path), msg))
                 report("error", f"skipped {msg}")
         return out
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # a handful of catalogues per process; an Archive holds its index, not granules
 def _archive(source: str) -> Archive:
     return Archive(source)
 
@@ -129,13 +153,21 @@ def get_archive(catalog: str | None = None) -> Archive:
 
 
 def _stamp(path: str) -> tuple[str, float, int]:
-    import os
-
-    st = os.stat(path)
+    """The cache key of a file: (path, mtime, size); a file that is gone or not a file is a GranuleError."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise GranuleError(path, "the file does not exist" if isinstance(exc, FileNotFoundError)
+                           else f"cannot be examined ({exc.strerror or type(exc).__name__})") from None
     return (str(path), st.st_mtime, st.st_size)
 
 
-@lru_cache(maxsize=256)
+#: Shares of the process's memory budget (app.core.cache): decoded TROPOMI swaths, CALIOP tracks and curtains.
+SWATH_CACHE_SHARE = 0.25
+CALIOP_CACHE_SHARE = 0.08
+
+
+@cached("swath granules", SWATH_CACHE_SHARE)
 def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], with_bounds: bool) -> xr.Dataset:
     from app.data.tropomi import read_swath
 
@@ -143,11 +175,14 @@ def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], wit
 
 
 def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = False) -> xr.Dataset:
-    """A TROPOMI granule as a canonical Swath, shared by the sessions of this process (keyed by path and mtime)."""
+    """A TROPOMI granule as a canonical Swath, shared by the sessions of this process (keyed by path and mtime).
+
+    Kept in the byte-bounded cache "swath granules"; identical concurrent reads are merged into one.
+    """
     return _swath_cached(_stamp(path), tuple(variables), with_bounds)
 
 
-@lru_cache(maxsize=128)
+@cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp: ("track", stamp))
 def _track_cached(stamp: tuple[str, float, int]) -> xr.Dataset:
     from app.data.caliop import read_track
 
@@ -155,11 +190,11 @@ def _track_cached(stamp: tuple[str, float, int]) -> xr.Dataset:
 
 
 def read_track_cached(path: str) -> xr.Dataset:
-    """A CALIOP granule's ground track (latitude, longitude, time), cached per process."""
+    """A CALIOP granule's ground track (latitude, longitude, time), cached per process (byte-bounded)."""
     return _track_cached(_stamp(path))
 
 
-@lru_cache(maxsize=8)
+@cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp, variables: ("curtain", stamp, variables))
 def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...]) -> xr.Dataset:
     from app.data.caliop import read_curtain
 
@@ -167,5 +202,5 @@ def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...]) -
 
 
 def read_curtain_cached(path: str, variables: Iterable[str]) -> xr.Dataset:
-    """A CALIOP granule's curtain (the variables asked for), cached per process."""
+    """A CALIOP granule's curtain (the variables asked for), cached per process (byte-bounded)."""
     return _curtain_cached(_stamp(path), tuple(variables))

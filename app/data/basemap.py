@@ -40,6 +40,8 @@ def _check_scale(scale: str) -> str:
     return scale
 
 
+# Constant tables shipped with Fumarole (coastlines, borders, land of 2 scales: a few MB in all, keys bounded by
+# the assets): count-bounded lru_caches are enough here, outside the byte budget of app.core.cache.
 @functools.lru_cache(maxsize=16)
 def _load(kind: str, scale: str) -> dict[str, np.ndarray]:
     path = ASSET_DIR / f"{kind}_{_check_scale(scale)}.npz"
@@ -292,7 +294,7 @@ def rasterise_rings(lon: np.ndarray, lat: np.ndarray, resolution: float = LAND_G
     return np.cumsum(toggles.reshape(n_rows, width), axis=1)[:, :n_cols] > 0
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=2)  # one 6.5 MB grid per shipped scale: constant, bounded by SCALES
 def land_grid(scale: str = "50m") -> np.ndarray:
     """The land/sea grid `land_mask` uses: bool ``(1800, 3600)``, row 0 at -90°, column 0 at -180° (cached)."""
     lon, lat, _ = land_polygons(scale)

@@ -16,13 +16,13 @@ from 2017 on (TAI − UTC = 37 s now, 27 s on 1993-01-01). :func:`tai93_to_datet
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
-from app.data.errors import GranuleError, UserInputError
+from app.core.locks import HDF_LOCK
+from app.data.errors import FumaroleError, GranuleError, UserInputError
 
 __all__ = [
     "VARIABLES",
@@ -64,8 +64,12 @@ _LONG_NAMES = {
 #: The fill value of CALIOP float SDSs.
 FILL_VALUE = -9999.0
 
-#: The HDF4 library is not thread-safe: every pyhdf call of this module runs under this lock.
-HDF4_LOCK = threading.RLock()
+#: The HDF4 library is not thread-safe: every pyhdf call of this module runs under the one lock of all the file
+#: libraries, :data:`app.core.locks.HDF_LOCK`. This name stays for the sample writer (app/sample/caliop.py).
+HDF4_LOCK = HDF_LOCK
+
+#: Per-profile SDSs: one value per profile, stored (profiles, 1).
+_PER_PROFILE = ("Latitude", "Longitude", "Profile_Time", "Surface_Elevation", "Day_Night_Flag")
 
 # -------------------------------------------------------------------------------------------- time conventions
 
@@ -143,7 +147,8 @@ def utc_number_to_datetime64(number, century: int = 2000) -> np.ndarray:
 def _hdf4_errors() -> tuple[type[BaseException], ...]:
     from pyhdf.error import HDF4Error
 
-    return (HDF4Error, OSError, ValueError, TypeError, IndexError, KeyError)
+    return (HDF4Error, OSError, ValueError, TypeError, IndexError, KeyError, RuntimeError, OverflowError,
+            UnicodeError, MemoryError)
 
 
 class _Granule:
@@ -153,24 +158,36 @@ class _Granule:
         from pyhdf.SD import SD, SDC
 
         self.path = os.fspath(path)
-        if not os.path.exists(self.path):
-            raise GranuleError(self.path, "the file does not exist.")
+        if not os.path.isfile(self.path):
+            raise GranuleError(
+                self.path, "the file does not exist." if not os.path.exists(self.path) else "is not a regular file."
+            )
         try:
             self.sd = SD(self.path, SDC.READ)
             self.datasets = self.sd.datasets()
         except _hdf4_errors() as e:
             raise GranuleError(
-                self.path, f"cannot be opened as an HDF4 file (truncated or corrupt, or not HDF4?): {e}."
+                self.path, f"cannot be opened as an HDF4 file (truncated or corrupt, or not HDF4?): {self.why(e)}"
             ) from None
+
+    def why(self, exc: BaseException) -> str:
+        """The library's words for a failure, without the file's path (the GranuleError names the file)."""
+        text = (str(exc).strip() or type(exc).__name__).replace(self.path, "the file")
+        return text if text.endswith(".") else text + "."
 
     def __enter__(self) -> _Granule:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self.sd.end()
         except _hdf4_errors():
             pass
+        if exc is not None and not isinstance(exc, FumaroleError) and isinstance(exc, _hdf4_errors()):
+            # values of the wrong kind or size met while decoding: the file is at fault, say so
+            raise GranuleError(
+                self.path, f"cannot be read (truncated or corrupt file?): {type(exc).__name__}: {self.why(exc)}"
+            ) from None
 
     def read(self, name: str, rows: slice = slice(None), cols: slice | None = None) -> np.ndarray:
         """An SDS (or a window of it); raises GranuleError if it is missing or unreadable."""
@@ -187,14 +204,39 @@ class _Granule:
             finally:
                 sds.endaccess()
         except _hdf4_errors() as e:
-            raise GranuleError(self.path, f"SDS {name!r} cannot be read (truncated or corrupt file?): {e}.") from None
+            raise GranuleError(
+                self.path, f"SDS {name!r} cannot be read (truncated or corrupt file?): {self.why(e)}"
+            ) from None
         return np.asarray(data)
 
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The shape of an SDS (which must exist)."""
+        shape = self.datasets[name][1]
+        return (int(shape),) if isinstance(shape, int | np.integer) else tuple(int(n) for n in shape)
+
     def n_profiles(self) -> int:
+        """The number of profiles, checked against every per-profile SDS of the file: (profiles, 1) each."""
         name = "Latitude"
         if name not in self.datasets:
             raise GranuleError(self.path, "has no SDS 'Latitude', so it is not a CALIOP L1B granule.")
-        return int(self.datasets[name][1][0])
+        n = self.shape(name)[0]
+        for other in _PER_PROFILE:
+            if other in self.datasets and self.shape(other) not in ((n, 1), (n,)):
+                raise GranuleError(
+                    self.path,
+                    f"SDS {other!r} has shape {self.shape(other)}, not (profiles, 1) = ({n}, 1): wrong dimension "
+                    "order or not a CALIOP L1B granule.",
+                )
+        return n
+
+    def check_profile_sds(self, name: str, n: int, n_bins: int) -> None:
+        """Raise a GranuleError unless the SDS ``name`` is (profiles, altitude bins) = (n, n_bins)."""
+        if name in self.datasets and self.shape(name) != (n, n_bins):
+            raise GranuleError(
+                self.path,
+                f"SDS {name!r} has shape {self.shape(name)}, not (profiles, altitude bins) = ({n}, {n_bins}): "
+                "wrong dimension order or not a CALIOP L1B granule.",
+            )
 
     def metadata(self, fields: Sequence[str]) -> dict:
         """Fields of the single record of the ``metadata`` Vdata."""
@@ -204,7 +246,9 @@ class _Granule:
         try:
             hdf = HDF(self.path, HC.READ)
         except _hdf4_errors() as e:
-            raise GranuleError(self.path, f"cannot be opened for its Vdata tables (corrupt file?): {e}.") from None
+            raise GranuleError(
+                self.path, f"cannot be opened for its Vdata tables (corrupt file?): {self.why(e)}"
+            ) from None
         try:
             vs = hdf.vstart()
             try:
@@ -230,7 +274,9 @@ class _Granule:
         except GranuleError:
             raise
         except _hdf4_errors() as e:
-            raise GranuleError(self.path, f"its 'metadata' Vdata cannot be read (corrupt file?): {e}.") from None
+            raise GranuleError(
+                self.path, f"its 'metadata' Vdata cannot be read (corrupt file?): {self.why(e)}"
+            ) from None
         finally:
             hdf.close()
         return dict(zip(fields, record, strict=True))
@@ -238,7 +284,7 @@ class _Granule:
 
 def read_altitudes(path: str | os.PathLike) -> np.ndarray:
     """The 583 bin altitudes (km, top first) of a granule, from its ``metadata`` Vdata."""
-    with HDF4_LOCK, _Granule(path) as g:
+    with HDF_LOCK, _Granule(path) as g:
         return _altitudes(g)
 
 
@@ -336,7 +382,7 @@ def read_track(path: str | os.PathLike, profiles=None) -> xr.Dataset:
     Cheap (three small SDSs): for drawing the track on a map and for the granule index. ``profiles`` is a slice
     (a step decimates, e.g. ``slice(None, None, 50)``) or a ``(start, stop)`` pair.
     """
-    with HDF4_LOCK, _Granule(path) as g:
+    with HDF_LOCK, _Granule(path) as g:
         rows = _profile_slice(profiles, g.n_profiles(), g.path)
         geo = _geolocation(g, rows)
         flags = g.read("Day_Night_Flag", rows).ravel() if "Day_Night_Flag" in g.datasets else np.array([])
@@ -383,13 +429,14 @@ def read_curtain(
         An unknown variable name or an empty window.
     """
     asked, to_read = _check_variables(variables)
-    with HDF4_LOCK, _Granule(path) as g:
+    with HDF_LOCK, _Granule(path) as g:
         alt_all = _altitudes(g)
         rows = _profile_slice(profiles, g.n_profiles(), g.path)
         cols = _altitude_slice(alt_all, alt_range_km, g.path)
         geo = _geolocation(g, rows)
         data = {}
         for name in to_read:
+            g.check_profile_sds(VARIABLES[name], g.n_profiles(), alt_all.size)
             arr = g.read(VARIABLES[name], rows, cols).astype(np.float32, copy=False)
             if arr.ndim != 2 or arr.shape[1] != cols.stop - cols.start:
                 raise GranuleError(g.path, f"SDS {VARIABLES[name]!r} has shape {arr.shape}, not (profiles, 583).")
@@ -403,6 +450,8 @@ def read_curtain(
         parallel = total - perp
         with np.errstate(invalid="ignore", divide="ignore"):
             data["depolarization_ratio_532"] = np.where(parallel > 0, perp / parallel, np.nan).astype(np.float32)
+    if any(a.shape[0] != surface.size for a in (geo["latitude"], *data.values())):
+        raise GranuleError(path, "its per-profile SDSs and its curtains hold different numbers of profiles.")
     ds = xr.Dataset(
         {name: (("profile", "altitude"), data[name]) for name in asked},
         coords={

@@ -10,9 +10,14 @@ swath edges), each sample widened by half the distance to its neighbours so that
 not missed. Files with few scanlines are read whole (the stride shrinks so that at least ~256 samples lie along
 the track and ~32 across it).
 
-The index is a Parquet file (``<archive>/.fumarole-index.parquet`` by default), refreshed incrementally: only
-files that are new, or whose size or modification time changed, are read; vanished files are dropped; files that
-cannot be read are skipped and reported (:class:`IndexReport`), never abort the build.
+The index is a Parquet file in the user's state folder, keyed by the archive (:func:`index_path`; never inside
+the archive, which may be read-only and shared; an old ``.fumarole-index.parquet`` left in an archive is ignored),
+refreshed incrementally: only files that are new, or whose size or modification time changed, are read; vanished
+files are dropped; files that cannot be read (damaged, badly named, a symbolic link out of the archive or to
+nothing) are skipped and reported with their name relative to the archive root (:class:`IndexReport`), never
+abort the build. A state folder that cannot be written is said once; the index then lives in memory.
+
+Every netCDF4/HDF5 and HDF4 read holds :data:`app.core.locks.HDF_LOCK`; a damaged file is a GranuleError.
 
 Queries are pure pandas/numpy on the in-memory table (:meth:`GranuleIndex.query`,
 :meth:`GranuleIndex.orbits_for_day`).
@@ -30,11 +35,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fnmatch
 import functools
 import logging
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -44,6 +49,8 @@ import fsspec
 import numpy as np
 import pandas as pd
 
+from app.core.locks import HDF_LOCK
+from app.core.state import archive_state_dir, write_state
 from app.data.errors import GranuleError, UserInputError
 from app.data.filenames import PATTERNS, FilenamePattern
 
@@ -53,21 +60,28 @@ __all__ = [
     "GEOLOCATORS",
     "GEO_DISK_RADIUS_DEG",
     "INDEX_FILENAME",
+    "LEGACY_INDEX_FILENAME",
     "GranuleIndex",
     "Geolocation",
     "IndexReport",
     "bbox_cells",
     "footprint_cells",
     "geo_disk",
+    "index_path",
     "open_index",
     "pack_cells",
     "register_geolocator",
+    "relative_name",
     "unpack_cells",
+    "without_root",
 ]
 
 logger = logging.getLogger(__name__)
 
-INDEX_FILENAME = ".fumarole-index.parquet"
+#: The index's file name in the archive's state folder (:func:`index_path`).
+INDEX_FILENAME = "index.parquet"
+#: Where older versions kept the index, inside the archive: ignored now (never read, written or deleted).
+LEGACY_INDEX_FILENAME = ".fumarole-index.parquet"
 INDEX_VERSION = "1"
 CELL_DEG = 5.0
 N_LAT = int(180 / CELL_DEG)  # 36 rows, from -90
@@ -142,18 +156,9 @@ def register_geolocator(product: str, reads_file: bool = True):
     return wrap
 
 
-def _netcdf_lock():
-    # netCDF-C and HDF5 are not thread-safe: share xarray's locks, so the index never reads while xarray does.
-    try:
-        from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
-
-        return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
-    except ImportError:  # pragma: no cover - xarray is a dependency
-        return threading.Lock()
-
-
-_NETCDF_LOCK = _netcdf_lock()
-_HDF4_LOCK = threading.Lock()
+# Every netCDF4/HDF5 and HDF4 read of the index holds the one lock of the file libraries (app.core.locks). The old
+# name stays for the modules that still import it from here (app.data.timeseries, app.data.geo) until they move.
+_NETCDF_LOCK = HDF_LOCK
 
 
 def _stride(n: int, stride: int, minimum_samples: int) -> int:
@@ -192,10 +197,14 @@ def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int) -> n
 
 @register_geolocator("tropomi_so2")
 def tropomi_geolocation(path: str, stride: int = 16) -> Geolocation:
-    """Sampled ``PRODUCT/latitude``/``longitude`` and the root ``orbit`` of a TROPOMI L2 file (netCDF4)."""
-    import netCDF4
+    """Sampled ``PRODUCT/latitude``/``longitude`` and the root ``orbit`` of a TROPOMI L2 file (netCDF4).
 
-    with _NETCDF_LOCK, netCDF4.Dataset(path) as ds:
+    Read under :data:`~app.core.locks.HDF_LOCK`; anything wrong with the file is a GranuleError naming it.
+    """
+    from app.data import tropomi
+
+    with tropomi.open_granule(path) as ds:  # holds HDF_LOCK; a netCDF/HDF5 or decoding failure -> GranuleError
+        ds.set_auto_maskandscale(True)  # fill values become masked, hence NaN in the samples
         if "PRODUCT" not in ds.groups:
             raise GranuleError(path, "has no PRODUCT group: not a TROPOMI L2 file")
         group = ds.groups["PRODUCT"]
@@ -203,35 +212,47 @@ def tropomi_geolocation(path: str, stride: int = 16) -> Geolocation:
             if name not in group.variables:
                 raise GranuleError(path, f"has no PRODUCT/{name} variable")
         lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
+        for name, var in (("latitude", lat_var), ("longitude", lon_var)):
+            tropomi.check_dimensions(path, var, f"PRODUCT/{name}")
+            if var.ndim != 3 or var.shape != lat_var.shape:
+                raise GranuleError(path, f"variable PRODUCT/{name} has shape {var.shape}, expected (1, scanline, "
+                                         f"ground_pixel) like PRODUCT/latitude {lat_var.shape}")
         n_rows, n_cols = lat_var.shape[-2:]
+        if n_rows == 0 or n_cols == 0:
+            raise GranuleError(path, f"has no pixel (PRODUCT/latitude has shape {lat_var.shape})")
         rs, cs = _stride(n_rows, stride, 256), _stride(n_cols, stride, 32)
         lat, lon = _sampled(lat_var, lat_var.shape, rs, cs), _sampled(lon_var, lat_var.shape, rs, cs)
-        orbit = int(ds.getncattr("orbit")) if "orbit" in ds.ncattrs() else None
+        orbit = int(np.asarray(ds.getncattr("orbit")).ravel()[0]) if "orbit" in ds.ncattrs() else None
     return Geolocation(lat, lon, orbit=orbit)
 
 
 @register_geolocator("caliop_l1b")
 def caliop_geolocation(path: str, stride: int = 16) -> Geolocation:
-    """Sampled ``Latitude``/``Longitude`` (n, 1) and the time span (``Profile_Time``) of a CALIOP L1B file (HDF4)."""
-    from pyhdf.SD import SD, SDC
+    """Sampled ``Latitude``/``Longitude`` (n, 1) and the time span (``Profile_Time``) of a CALIOP L1B file (HDF4).
 
-    with _HDF4_LOCK:
-        sd = SD(path, SDC.READ)
+    Read under :data:`~app.core.locks.HDF_LOCK`; anything wrong with the file is a GranuleError naming it.
+    """
+    from app.data import caliop
+
+    with HDF_LOCK, caliop._Granule(path) as g:  # a pyhdf or decoding failure inside -> GranuleError
+        for name in ("Latitude", "Longitude", "Profile_Time"):
+            if name not in g.datasets:
+                raise GranuleError(path, f"has no {name} data set: not a CALIOP L1B file")
+        n = g.n_profiles()  # checks that every per-profile SDS is (n, 1)
+        if n == 0:
+            raise GranuleError(path, "has no profile (its Latitude data set is empty)")
+        shape = (n, 1)
+        rs = _stride(n, stride, 256)
+        lat_sds, lon_sds = g.sd.select("Latitude"), g.sd.select("Longitude")
         try:
-            names = sd.datasets()
-            for name in ("Latitude", "Longitude", "Profile_Time"):
-                if name not in names:
-                    raise GranuleError(path, f"has no {name} data set: not a CALIOP L1B file")
-            lat_sds, lon_sds, time_sds = (sd.select(n) for n in ("Latitude", "Longitude", "Profile_Time"))
-            shape = tuple(lat_sds.info()[2])
-            n = shape[0]
-            rs = _stride(n, stride, 256)
             lat, lon = _sampled(lat_sds, shape, rs, 1), _sampled(lon_sds, shape, rs, 1)
-            t0, t1 = float(time_sds[0, 0]), float(time_sds[n - 1, 0])
-            for sds in (lat_sds, lon_sds, time_sds):
-                sds.endaccess()
         finally:
-            sd.end()
+            lat_sds.endaccess()
+            lon_sds.endaccess()
+        times = g.read("Profile_Time", slice(0, n)).reshape(-1).astype(np.float64)
+        t0, t1 = float(times[0]), float(times[-1])
+    if not (np.isfinite(t0) and np.isfinite(t1) and 0 <= t1 - t0 < 86400):
+        raise GranuleError(path, f"its Profile_Time runs from {t0} to {t1} s: not the time span of a granule")
     return Geolocation(lat, lon, duration_s=t1 - t0)
 
 
@@ -467,13 +488,23 @@ class ProductSource(Protocol):
 
 @dataclass
 class IndexReport:
-    """What a refresh did: files added, re-read (changed), removed, left unchanged, and skipped with the reason."""
+    """What a refresh did: files added, re-read (changed), removed, left unchanged, and skipped with the reason.
+
+    ``added``/``updated``/``removed`` hold the paths as the index stores them. ``skipped`` holds ``(name,
+    reason)`` pairs meant for people: the name is relative to the archive root (a folder of the archive is named
+    the same way; one outside it, e.g. an unreachable URL, as it is), never an absolute server path.
+    """
 
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    root: str | None = None
+
+    def skip(self, path: str, reason: str) -> None:
+        """Record a skipped file or folder, named relative to :attr:`root` (also inside the reason)."""
+        self.skipped.append((relative_name(path, self.root), without_root(reason, self.root)))
 
     def __str__(self) -> str:
         text = (
@@ -483,8 +514,145 @@ class IndexReport:
         return text + "".join(f"\n  skipped {path}: {reason}" for path, reason in self.skipped)
 
 
+def relative_name(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
+    """``path`` named relative to the archive ``root`` (what users see); as it is when outside it or no root."""
+    text = os.fspath(path)
+    if not root:
+        return text
+    base = os.fspath(root).rstrip("/")
+    if text.rstrip("/") == base:
+        return base.rsplit("/", 1)[-1] or text  # the root itself: by its own name
+    if text.startswith(base + "/"):
+        return text[len(base) + 1 :]
+    if _is_local(base) and _is_local(text) and os.path.isabs(text):
+        real = os.path.realpath(base)
+        if text.startswith(real.rstrip("/") + "/"):
+            return text[len(real.rstrip("/")) + 1 :]
+    return text
+
+
+def without_root(text: str, root: str | os.PathLike | None) -> str:
+    """``text`` with the archive root's absolute path taken out of it (file names left relative to the root)."""
+    if not root:
+        return text
+    for base in {os.fspath(root).rstrip("/"), os.path.realpath(root).rstrip("/") if _is_local(root) else ""}:
+        if base and base != "/":
+            text = text.replace(base + "/", "").replace(base, ".")
+    return text
+
+
 def _is_local(url: str) -> bool:
     return "://" not in url and "::" not in url
+
+
+class _LocalLister:
+    """Lists the files of a local product folder that match its glob, following symbolic links with care.
+
+    A link (to a file or a folder) whose target lies inside the archive is followed as if it were what it points
+    to; a link pointing outside the archive, or to nothing, is skipped and named in the report. ``**`` matches any
+    number of folders (a folder met twice through links is walked once).
+    """
+
+    def __init__(self, report: IndexReport, allowed: list[str]):
+        self.report = report
+        self.allowed = [a.rstrip(os.sep) for a in allowed]
+        self.files: dict[str, tuple[int, float]] = {}
+        self._said: set[str] = set()
+        self._seen: set[str] = set()
+
+    def _skip(self, path: str, reason: str) -> None:
+        if path not in self._said:
+            self._said.add(path)
+            self.report.skip(path, reason)
+
+    def _entries(self, folder: str) -> list[os.DirEntry]:
+        try:
+            with os.scandir(folder) as it:
+                return sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            why = e.strerror or type(e).__name__
+            self._skip(folder, f"this folder cannot be listed ({why}); its files are left out")
+            return []
+
+    def _inside(self, real: str) -> bool:
+        return any(real == a or real.startswith(a + os.sep) for a in self.allowed)
+
+    def kind(self, entry: os.DirEntry) -> str | None:
+        """'file', 'dir', or None (neither, or a link not to be followed: skipped and named)."""
+        try:
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+                if not os.path.exists(real):
+                    self._skip(entry.path, "is a symbolic link whose target does not exist")
+                    return None
+                if not self._inside(real):
+                    self._skip(entry.path, "is a symbolic link to a place outside the archive; not followed")
+                    return None
+            if entry.is_dir():
+                return "dir"
+            if entry.is_file():
+                return "file"
+        except OSError as e:
+            self._skip(entry.path, f"cannot be examined ({e.strerror or type(e).__name__})")
+        return None
+
+    def walk(self, folder: str, parts: list[str]) -> None:
+        """Add the files under ``folder`` matching the glob ``parts`` (one per path level)."""
+        if not parts:
+            return
+        part, rest = parts[0], parts[1:]
+        if part == "**":
+            real = os.path.realpath(folder)
+            if real in self._seen:
+                return
+            self._seen.add(real)
+            self.walk(folder, rest)  # no folder at all
+            for entry in self._entries(folder):
+                if self._is_dir_quietly(entry):
+                    self.walk(entry.path, parts)
+            return
+        for entry in self._entries(folder):
+            if not fnmatch.fnmatchcase(entry.name, part):
+                continue
+            kind = self.kind(entry)
+            if rest and kind == "dir":
+                self.walk(entry.path, rest)
+            elif not rest and kind == "file":
+                try:
+                    st = os.stat(entry.path)
+                except OSError as e:
+                    self._skip(entry.path, f"cannot be examined ({e.strerror or type(e).__name__})")
+                    continue
+                self.files[entry.path] = (int(st.st_size), float(st.st_mtime))
+
+    def _is_dir_quietly(self, entry: os.DirEntry) -> bool:
+        try:
+            if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
+                return False  # named when a glob part matches it, not for every ** step
+            return entry.is_dir()
+        except OSError:
+            return False
+
+
+def _list_local(source: ProductSource, report: IndexReport) -> dict[str, tuple[int, float]] | None:
+    root = source.root_url
+    if not os.path.isdir(root):
+        if os.path.exists(root) or os.path.islink(root):
+            report.skip(root, f"folder of {source.product} is not a folder")
+        else:
+            report.skip(root, f"folder of {source.product} does not exist")
+        return {}
+    try:
+        os.listdir(root)
+    except OSError as e:  # the folder cannot be read now: keep what the index knows of it
+        report.skip(root, f"cannot be listed ({e.strerror or type(e).__name__}); its index rows are kept")
+        return None
+    allowed = [os.path.realpath(root)] + ([os.path.realpath(report.root)] if report.root else [])
+    lister = _LocalLister(report, allowed)
+    lister.walk(root, [p for p in source.glob.split("/") if p])
+    if not lister.files:
+        report.skip(root, f"no {source.product} granule: no file matches {source.glob} in this folder")
+    return lister.files
 
 
 def _mtime(info: dict) -> float:
@@ -612,9 +780,13 @@ class GranuleIndex:
         table: pd.DataFrame | None = None,
         path: str | os.PathLike | None = None,
         sources: Iterable[ProductSource] | None = None,
+        root: str | os.PathLike | None = None,
     ):
         self._table = _empty_table() if table is None else _typed(table)
         self.path = os.fspath(path) if path is not None else None
+        #: the archive root: files are named relative to it in reports, and links are followed within it
+        self.root: str | None = os.fspath(root) if root is not None else None
+        self._stored = False  # whether the file at self.path holds this table
         #: the products :meth:`refresh` brings up to date when given none
         self.sources: list[ProductSource] = list(sources or [])
         self.last_report: IndexReport | None = None
@@ -625,15 +797,17 @@ class GranuleIndex:
         """The stored index of a catalogue's archive (not refreshed), ready to :meth:`refresh` its products.
 
         ``cat`` is an open catalogue, a catalogue path/URL/name, or None for the default catalogue; ``path``
-        defaults to ``<archive>/.fumarole-index.parquet``.
+        defaults to :func:`index_path` of the archive (in the user's state folder, never in the archive).
         """
         from app.data import catalog as catalogs
 
         if cat is None or isinstance(cat, str | os.PathLike):
             cat = catalogs.open_catalog(cat)
+        root = catalogs.archive_root(cat)
         if path is None:
-            path = _join(catalogs.archive_root(cat), INDEX_FILENAME)
+            path = index_path(root)
         index = cls.load(path)
+        index.root = root
         index.sources = [catalogs.product_info(cat, p) for p in (products or catalogs.products(cat))]
         return index
 
@@ -671,7 +845,7 @@ class GranuleIndex:
         try:
             with fsspec.open(path, "rb") as f:
                 table = pq.read_table(f)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # none yet, or a state folder that cannot exist
             return cls(path=path)
         except Exception as e:  # noqa: BLE001 - a broken index is rebuilt, not fatal
             logger.warning("granule index %s cannot be read (%s: %s); rebuilding it", path, type(e).__name__, e)
@@ -680,10 +854,16 @@ class GranuleIndex:
         if version != INDEX_VERSION or set(COLUMNS) - set(table.column_names):
             logger.warning("granule index %s is of another version (%r); rebuilding it", path, version)
             return cls(path=path)
-        return cls(table.to_pandas(), path=path)
+        index = cls(table.to_pandas(), path=path)
+        index._stored = True
+        return index
 
-    def save(self, path: str | os.PathLike | None = None) -> str:
-        """Write the index as Parquet (atomically for a local file); returns the path."""
+    def save(self, path: str | os.PathLike | None = None) -> str | None:
+        """Write the index as Parquet (atomically for a local file); returns the path, or None if it cannot be.
+
+        A local file is written through :func:`app.core.state.write_state`: a folder that cannot be made or
+        written (read-only, full disk) is said once in the log and the index goes on in memory.
+        """
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -695,14 +875,17 @@ class GranuleIndex:
             {**(table.schema.metadata or {}), b"fumarole_index_version": INDEX_VERSION.encode()}
         )
         if _is_local(path):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
+            if not write_state(path, lambda tmp: pq.write_table(table, tmp), what="granule index"):
+                return None
         else:
-            with fsspec.open(path, "wb") as f:
-                pq.write_table(table, f)
+            try:
+                with fsspec.open(path, "wb") as f:
+                    pq.write_table(table, f)
+            except OSError as e:
+                logger.warning("cannot write the granule index to %s (%s); going on in memory", path, e)
+                return None
         self.path = path
+        self._stored = True
         return path
 
     # refresh -------------------------------------------------------------------------------------------------
@@ -723,14 +906,17 @@ class GranuleIndex:
         cannot be used are skipped and listed in the report (and logged); they are tried again at the next
         refresh. A product whose folder cannot be listed (e.g. storage unreachable) keeps its rows.
 
-        ``save`` (default: when the index has a :attr:`path`) writes the index afterwards; an empty index whose
-        local folder does not exist is not written.
+        ``save`` (default: when the index has a :attr:`path` and the refresh changed something, or the file
+        does not hold it yet) writes the index afterwards; an empty index whose local folder does not exist is
+        not written. Skipped files are named relative to :attr:`root` (default: the folder common to the
+        products' folders). Nothing is ever written in the archive itself.
         """
         if sources is None:
             if not self.sources:
                 raise ValueError("refresh() needs the products: give sources, or make the index with for_catalog()")
             sources = self.sources
-        report = IndexReport()
+        sources = list(sources)
+        report = IndexReport(root=self.root or _common_root(sources))
         old = self._table
         keep: list[pd.DataFrame] = []
         tasks: list[tuple] = []
@@ -758,11 +944,13 @@ class GranuleIndex:
         table = pd.concat([_typed(p) for p in parts], ignore_index=True) if parts else _empty_table()
         self._table = _typed(table.sort_values(["product", "start", "path"], kind="stable"))
         self._cache = None
+        changed = bool(report.added or report.updated or report.removed)
+        self._stored = self._stored and not changed
         for path, reason in report.skipped:
             logger.warning("granule index: skipped %s: %s", path, reason)
         logger.info("%s", str(report).splitlines()[0])
         self.last_report = report
-        if save or (save is None and self.path is not None):
+        if save or (save is None and self.path is not None and not self._stored):
             self._save_unless_pointless()
         return report
 
@@ -775,29 +963,25 @@ class GranuleIndex:
     def _list(source: ProductSource, report: IndexReport) -> dict[str, tuple[int, float]] | None:
         """Map path -> (size, mtime) of every file of the product (None if it cannot be listed).
 
-        Problems with the folder go to the report.
+        Problems with the folder go to the report. A local archive is walked by :func:`_list_local` (symbolic links
+        followed within the archive); a remote one is globbed with fsspec.
         """
+        if _is_local(source.root_url):
+            return _list_local(source, report)
         options = dict(source.storage_options or {})
         try:
             fs, root = fsspec.core.url_to_fs(source.root_url, **options)
             if not fs.exists(root):
-                report.skipped.append((source.root_url, f"folder of {source.product} does not exist"))
+                report.skip(source.root_url, f"folder of {source.product} does not exist")
                 return {}
             found = fs.glob(f"{root.rstrip('/')}/{source.glob}", detail=True)
         except Exception as e:  # noqa: BLE001 - an unreachable archive is reported, the other products go on
-            report.skipped.append(
-                (source.root_url, f"cannot be listed ({type(e).__name__}: {e}); its index rows are kept")
-            )
+            report.skip(source.root_url, f"cannot be listed ({type(e).__name__}: {e}); its index rows are kept")
             return None
         files = {p: i for p, i in found.items() if i.get("type", "file") == "file"}
         if not files:
-            report.skipped.append(
-                (source.root_url, f"no {source.product} granule: no file matches {source.glob} in this folder")
-            )
-        local = _is_local(source.root_url)
-        return {
-            (p if local else fs.unstrip_protocol(p)): (int(i.get("size") or 0), _mtime(i)) for p, i in files.items()
-        }
+            report.skip(source.root_url, f"no {source.product} granule: no file matches {source.glob} in this folder")
+        return {fs.unstrip_protocol(p): (int(i.get("size") or 0), _mtime(i)) for p, i in files.items()}
 
     @staticmethod
     def _read_all(tasks, report: IndexReport, executor, max_workers, stride) -> list[dict]:
@@ -819,7 +1003,7 @@ class GranuleIndex:
             for path, was_known, future in futures:
                 row, problem = future.result()
                 if row is None:
-                    report.skipped.append((path, problem))
+                    report.skip(path, problem)
                     continue
                 rows.append(row)
                 (report.updated if was_known else report.added).append(path)
@@ -949,8 +1133,8 @@ def open_index(
 ) -> GranuleIndex:
     """The granule index of a catalogue (default: :func:`app.data.catalog.open_catalog`), refreshed and saved.
 
-    ``path`` defaults to ``<archive>/.fumarole-index.parquet``. The refresh's :class:`IndexReport` is in
-    ``index.last_report``. An empty index of a missing archive folder is not written.
+    ``path`` defaults to :func:`index_path` of the archive (the user's state folder). The refresh's
+    :class:`IndexReport` is in ``index.last_report``. An empty index of a missing archive folder is not written.
     """
     index = GranuleIndex.for_catalog(cat, path=path, products=products)
     if refresh:
@@ -958,5 +1142,18 @@ def open_index(
     return index
 
 
-def _join(root: str, name: str) -> str:
-    return f"{root.rstrip('/')}/{name}" if not _is_local(root) else os.path.join(root, name)
+def index_path(archive_root: str | os.PathLike) -> str:
+    """Where the index of the archive at ``archive_root`` is kept: ``<state folder>/archives/<archive>/index.parquet``.
+
+    Never inside the archive (real archives are read-only and shared); see :mod:`app.core.state`.
+    """
+    return str(archive_state_dir(archive_root) / INDEX_FILENAME)
+
+
+def _common_root(sources: list) -> str | None:
+    roots = [s.root_url.rstrip("/") for s in sources if getattr(s, "root_url", None)]
+    if not roots:
+        return None
+    if all(_is_local(r) for r in roots):
+        return os.path.commonpath(roots)
+    return None  # remote folders are named by their URLs

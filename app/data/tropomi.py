@@ -22,9 +22,11 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError
 
-__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "read_swath", "read_attrs"]
+__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "read_swath", "read_attrs", "open_granule",
+           "check_dimensions"]
 
 PRODUCT = "PRODUCT"
 GEOLOCATIONS = "PRODUCT/SUPPORT_DATA/GEOLOCATIONS"
@@ -67,6 +69,9 @@ GEOLOCATION: dict[str, tuple[str, str]] = {
     "longitude_bounds": (GEOLOCATIONS, "longitude_bounds"),
 }
 
+#: The dimensions of the pixel variables of a real S5P L2 file, in order (the corners add ``corner``).
+DIMENSIONS = ("time", "scanline", "ground_pixel")
+
 _DU_ATTR = "multiplication_factor_to_convert_to_DU"
 _TIME_UNITS = {
     "seconds": 1.0,
@@ -83,25 +88,49 @@ _FOOTPRINT_GROUP = "METADATA/EOP_METADATA/om:featureOfInterest/eop:multiExtentOf
 # --- opening and looking things up, with errors that read like sentences -------------------------------------
 
 
+#: What netCDF4/HDF5 raise on a damaged file, or numpy on values of the wrong kind: a GranuleError, never these.
+_READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError,
+                UnicodeError, MemoryError)
+
+
 @contextlib.contextmanager
 def _open(path: str | Path) -> Iterator[netCDF4.Dataset]:
+    """The open file, read while holding :data:`~app.core.locks.HDF_LOCK` (HDF5 is not thread-safe).
+
+    Everything done inside the ``with`` runs under the lock; a failure of netCDF4/HDF5 or of the values read
+    becomes a :class:`GranuleError` naming the file and the reason.
+    """
     path = Path(path)
-    if not path.exists():
-        raise GranuleError(path, "the file does not exist")
-    try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise GranuleError(
-            path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {_why(exc)}"
-        ) from None
-    try:
-        nc.set_auto_maskandscale(False)
-        yield nc
-    finally:
-        nc.close()
+    if not path.is_file():
+        raise GranuleError(path, "the file does not exist" if not path.exists() else "is not a regular file")
+    with HDF_LOCK:
+        try:
+            nc = netCDF4.Dataset(path, "r")
+        except _READ_ERRORS as exc:
+            raise GranuleError(
+                path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {_why(exc)}"
+            ) from None
+        try:
+            nc.set_auto_maskandscale(False)
+            yield nc
+        except GranuleError:
+            raise
+        except _READ_ERRORS as exc:
+            raise GranuleError(
+                path, f"cannot be read (truncated or corrupt file?): {type(exc).__name__}: {_why(exc)}"
+            ) from None
+        finally:
+            with contextlib.suppress(*_READ_ERRORS):
+                nc.close()
+
+
+#: The public name of :func:`_open`, for the granule index's cheap geolocation reads.
+open_granule = _open
 
 
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # no file name: the GranuleError names it, relative where shown
+        return f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc.strerror)
     text = str(exc).strip() or type(exc).__name__
     return text.split(": b'")[0]  # netCDF4 appends the file name as bytes; the GranuleError names it already
 
@@ -150,6 +179,19 @@ def _check_shape(path: str, where: str, shape: tuple, expected: tuple) -> None:
         raise GranuleError(path, f"variable {where} has shape {tuple(shape)}, expected {tuple(expected)} first")
 
 
+def check_dimensions(path, var: netCDF4.Variable, where: str, expected: Sequence[str] = DIMENSIONS) -> None:
+    """Raise a GranuleError unless ``var``'s dimensions are ``expected`` in that order (extra trailing ones allowed).
+
+    Shapes alone cannot tell a swath stored ``(time, ground_pixel, scanline)`` from the real order when the two
+    lengths happen to agree; the dimension names can.
+    """
+    dims = tuple(var.dimensions)
+    if dims[: len(expected)] != tuple(expected):
+        raise GranuleError(
+            path, f"variable {where} has dimensions ({', '.join(dims)}), expected ({', '.join(expected)}) first"
+        )
+
+
 # --- time --------------------------------------------------------------------------------------------------------
 
 
@@ -170,14 +212,17 @@ def _units_since(path: str, where: str, units: str, default_base=None) -> tuple[
     return _TIME_UNITS[unit], base
 
 
-def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice) -> np.ndarray:
+def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice, n_rows: int) -> np.ndarray:
     tvar = _variable(nc, path, PRODUCT, "time", "the scanline times")
     dvar = _variable(nc, path, PRODUCT, "delta_time", "the scanline times")
     factor, base = _units_since(path, "PRODUCT/time", getattr(tvar, "units", ""))
     t_ref = base + np.timedelta64(int(round(float(_read_raw(path, tvar, (0,), "PRODUCT/time")) * factor * 1e9)), "ns")
+    check_dimensions(path, dvar, "PRODUCT/delta_time", DIMENSIONS[:2])
     _check_shape(path, "PRODUCT/delta_time", dvar.shape, (1,))
     dfactor, dbase = _units_since(path, "PRODUCT/delta_time", getattr(dvar, "units", ""), default_base=t_ref)
     delta = _read_raw(path, dvar, (0, window), "PRODUCT/delta_time").astype(np.float64)
+    if delta.ndim != 1 or delta.size != n_rows:
+        raise GranuleError(path, f"variable PRODUCT/delta_time holds {delta.size} scanline times, expected {n_rows}")
     return dbase + np.round(delta * dfactor * 1e9).astype("int64").astype("timedelta64[ns]")
 
 
@@ -198,6 +243,7 @@ def _check_names(path, variables: Sequence[str]) -> list[str]:
 def _read_field(nc, path: str, name: str, group: str, var_name: str, window: slice, shape: tuple) -> np.ndarray:
     var = _variable(nc, path, group, var_name, name)
     where = f"{group}/{var_name}"
+    check_dimensions(path, var, where, DIMENSIONS + (("corner",) if name.endswith("_bounds") else ()))
     _check_shape(path, where, var.shape[1:], shape[1:])
     data = _decode(path, var, _read_raw(path, var, (0, window) + (slice(None),) * (var.ndim - 2), where), where)
     if UNITS.get(name) == "DU":
@@ -243,6 +289,7 @@ def read_swath(
         lat_var = _variable(nc, path_s, PRODUCT, "latitude", "the pixel latitudes")
         if lat_var.ndim != 3:
             raise GranuleError(path, f"variable PRODUCT/latitude has {lat_var.ndim} dimensions, expected 3")
+        check_dimensions(path, lat_var, "PRODUCT/latitude")
         full = lat_var.shape
         n_rows = len(range(*window.indices(full[1])))
         shape = (n_rows, full[2])
@@ -253,7 +300,7 @@ def read_swath(
             dims = ("scanline", "ground_pixel", "corner") if name.endswith("_bounds") else ("scanline", "ground_pixel")
             data = _read_field(nc, path_s, name, group, var_name, window, (1,) + full[1:])
             coords[name] = (dims, data, {"units": "degrees_north" if "lat" in name else "degrees_east"})
-        coords["time"] = ("scanline", _scanline_times(nc, path_s, window))
+        coords["time"] = ("scanline", _scanline_times(nc, path_s, window, n_rows))
         data_vars = {}
         for name in names:
             group, var_name = VARIABLES[name]
@@ -261,7 +308,7 @@ def read_swath(
             attrs = {"units": UNITS[name], "source_variable": f"{group}/{var_name}"}
             data_vars[name] = (("scanline", "ground_pixel"), data.reshape(shape), attrs)
         attrs = _swath_attrs(nc, path_s)
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+        return xr.Dataset(data_vars, coords=coords, attrs=attrs)  # inside: a size mismatch is a GranuleError
 
 
 def _root(nc: netCDF4.Dataset, key: str, default=None):

@@ -89,6 +89,8 @@ def _find_header_row(path: Path) -> int:
     )
 
 
+# The GVP list is a small constant table (~1,300 rows, < 1 MB) read from a handful of paths at most: a count-bounded
+# lru_cache bounds it well enough, outside the byte budget of app.core.cache.
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str) -> pd.DataFrame:
     p = Path(path)
@@ -122,7 +124,7 @@ def load_volcanoes(path: str | Path | None = None) -> pd.DataFrame:
     return _load_cached(str(Path(path or DEFAULT_PATH).resolve())).copy()
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)  # the search keys of the same few lists (small constant arrays)
 def _default_keys(path: str) -> tuple[np.ndarray, np.ndarray]:
     return _keys(_load_cached(path))
 

@@ -17,7 +17,6 @@ colour mapper), so changing the colour range or map never re-aggregates.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +24,8 @@ import datashader as ds
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from app.core.cache import bounded_cache
 
 
 @dataclass
@@ -152,25 +153,29 @@ def coarsening_factor(layers: Sequence[SwathLayer], x_range, width: int) -> int:
     return factor
 
 
-_POINTS_CACHE: OrderedDict = OrderedDict()
-_POINTS_CACHE_SIZE = 2
+#: Points tables of the World views, in the byte-bounded cache "misc" (app.core.cache: 5 % of the memory budget,
+#: shared with other small derived tables; keys here start with "swath points").
+_POINTS_CACHE = bounded_cache("misc", 0.05)
+
+
+def _layer_bytes(layer: SwathLayer) -> int:
+    return sum(int(getattr(a, "nbytes", 0)) for a in (layer.lon, layer.lat, layer.values, layer.time))
 
 
 def _frame_points(layers: Sequence[SwathLayer], frame: tuple[float, float]) -> pd.DataFrame:
-    """Every valid pixel of the layers, with the 360° copies the frame needs; cached for the last layer sets.
+    """Every valid pixel of the layers, with the 360° copies the frame needs; cached per set of layers.
 
     The World view aggregates all pixels of the day on every pan: building this table once per set of layers
-    (a change of filters or orbits makes a new set) keeps a pan to one datashader pass.
+    (a change of filters or orbits makes a new set) keeps a pan to one datashader pass. The entry holds the layers
+    (so their ids are not reused while it lives) and counts their bytes with the table's.
     """
-    key = (tuple(id(lay) for lay in layers), frame)
+    key = ("swath points", tuple(id(lay) for lay in layers), frame)
     hit = _POINTS_CACHE.get(key)
     if hit is not None:
-        _POINTS_CACHE.move_to_end(key)
         return hit[1]
     df = _points_frame(layers, frame, (-90.0, 90.0))
-    _POINTS_CACHE[key] = (tuple(layers), df)  # holding the layers keeps their ids from being reused
-    while len(_POINTS_CACHE) > _POINTS_CACHE_SIZE:
-        _POINTS_CACHE.popitem(last=False)
+    nbytes = int(df.memory_usage(deep=False).sum()) + sum(_layer_bytes(lay) for lay in layers)
+    _POINTS_CACHE.put(key, (tuple(layers), df), nbytes=nbytes)
     return df
 
 

@@ -129,15 +129,19 @@ class VolcPlume(pn.viewable.Viewer):
     def _load_day(self) -> None:
         """A new day or level: forget the swaths read for the old one, then read the zone's orbits."""
         self._swaths = {}
+        self._unreadable: set[str] = set()  # granules of the day that could not be read (said once in the log)
         self._zone_orbits()
 
     def _read_orbits(self, rows: pd.DataFrame) -> None:
         """Read the granules not read yet (cached per process, so another session's reads are reused)."""
-        todo = [p for p, o in zip(rows["path"], rows["orbit"], strict=True) if int(o) not in self._swaths]
+        todo = [p for p, o in zip(rows["path"], rows["orbit"], strict=True)
+                if int(o) not in self._swaths and p not in self._unreadable]
         if not todo:
             return
         variables = (self.variable, "qa_value", "solar_zenith_angle")
         read = self.archive.read_many(todo, lambda p: read_swath_cached(p, variables), self.log.write)
+        done = {str(ds.attrs.get("source", "")) for ds in read.datasets}
+        self._unreadable |= {p for p in todo if str(p) not in done}
         for ds in read.datasets:
             self._swaths[int(ds.attrs["orbit"])] = ds
         self.log.write("info", f"{self.date}: read {len(read.datasets)} TROPOMI orbits ({self.level})"
@@ -172,7 +176,7 @@ class VolcPlume(pn.viewable.Viewer):
         try:
             rows = self.archive.granules(CALIOP, t0, t1, self.zone_obj.bbox())
         except (FumaroleError, ValueError, KeyError) as exc:
-            self.log.write("warning", f"CALIOP granules cannot be listed: {exc}")
+            self.log.write("warning", f"CALIOP granules cannot be listed: {self.archive.describe(exc)}")
             rows = pd.DataFrame({"path": [], "start": []})
         self._caliop_labels = {
             f"{pd.Timestamp(r.start):%H:%M} UTC {str(r.path).rsplit('Z', 1)[-1][:1]}": str(r.path)
@@ -276,8 +280,8 @@ class VolcPlume(pn.viewable.Viewer):
         for label, path in self._caliop_labels.items():
             try:
                 tr = read_track_cached(path)
-            except FumaroleError as exc:
-                self.log.write("warning", f"skipped {exc}")
+            except FumaroleError as exc:  # a damaged granule: named relative to the archive root, the rest drawn
+                self.log.write("warning", f"skipped {self.archive.describe(exc)}")
                 continue
             colour = "#e6007e" if label == self.caliop_granule else "#1f4e9c"
             paths.append(overlays.track_path(tr["longitude"].values, tr["latitude"].values,
@@ -338,7 +342,10 @@ class VolcPlume(pn.viewable.Viewer):
             return
         best = None
         for label, path in self._caliop_labels.items():
-            tr = read_track_cached(path)
+            try:
+                tr = read_track_cached(path)
+            except FumaroleError:  # said when the tracks were drawn
+                continue
             dlon = (tr["longitude"].values - x + 180) % 360 - 180
             d = np.hypot(dlon * np.cos(np.deg2rad(y)), tr["latitude"].values - y)
             k = int(np.argmin(d))
@@ -393,7 +400,7 @@ class VolcPlume(pn.viewable.Viewer):
         try:
             return read_curtain_cached(path, needed)
         except FumaroleError as exc:
-            self.log.write("warning", f"skipped {exc}")
+            self.log.write("warning", f"skipped {self.archive.describe(exc)}")
             return None
 
     @param.depends("secondary", "caliop_granule", "curtain_focus", "date", "zone")
