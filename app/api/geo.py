@@ -10,45 +10,81 @@ app.api.geo`` adds :data:`ROUTES` to its Tornado application, next to the dashbo
 - ``satellite``: platform id (``G16``), satellite (``GOES-16``) or ring position (``GOES-East``).
 - ``product``: an RGB composite (``ash``, ``dust``, ``natural_color``, ``true_color``, ``day_microphysics``,
   ``so2``) or ``cloud_top_height`` / ``cloud_top_temperature`` / ``cloud_top_pressure``; default ``ash``.
-- ``time``: the slot, ISO (``2021-04-12T15:00``, UTC); default the satellite's latest slot.
+- ``time``: the slot, ISO (``2021-04-12T15:00``, UTC), years 1970 … 2100; default (or ``latest``) the
+  satellite's latest slot. ``date`` (``slots``): a day, ``YYYY-MM-DD``, same years.
 - ``bbox``: ``lon_min,lat_min,lon_max,lat_max`` in degrees: the picture is that box on a latitude–longitude grid
-  (equirectangular, north up; ``lon_min > lon_max`` crosses the antimeridian), regridded from the satellite's
-  fixed grid (nearest neighbour). Without it, the full disk in the satellite's own projection.
-- ``width`` (16 … 4096, default 800) and optionally ``height`` in pixels (default: square degrees).
+  (equirectangular, north up; ``lon_min > lon_max`` crosses the antimeridian; at most 360° wide), regridded from
+  the satellite's fixed grid (nearest neighbour). Without it, the full disk in the satellite's own projection.
+- ``width`` and ``height`` in pixels, each 16 … 4096 (another value is a 400). With a ``bbox``, a side not given
+  follows the box's shape (square degrees; ``width`` 800 when neither is given), then both are brought within
+  16 … 4096 keeping the shape as far as they can (:func:`image_size`): a picture never has more than 4096 × 4096
+  pixels, whatever the box. Without a ``bbox``, the disk is shown at most at its own resolution.
 - ``lat``, ``lon`` (``value``): the point, degrees; ``channels`` (``value``): generic channel names to read, comma
   separated (default: every channel of the slot — on a full-resolution archive, asking only for those needed
   spares reading the others).
 
+A parameter given twice counts once (the last); one this route does not know, or a value longer than
+:data:`MAX_VALUE_CHARS` characters, is a 400.
+
 The PNG is RGBA: transparent where the satellite has no value (space, beyond the disk); a cloud-top field is
 coloured with the dashboard's colour map over its fixed range (``X-Fumarole-Colour-Range`` header gives it, with
-units), clear sky grey. Errors are JSON ``{"error": "<a sentence naming the value at fault>"}``: 400 for a bad
-parameter, 404 for a slot or point that is not there, 500 for a damaged file (named). Every answer allows any
-origin (``Access-Control-Allow-Origin: *``) so other web pages can embed the images and fetch the values.
+units), clear sky grey. PNGs are kept by their inputs (the normalised parameters and each file of the slot's size
+and modification time) in the byte-bounded cache ``api-png``, and carry an ``ETag``: a request with a matching
+``If-None-Match`` is answered 304 without drawing anything.
+
+``value`` reads the optional NWC SAF cloud top and, when no channel is asked for, every channel: a damaged file
+among those only drops what it feeds (``cloud_top: null``, or the channels it holds) and says so in
+``"warnings": ["<file, relative to the archive root>: <reason>"]``, with 200.
+
+Errors are JSON ``{"error": "<a sentence naming the value at fault>"}``: 400 for a bad parameter, 404 for a slot or
+point that is not there, 500 for a damaged file the answer needs (named relative to the archive root — an answer
+never shows a server path), 503 (with ``Retry-After``) when too many requests wait, 504 when one takes longer
+than its time bound; anything unexpected is a JSON 500 ``"internal error: <type>"`` (logged with its traceback),
+never Tornado's HTML page. Every answer allows any origin (``Access-Control-Allow-Origin: *``) so other web pages
+can embed the images and fetch the values.
 
 The work is the dashboard's own: :func:`app.render.geo.load_product`, :func:`~app.render.geo.frame`,
-:func:`~app.render.geo.lonlat_frame`, :func:`~app.render.geo.pixel_values`. It runs on Tornado's thread pool, so a
-long read does not block the dashboards' event loop.
+:func:`~app.render.geo.lonlat_frame`, :func:`~app.render.geo.pixel_values`. It runs on the API's own bounded
+pool (:mod:`app.api.pool`), never on the event loop nor on Tornado's default executor, so neither pages nor API
+requests starve the other; identical concurrent requests are computed once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
+import os
+import re
+from dataclasses import dataclass
 
 import pandas as pd
 import tornado.web
-from tornado.ioloop import IOLoop
+from tornado.httputil import responses
 
+from app.api import pool as api_pool
+from app.core.cache import SingleFlight, bounded_cache
 from app.data import geo
 from app.data.archive import Archive, get_archive
 from app.data.errors import FumaroleError, GranuleError, UserInputError
 from app.render import geo as render
 
-__all__ = ["ROUTES", "NotFound", "image_png", "value_json", "slots_json", "ImageHandler", "ValueHandler",
-           "SlotsHandler"]
+__all__ = ["ROUTES", "NotFound", "ImageRequest", "ImageAnswer", "image_request", "image_size", "image_png",
+           "value_json", "slots_json", "relative_message", "ImageHandler", "ValueHandler", "SlotsHandler",
+           "routes"]
+
+log = logging.getLogger(__name__)
 
 WIDTH_BOUNDS = (16, 4096)
+MAX_PIXELS = 4096 * 4096
 DEFAULT_WIDTH = 800
+YEAR_BOUNDS = (1970, 2100)
+MAX_VALUE_CHARS = 256
+
+#: PNGs by their inputs: 5 % of the process's memory budget (app.core.cache).
+PNG_CACHE = bounded_cache("api-png", 0.05)
+_PNG_FLIGHT = SingleFlight()
 
 
 class NotFound(UserInputError):
@@ -61,8 +97,12 @@ class NotFound(UserInputError):
 def _check_names(args: dict, allowed: tuple[str, ...]) -> None:
     unknown = [k for k in args if k not in allowed]
     if unknown:
-        raise UserInputError(f"unknown parameter {', '.join(map(repr, unknown))}; parameters are "
-                             f"{', '.join(allowed)}")
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5])
+        raise UserInputError(f"unknown parameter {shown}; parameters are {', '.join(allowed)}")
+    for name, value in args.items():
+        if len(str(value)) > MAX_VALUE_CHARS:
+            raise UserInputError(f"parameter {name!r} is too long ({len(str(value))} characters; at most "
+                                 f"{MAX_VALUE_CHARS})")
 
 
 def _required(args: dict, name: str) -> str:
@@ -92,8 +132,24 @@ def _integer(args: dict, name: str, default: int | None, bounds: tuple[int, int]
     except ValueError:
         raise UserInputError(f"{name} {text!r} is not a whole number of pixels") from None
     if not bounds[0] <= value <= bounds[1]:
-        raise UserInputError(f"{name} {value} is out of range ({bounds[0]} … {bounds[1]} pixels)")
+        shown = str(value) if len(str(value)) <= 20 else f"{str(value)[:20]}…"
+        raise UserInputError(f"{name} {shown} is out of range ({bounds[0]} … {bounds[1]} pixels)")
     return value
+
+
+def _timestamp(name: str, text: str, expected: str) -> pd.Timestamp:
+    """A UTC time from ``text``, in years 1970 … 2100, or a UserInputError naming the parameter."""
+    try:
+        t = pd.Timestamp(text)
+    except Exception:  # noqa: BLE001 - pandas raises many types for text that is not a time; all mean the same
+        t = None
+    if t is None or pd.isna(t):
+        raise UserInputError(f"{name} {text!r} is not a date and time (expected {expected}, UTC)")
+    if not YEAR_BOUNDS[0] <= t.year <= YEAR_BOUNDS[1]:
+        raise UserInputError(f"{name} {text!r} is out of range (years {YEAR_BOUNDS[0]} … {YEAR_BOUNDS[1]})")
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return pd.Timestamp(t).as_unit("ns")
 
 
 def _time(archive: Archive, args: dict, pos: geo.RingPosition) -> pd.Timestamp:
@@ -104,13 +160,7 @@ def _time(archive: Archive, args: dict, pos: geo.RingPosition) -> pd.Timestamp:
             raise geo.MissingSlotError(f"the archive has no {pos.satellite} ({pos.name}) slot at all", pos.platform,
                                        pd.NaT, None)
         return slot.time
-    try:
-        t = pd.Timestamp(str(text).strip())
-    except (ValueError, TypeError):
-        raise UserInputError(f"time {text!r} is not a date and time (expected YYYY-MM-DDTHH:MM, UTC)") from None
-    if t.tzinfo is not None:
-        t = t.tz_convert("UTC").tz_localize(None)
-    return t
+    return _timestamp("time", str(text).strip(), "YYYY-MM-DDTHH:MM")
 
 
 def _product(args: dict) -> str:
@@ -135,66 +185,187 @@ def _bbox(text: str) -> tuple[tuple[float, float], tuple[float, float]]:
     if not (-180 <= lon0 <= 360 and -180 <= lon1 <= 360) or lon0 == lon1:
         raise UserInputError(f"bbox {text!r}: longitudes must lie in −180 … 360 and differ (lon_min > lon_max "
                              f"crosses the antimeridian)")
+    if lon1 - lon0 > 360:
+        raise UserInputError(f"bbox {text!r} is wider than 360° of longitude")
     return (lon0, lon1), (lat0, lat1)
 
 
-# --------------------------------------------------------------------------------------------- answers
+def image_size(lon_range, lat_range, width: int | None, height: int | None) -> tuple[int, int]:
+    """(width, height) in pixels of a lat/lon box's picture: both in 16 … 4096, at most 4096 × 4096 pixels.
+
+    A side not given follows the box's shape (square degrees; ``width`` 800 when neither is). When that side
+    falls outside 16 … 4096, both sides are scaled by the same factor to bring it back (the shape is kept), then
+    each is clamped to 16 … 4096 (so only a box thinner than 16 : 4096 loses its shape). Two sides given are
+    used as they are (the caller checked each).
+    """
+    lo, hi = WIDTH_BOUNDS
+    if width is not None and height is not None:
+        return int(width), int(height)
+    lon0, lon1 = float(lon_range[0]), float(lon_range[1])
+    span = lon1 - lon0 if lon1 > lon0 else lon1 + 360.0 - lon0
+    aspect = (float(lat_range[1]) - float(lat_range[0])) / span  # height / width
+    if height is None:
+        w = float(DEFAULT_WIDTH if width is None else width)
+        h = w * aspect
+    else:
+        h = float(height)
+        w = h / aspect if aspect > 0 else float(hi)
+    if not (math.isfinite(w) and math.isfinite(h)):
+        w, h = (float(lo), float(hi)) if aspect > 1 else (float(hi), float(lo))
+    scale = min(1.0, hi / w, hi / h, math.sqrt(MAX_PIXELS / (w * h)))
+    w, h = w * scale, h * scale
+    return int(min(hi, max(lo, round(w)))), int(min(hi, max(lo, round(h))))
 
 
-def image_png(archive: Archive, args: dict) -> tuple[bytes, dict]:
-    """PNG bytes and extra headers of ``/api/geo/image.png`` for the query ``args`` (name -> text)."""
+@dataclass(frozen=True)
+class ImageRequest:
+    """An ``image.png`` request, checked and normalised (the key of its PNG, with the data's stamp)."""
+
+    platform: str
+    product: str
+    time: pd.Timestamp
+    lon_range: tuple[float, float] | None
+    lat_range: tuple[float, float] | None
+    width: int
+    height: int | None
+
+
+@dataclass(frozen=True)
+class ImageAnswer:
+    """A PNG (None when the client's copy is current: 304), its headers and its ETag."""
+
+    png: bytes | None
+    headers: dict
+    etag: str
+
+
+def image_request(archive: Archive, args: dict) -> ImageRequest:
+    """The checked parameters of ``/api/geo/image.png`` (UserInputError naming the one at fault)."""
     _check_names(args, ("satellite", "product", "time", "bbox", "width", "height"))
     pos = geo.ring_position(_required(args, "satellite"))
     product = _product(args)
-    t = _time(archive, args, pos)
-    width = _integer(args, "width", DEFAULT_WIDTH, WIDTH_BOUNDS)
+    width = _integer(args, "width", None, WIDTH_BOUNDS)
     height = _integer(args, "height", None, WIDTH_BOUNDS)
-    data = render.load_product(archive, pos.platform, t, product)
-    if args.get("bbox"):
+    lon_range = lat_range = None
+    if args.get("bbox") and str(args["bbox"]).strip():
         lon_range, lat_range = _bbox(args["bbox"])
-        picture = render.lonlat_frame(data, product, lon_range, lat_range, width, height)
-    else:
-        picture = render.frame(data, product, width=width, height=height)
-    headers = {"X-Fumarole-Satellite": pos.satellite, "X-Fumarole-Time": f"{t:%Y-%m-%dT%H:%M:%SZ}",
-               "X-Fumarole-Product": render.product_title(product)}
-    if render.is_cloud_top(product):
-        style = render.CLOUD_TOP[product]
+        width, height = image_size(lon_range, lat_range, width, height)
+    elif width is None:
+        width = DEFAULT_WIDTH
+    t = _time(archive, args, pos)
+    return ImageRequest(pos.platform, product, t, lon_range, lat_range, width, height)
+
+
+def _image_headers(req: ImageRequest) -> dict:
+    pos = geo.ring_position(req.platform)
+    headers = {"X-Fumarole-Satellite": pos.satellite, "X-Fumarole-Time": f"{req.time:%Y-%m-%dT%H:%M:%SZ}",
+               "X-Fumarole-Product": render.product_title(req.product)}
+    if render.is_cloud_top(req.product):
+        style = render.CLOUD_TOP[req.product]
         headers["X-Fumarole-Colour-Range"] = f"{style.clim[0]:g} {style.clim[1]:g} {style.units}"
-    return render.png_bytes(render.frame_rgba(picture)), headers
+    return headers
+
+
+def _render_png(archive: Archive, req: ImageRequest) -> bytes:
+    """Draw the picture of a request (the work the PNG cache and the merging of requests spare)."""
+    data = render.load_product(archive, req.platform, req.time, req.product)
+    if req.lon_range is not None:
+        picture = render.lonlat_frame(data, req.product, req.lon_range, req.lat_range, req.width, req.height)
+    else:
+        picture = render.frame(data, req.product, width=req.width, height=req.height)
+    return render.png_bytes(render.frame_rgba(picture))
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return etag in tags or "*" in tags
+
+
+def image_png(archive: Archive, args: dict, if_none_match: str | None = None) -> ImageAnswer:
+    """The answer of ``/api/geo/image.png`` for the query ``args`` (name -> text).
+
+    The PNG is looked up in :data:`PNG_CACHE` by the normalised request and the slot's file stamps; identical
+    requests in flight are drawn once. When ``if_none_match`` holds the answer's ETag, nothing is drawn and
+    the answer's ``png`` is None.
+    """
+    req = image_request(archive, args)
+    key = ("png", req, geo.slot_stamp(archive, req.platform, req.time))
+    etag = '"' + hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:32] + '"'
+    headers = _image_headers(req)
+    if _matches(if_none_match, etag):
+        return ImageAnswer(None, headers, etag)
+    png = PNG_CACHE.get(key)
+    if png is None:
+        def draw() -> bytes:
+            again = PNG_CACHE.get(key)
+            if again is not None:
+                return again
+            made = _render_png(archive, req)
+            PNG_CACHE.put(key, made)
+            return made
+
+        png = _PNG_FLIGHT.do(key, draw)
+    return ImageAnswer(png, headers, etag)
+
+
+def _scene_with_warnings(archive: Archive, pos: geo.RingPosition, t: pd.Timestamp, channels: list[str] | None,
+                         root: str) -> tuple:
+    scene = geo.read_scene(archive, pos.platform, t, channels, skip_damaged=channels is None)
+    warnings = [relative_message(f"{d['path']}: {d['problem']}", root) for d in scene.attrs.get("damaged", ())]
+    return scene, warnings
+
+
+def _cloud_top(archive: Archive, pos: geo.RingPosition, t: pd.Timestamp, lat: float, lon: float, root: str
+               ) -> tuple[dict | None, list[str]]:
+    """The cloud top under the point (or None) and what could not be read (the CTTH file is optional)."""
+    try:
+        ctth = geo.read_cloud_top(archive, pos.platform, t)
+    except geo.MissingSlotError:
+        return None, []
+    except GranuleError as exc:
+        return None, [relative_message(str(exc), root)]
+    names = ["cloud_top_height", "cloud_top_temperature", "cloud_top_pressure"]
+    top = render.pixel_values(ctth, lat=lat, lon=lon, channels=names)
+    if top is None:
+        return None, []
+    out = {k: v["value"] for k, v in top["values"].items()}
+    out["units"] = {k: v["units"] for k, v in top["values"].items()}
+    return out, []
 
 
 def value_json(archive: Archive, args: dict) -> dict:
-    """The answer of ``/api/geo/value``: every channel's value (and the cloud top) in the pixel under lat/lon."""
+    """The answer of ``/api/geo/value``: every channel's value (and the cloud top) in the pixel under lat/lon.
+
+    A damaged optional file (the CTTH; a channel's file when no channel was asked for) only drops what it feeds
+    and adds a sentence to ``warnings`` naming it relative to the archive root.
+    """
     _check_names(args, ("satellite", "time", "lat", "lon", "channels"))
     pos = geo.ring_position(_required(args, "satellite"))
     lat = _number(args, "lat", -90.0, 90.0, "degrees")
     lon = _number(args, "lon", -180.0, 360.0, "degrees")
     t = _time(archive, args, pos)
     channels = None
-    if args.get("channels"):
-        channels = [c.strip() for c in str(args["channels"]).split(",") if c.strip()]
-    scene = geo.read_scene(archive, pos.platform, t, channels)
+    if args.get("channels") and str(args["channels"]).strip():
+        channels = [c.strip() for c in str(args["channels"]).split(",") if c.strip()] or None
+    root = _root(archive)
+    scene, warnings = _scene_with_warnings(archive, pos, t, channels, root)
     info = render.pixel_values(scene, lat=lat, lon=lon)
     if info is None:
         raise NotFound(f"the point lat={lat:g}, lon={lon:g} is not seen by {pos.satellite} ({pos.name}, "
                        f"{pos.sub_lon:g}°): it lies beyond the disk")
     vza = float(render.viewing_zenith(pos.sub_lon, lon, lat))
+    cloud_top, more = _cloud_top(archive, pos, t, lat, lon, root)
     out = {
         "satellite": pos.satellite, "platform": pos.platform, "position": pos.name, "sub_lon": pos.sub_lon,
         "time": f"{t:%Y-%m-%dT%H:%M:%SZ}", "lat": lat, "lon": lon,
         "pixel": {k: info[k] for k in ("row", "col", "latitude", "longitude")},
         "viewing_zenith_angle": round(vza, 2) if math.isfinite(vza) else None,
-        "channels": info["values"], "cloud_top": None,
+        "channels": info["values"], "cloud_top": cloud_top,
     }
-    try:
-        ctth = geo.read_cloud_top(archive, pos.platform, t)
-    except geo.MissingSlotError:
-        return out
-    top = render.pixel_values(ctth, lat=lat, lon=lon,
-                              channels=["cloud_top_height", "cloud_top_temperature", "cloud_top_pressure"])
-    if top is not None:
-        out["cloud_top"] = {k: v["value"] for k, v in top["values"].items()}
-        out["cloud_top"]["units"] = {k: v["units"] for k, v in top["values"].items()}
+    if warnings or more:
+        out["warnings"] = [*warnings, *more]
     return out
 
 
@@ -203,23 +374,70 @@ def slots_json(archive: Archive, args: dict) -> list[dict]:
     _check_names(args, ("satellite", "date"))
     pos = geo.ring_position(_required(args, "satellite"))
     start = end = None
-    if args.get("date"):
-        text = str(args["date"]).strip()
-        try:
-            start = pd.Timestamp(text).normalize()
-        except (ValueError, TypeError):
-            raise UserInputError(f"date {text!r} is not a date (expected YYYY-MM-DD)") from None
+    if args.get("date") and str(args["date"]).strip():
+        start = _timestamp("date", str(args["date"]).strip(), "YYYY-MM-DD").normalize()
         end = start + pd.Timedelta(days=1)
     table = geo.slots(archive, pos.platform, start, end)
     return [{"time": f"{r.time:%Y-%m-%dT%H:%M:%SZ}", "channels": list(r.channels), "files": int(r.n_files),
              "cloud_top": r.cloud_top is not None, "complete": bool(r.complete)} for r in table.itertuples()]
 
 
+# --------------------------------------------------------------------------------------------- file names
+
+
+def _root(archive: Archive) -> str:
+    """The archive's root (a folder or a URL), as messages name files relative to it."""
+    from app.data.catalog import archive_root
+
+    try:
+        return str(archive_root(archive.catalog))
+    except Exception:  # noqa: BLE001 - a message must still be given when the catalogue has no root
+        return ""
+
+
+_ABSOLUTE_DIRS = re.compile(r"(?<![\w.:/-])/(?:[^\s/'\"(),:;]+/)+")
+
+
+def relative_message(text: str, root: str) -> str:
+    """``text`` with every file named relative to the archive ``root``; other server folders left out.
+
+    ``/srv/archive/abi/G16/…/C13.nc: is truncated`` reads ``abi/G16/…/C13.nc: is truncated``; a path outside the
+    archive keeps only its file name: no answer tells a client where the server keeps its files.
+    """
+    out = str(text)
+    if root:
+        for prefix in {root.rstrip("/"), os.path.realpath(root).rstrip("/") if "://" not in root else ""}:
+            if prefix:
+                out = out.replace(prefix + "/", "")
+    return _ABSOLUTE_DIRS.sub("", out)
+
+
 # --------------------------------------------------------------------------------------------- Tornado
 
 
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """HTTP status and message of an exception raised while answering."""
+    if isinstance(exc, api_pool.Busy):
+        return 503, str(exc)
+    if isinstance(exc, api_pool.TimedOut):
+        return 504, str(exc)
+    if isinstance(exc, geo.MissingSlotError | geo.MissingChannelError | NotFound):
+        return 404, str(exc)
+    if isinstance(exc, UserInputError):
+        return 400, str(exc)
+    if isinstance(exc, GranuleError):
+        return 500, f"a file of this slot cannot be read: {exc}"
+    if isinstance(exc, FumaroleError):
+        return 500, str(exc)
+    if isinstance(exc, tornado.web.HTTPError):
+        return exc.status_code, exc.log_message or exc.reason or responses.get(exc.status_code, "error")
+    return 500, f"internal error: {type(exc).__name__}"
+
+
 class _GeoHandler(tornado.web.RequestHandler):
-    """Common to the GEO routes: the archive, the answer in a worker thread, errors as JSON sentences."""
+    """Common to the GEO routes: the archive, the answer on the API's pool, errors as JSON sentences."""
+
+    route = "geo"
 
     def initialize(self, catalog: str | None = None, archive: Archive | None = None) -> None:
         self._catalog = catalog
@@ -241,29 +459,47 @@ class _GeoHandler(tornado.web.RequestHandler):
         """The result of the query (each route's own)."""
         raise NotImplementedError
 
+    def merge_key(self, args: dict) -> tuple:
+        """Requests with the same key in flight at once share one answer."""
+        return (self.route, self._catalog, id(self._given), tuple(sorted(args.items())))
+
     def _fail(self, status: int, message: str) -> None:
+        self.clear()
+        self.set_default_headers()
         self.set_status(status)
         self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        if status == 503:
+            self.set_header("Retry-After", str(api_pool.RETRY_AFTER_S))
         self.finish(json.dumps({"error": message}, ensure_ascii=False))
 
-    async def get(self) -> None:
-        """Answer on a worker thread; errors as JSON sentences with 400, 404 or 500."""
-        args = self.args()
+    def _work(self, args: dict):
+        archive = self.archive()
         try:
-            result = await IOLoop.current().run_in_executor(None, self.answer, self.archive(), args)
-        except (geo.MissingSlotError, NotFound) as exc:
-            self._fail(404, str(exc))
-            return
-        except UserInputError as exc:
-            self._fail(400, str(exc))
-            return
-        except GranuleError as exc:
-            self._fail(500, f"a file of this slot cannot be read: {exc}")
-            return
-        except FumaroleError as exc:
-            self._fail(500, str(exc))
+            return self.answer(archive, args)
+        except FumaroleError as exc:  # name files relative to the archive root
+            exc.args = (relative_message(str(exc), _root(archive)),)
+            raise
+
+    async def get(self) -> None:
+        """Answer on the API's pool; errors as JSON sentences (400, 404, 500, 503, 504)."""
+        try:
+            args = self.args()
+            result = await api_pool.run(self.merge_key(args), lambda: self._work(args))
+        except Exception as exc:  # noqa: BLE001 - every failure is a JSON answer, never Tornado's HTML page
+            status, message = _failure(exc)
+            if status == 500 and not isinstance(exc, FumaroleError):
+                log.error("%s %s failed", self.request.method, self.request.uri, exc_info=exc)
+            self._fail(status, str(message))
             return
         self.send(result)
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        """Errors Tornado itself raises (a method not allowed, a bad request line) as JSON too."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = self._reason if exc is None else _failure(exc)[1]
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps({"error": str(message)}, ensure_ascii=False))
 
     def send(self, result) -> None:
         """Write the result as JSON."""
@@ -274,22 +510,34 @@ class _GeoHandler(tornado.web.RequestHandler):
 class ImageHandler(_GeoHandler):
     """``GET /api/geo/image.png``: a satellite's product as PNG (full disk, or a lat/lon box)."""
 
-    def answer(self, archive, args):
-        """PNG bytes and headers."""
-        return image_png(archive, args)
+    route = "image.png"
 
-    def send(self, result) -> None:
-        """Write the PNG with its headers."""
-        png, headers = result
-        self.set_header("Content-Type", "image/png")
+    def merge_key(self, args: dict) -> tuple:
+        """The parameters and the client's ETag (a 304 is not a PNG)."""
+        return (*super().merge_key(args), self.request.headers.get("If-None-Match", ""))
+
+    def answer(self, archive, args):
+        """The PNG answer (or a 304's)."""
+        return image_png(archive, args, self.request.headers.get("If-None-Match"))
+
+    def send(self, result: ImageAnswer) -> None:
+        """Write the PNG with its headers, or 304 when the client has it."""
         self.set_header("Cache-Control", "public, max-age=600")
-        for name, value in headers.items():
+        self.set_header("Etag", result.etag)
+        for name, value in result.headers.items():
             self.set_header(name, value.encode("ascii", "replace").decode())
-        self.finish(png)
+        if result.png is None:
+            self.set_status(304)
+            self.finish()
+            return
+        self.set_header("Content-Type", "image/png")
+        self.finish(result.png)
 
 
 class ValueHandler(_GeoHandler):
     """``GET /api/geo/value``: the channel values (and cloud top) under a point, as JSON."""
+
+    route = "value"
 
     def answer(self, archive, args):
         """The values under the point."""
@@ -298,6 +546,8 @@ class ValueHandler(_GeoHandler):
 
 class SlotsHandler(_GeoHandler):
     """``GET /api/geo/slots``: a satellite's slots of a day, as a JSON list."""
+
+    route = "slots"
 
     def answer(self, archive, args):
         """The slots of the day."""

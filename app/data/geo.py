@@ -17,7 +17,9 @@ the satellite's sensor (:func:`app.data.geo_abi.read_abi`, :func:`app.data.geo_a
 
 A slot's time is its nominal start (the repeat cycle it belongs to: 10 min for ABI and AHI, 15 min for SEVIRI).
 Reads are cached per server process, per channel, keyed by each file's path, size and modification time (a file
-written again is read again), within :data:`CACHE_BYTES` (``FUMAROLE_GEO_CACHE_MB``, default 1024 MB).
+written again is read again), in the byte-bounded cache ``geo-channels`` (a quarter of the process's memory budget,
+:mod:`app.core.cache`); identical reads asked for at the same time are done once. The readers hold
+:data:`app.core.locks.HDF_LOCK` while they are inside netCDF-C/HDF5 (HSD files are plain binary reads, unlocked).
 """
 
 from __future__ import annotations
@@ -30,16 +32,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from app.core.cache import ByteBoundedCache
-from app.data.errors import UserInputError
+from app.core.cache import SingleFlight, bounded_cache
+from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS, generic_channels
-from app.data.index import _NETCDF_LOCK
 
 __all__ = [
     "RING",
     "RingPosition",
     "Slot",
     "MissingSlotError",
+    "MissingChannelError",
     "IMAGER_PRODUCTS",
     "CLOUD_TOP_PRODUCT",
     "ring_position",
@@ -50,6 +52,7 @@ __all__ = [
     "days",
     "read_scene",
     "read_cloud_top",
+    "slot_stamp",
     "clear_cache",
 ]
 
@@ -127,6 +130,10 @@ class MissingSlotError(UserInputError):
         self.platform = platform
         self.time = time
         self.nearest = nearest
+
+
+class MissingChannelError(UserInputError):
+    """A channel the sensor has but the slot asked for has no file of (answered like a missing slot: 404)."""
 
 
 # --- times -----------------------------------------------------------------------------------------------------
@@ -352,11 +359,10 @@ def _nearest(archive, pos: RingPosition, t: pd.Timestamp) -> pd.Timestamp | None
 
 # --- reads, cached per process ---------------------------------------------------------------------------------
 
-#: Bytes of decoded channels and cloud tops kept per process (``FUMAROLE_GEO_CACHE_MB``, default 1024 MB).
-CACHE_BYTES = int(float(os.environ.get("FUMAROLE_GEO_CACHE_MB", "1024")) * 1e6)
-
-
-_CACHE = ByteBoundedCache(CACHE_BYTES)
+#: Decoded channels and cloud tops of this process: a quarter of the memory budget (app.core.cache).
+_CACHE = bounded_cache("geo-channels", 0.25)
+#: Identical reads asked for at the same time (an animation and the API on the same slot) are done once.
+_READS = SingleFlight()
 
 
 def clear_cache() -> None:
@@ -373,18 +379,55 @@ def _stamp(path: str) -> tuple[str, float, int]:
 
 
 def _read(sensor: str, paths: tuple[str, ...], channels: list[str]) -> xr.Dataset:
-    if sensor == "ahi":  # plain Python file reads: no lock
+    """The reader of the sensor (each holds HDF_LOCK while inside netCDF-C/HDF5; HSD needs no lock)."""
+    if sensor == "ahi":
         from app.data.geo_ahi import read_ahi
 
         return read_ahi(paths, channels)
-    with _NETCDF_LOCK:  # netCDF-C and HDF5 are not thread-safe: one read at a time per process
-        if sensor == "abi":
-            from app.data.geo_abi import read_abi
+    if sensor == "abi":
+        from app.data.geo_abi import read_abi
 
-            return read_abi(paths, channels)
-        from app.data.geo_seviri import read_seviri
+        return read_abi(paths, channels)
+    from app.data.geo_seviri import read_seviri
 
-        return read_seviri(paths[0], channels)
+    return read_seviri(paths[0], channels)
+
+
+def _read_channels(sensor: str, paths: tuple[str, ...], channels: list[str], skip_damaged: bool
+                   ) -> tuple[dict[str, xr.Dataset], list[GranuleError]]:
+    """Each channel as a one-variable Dataset; with ``skip_damaged``, channels whose files fail are left out."""
+    try:
+        ds = _READS.do(("scene", sensor, paths, tuple(channels)), lambda: _read(sensor, paths, channels))
+        return {c: ds[[c]] for c in channels}, []
+    except GranuleError:
+        if not skip_damaged or len(channels) < 2:
+            raise
+    got: dict[str, xr.Dataset] = {}
+    failed: list[GranuleError] = []
+    for c in channels:  # one at a time: a damaged file spoils only the channels it holds
+        try:
+            got[c] = _read(sensor, paths, [c])[[c]]
+        except GranuleError as exc:
+            failed.append(exc)
+    if not got:
+        raise failed[0]
+    return got, failed
+
+
+def slot_stamp(archive, platform, time) -> tuple:
+    """What identifies the data of a slot: each file's path, modification time and size (imager files and CTTH).
+
+    Empty when there is no slot at ``time``. A picture made from the slot is the same as long as this is (the
+    API's PNG cache and ETags are keyed by it).
+    """
+    pos = ring_position(platform)
+    t = _as_time(time).floor("min")
+    found = _slots(_archive(archive), pos, t, t + pd.Timedelta(minutes=1))
+    if not found:
+        return ()
+    slot = found[0]
+    paths = (*slot.paths, *(() if slot.cloud_top is None else (slot.cloud_top,)))
+    return tuple(_stamp(p) for p in paths)
 
 
 def _check_channels(pos: RingPosition, channels: Iterable[str]) -> list[str]:
@@ -397,15 +440,18 @@ def _check_channels(pos: RingPosition, channels: Iterable[str]) -> list[str]:
     return names
 
 
-def read_scene(archive, platform, time, channels: Iterable[str] | None = None) -> xr.Dataset:
+def read_scene(archive, platform, time, channels: Iterable[str] | None = None,
+               skip_damaged: bool = False) -> xr.Dataset:
     """The slot of a satellite at ``time`` as a canonical GeoScene (see ``docs/architecture.md``).
 
     ``time``: the slot's nominal time (to the minute, UTC). ``channels``: generic names (``ir_105``, ``vis_06``
     …); None gives every channel of the slot (SEVIRI: the eleven VIS/IR channels, ``hrv`` on request). No slot
     at that time raises :class:`MissingSlotError` (a :class:`UserInputError`: "no GOES-16 slot at 2021-04-12
     15:10 UTC; nearest: 15:00"); a channel the sensor lacks, :class:`UserInputError`; a channel with no file in
-    the slot, or a damaged file, :class:`~app.data.errors.GranuleError` naming the file. Attrs are the reader's,
-    plus ``ring_position`` and ``slot_time``.
+    the slot, or a damaged file, :class:`~app.data.errors.GranuleError` naming the file — unless
+    ``skip_damaged``: then the channels whose files cannot be read are left out (if any other can be read) and
+    listed in ``attrs['damaged']`` (``[{"channel", "path", "problem"}]``). Attrs are the reader's, plus
+    ``ring_position`` and ``slot_time``.
     """
     pos = ring_position(platform)
     slot = _find_slot(_archive(archive), pos, time)
@@ -413,17 +459,24 @@ def read_scene(archive, platform, time, channels: Iterable[str] | None = None) -
         wanted = [c for c in slot.channels if not (pos.sensor == "seviri" and c == "hrv")]
     else:
         wanted = _check_channels(pos, channels)
+        absent = [c for c in wanted if c not in slot.channels]
+        if absent:
+            raise MissingChannelError(f"the {pos.satellite} slot at {slot.time:%Y-%m-%d %H:%M} UTC has no file of "
+                                      f"channel {', '.join(absent)}; its channels are {', '.join(slot.channels)}")
     stamps = tuple(_stamp(p) for p in slot.paths)
     keys = {c: ("scene", pos.sensor, stamps, c) for c in wanted}
     have = {c: _CACHE.get(k) for c, k in keys.items()}
     missing = [c for c, v in have.items() if v is None]
+    damaged: list[dict] = []
     if missing:
-        ds = _read(pos.sensor, slot.paths, missing)
-        for c in missing:
-            one = ds[[c]]
+        got, failed = _read_channels(pos.sensor, slot.paths, missing, skip_damaged)
+        for c, one in got.items():
             one[c].values.flags.writeable = False  # shared by every caller: never changed in place
             _CACHE.put(keys[c], one, int(one[c].nbytes))
             have[c] = one
+        for c, exc in zip([c for c in missing if c not in got], failed, strict=True):
+            damaged.append({"channel": c, "path": exc.path, "problem": exc.problem})
+    wanted = [c for c in wanted if have.get(c) is not None]
     parts = [have[c] for c in wanted]
     out = xr.Dataset({c: have[c][c] for c in wanted})
     attrs = dict(parts[0].attrs) if parts else {}
@@ -436,8 +489,20 @@ def read_scene(archive, platform, time, channels: Iterable[str] | None = None) -
     attrs["source"] = sources
     attrs["ring_position"] = pos.name
     attrs["slot_time"] = f"{slot.time:%Y-%m-%dT%H:%M:%S}Z"
+    if damaged:
+        attrs["damaged"] = damaged
     out.attrs = attrs
     return out
+
+
+def _read_ctth(key: tuple, path: str) -> xr.Dataset:
+    from app.data.nwcsaf import read_ctth  # holds HDF_LOCK while in netCDF-C
+
+    ds = read_ctth(path)
+    for v in ds.data_vars.values():
+        v.values.flags.writeable = False
+    _CACHE.put(key, ds, int(sum(v.nbytes for v in ds.data_vars.values())))
+    return ds
 
 
 def read_cloud_top(archive, platform, time) -> xr.Dataset:
@@ -463,13 +528,7 @@ def read_cloud_top(archive, platform, time) -> xr.Dataset:
     key = ("ctth", _stamp(path))
     ds = _CACHE.get(key)
     if ds is None:
-        from app.data.nwcsaf import read_ctth
-
-        with _NETCDF_LOCK:
-            ds = read_ctth(path)
-        for v in ds.data_vars.values():
-            v.values.flags.writeable = False
-        _CACHE.put(key, ds, int(sum(v.nbytes for v in ds.data_vars.values())))
+        ds = _READS.do(key, lambda: _read_ctth(key, path))
     out = ds.copy()
     out.attrs = {**ds.attrs, "ring_position": pos.name, "slot_time": f"{t:%Y-%m-%dT%H:%M:%S}Z"}
     return out

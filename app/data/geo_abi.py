@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import ABI_BANDS, GENERIC_CHANNELS, GEO_PLATFORMS
 
@@ -185,10 +186,39 @@ def _counts_to_radiance(v) -> np.ndarray:
 
 
 def _read_band(path: Path) -> _Band:
+    """One band file, read while holding :data:`~app.core.locks.HDF_LOCK` (netCDF-C and HDF5 are not thread-safe).
+
+    Any failure to decode it — truncated, zero bytes, not netCDF, other variables, transposed arrays — is a
+    :class:`GranuleError` naming the file and the reason.
+    """
+    with HDF_LOCK:
+        try:
+            return _read_open_band(path)
+        except GranuleError:
+            raise
+        except (RuntimeError, OSError, EOFError, KeyError, AttributeError, ValueError, IndexError, TypeError,
+                OverflowError, MemoryError) as exc:
+            raise GranuleError(path, f"cannot be read as an ABI L1b file ({type(exc).__name__}: {exc})") from None
+
+
+def _check_image_dims(nc, path: Path) -> None:
+    """``Rad`` must be (y, x) and match the x and y coordinates: a transposed or foreign array is refused."""
+    rad = nc.variables["Rad"]
+    if tuple(rad.dimensions) != ("y", "x"):
+        raise GranuleError(path, f"variable 'Rad' has dimensions ({', '.join(rad.dimensions)}), expected (y, x): "
+                                 "transposed or not an ABI L1b radiance file")
+    ny, nx = rad.shape
+    if (nc.variables["y"].shape, nc.variables["x"].shape) != ((ny,), (nx,)):
+        raise GranuleError(path, f"variable 'Rad' is {ny} × {nx} pixels but its coordinates y and x have "
+                                 f"{nc.variables['y'].shape} and {nc.variables['x'].shape} values")
+
+
+def _read_open_band(path: Path) -> _Band:
     nc = _open(path)
     try:
         for name in _REQUIRED:
             _var(nc, path, name)
+        _check_image_dims(nc, path)
         band = int(np.asarray(_var(nc, path, "band_id")[:]).ravel()[0])
         if band not in ABI_BANDS:
             raise GranuleError(path, f"has band_id {band}, not an ABI band (1–16)")

@@ -320,9 +320,34 @@ class _BlockCursor:
 
 
 def read_hsd_segment(path: str | Path) -> HsdSegment:
-    """Parse one HSD file (plain or ``.bz2``); a damaged or truncated file raises :class:`GranuleError`."""
+    """Parse one HSD file (plain or ``.bz2``); a damaged or truncated file raises :class:`GranuleError`.
+
+    Plain binary reads: no lock is needed (the HDF libraries are not involved). Whatever is wrong with the bytes
+    — truncated, zero bytes, garbage, a header that contradicts the file name — is a :class:`GranuleError` naming
+    the file and the reason, never another exception.
+    """
     path = Path(path)
-    buf = _read_bytes(path)
+    try:
+        segment = _parse_segment(path, _read_bytes(path))
+        _nominal_times(segment.basic)  # times beyond the calendar are damage too
+    except GranuleError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, ZeroDivisionError, MemoryError) as exc:
+        raise GranuleError(path, f"is not a valid HSD file ({type(exc).__name__}: {exc})") from None
+    try:
+        info = parse_hsd_name(path)
+    except ValueError:  # a name with an impossible date: the header is what counts
+        info = None
+    if info is not None and info["band"] != segment.band:
+        raise GranuleError(path, f"is named as band B{info['band']:02d} but its header (block 5) holds band "
+                                 f"B{segment.band:02d}")
+    if info is not None and info.get("segment") not in (None, int(segment.segment["segment_sequence_number"])):
+        raise GranuleError(path, f"is named as segment {info['segment']} but its header (block 7) says segment "
+                                 f"{int(segment.segment['segment_sequence_number'])}")
+    return segment
+
+
+def _parse_segment(path: Path, buf: bytes) -> HsdSegment:
     cur = _BlockCursor(path, buf)
     basic, _ = cur.block(1, BASIC_INFO)
     if int(basic["byte_order"]) != 0:

@@ -67,6 +67,7 @@ import numpy as np
 import xarray as xr
 from pyorbital.astronomy import sun_earth_distance_correction
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import C1_CM, C2_CM, SEVIRI_BANDS, SEVIRI_CALIB
 
@@ -246,8 +247,17 @@ def _read_channel(path: Path, nc: netCDF4.Dataset, number: int, sat_id: int, sta
     if key not in nc.variables:
         raise GranuleError(path, f"has no variable {key} ({name}, channel {generic})")
     var = nc.variables[key]
+    grid = ("num_rows_hrv", "num_columns_hrv") if number == 12 else ("num_rows_vis_ir", "num_columns_vis_ir")
+    if tuple(var.dimensions) != grid:
+        raise GranuleError(path, f"variable {key} ({name}) has dimensions ({', '.join(var.dimensions)}), expected "
+                                 f"({', '.join(grid)}): transposed or not a SEVIRI Level 1.5 file")
     var.set_auto_maskandscale(False)
-    counts = var[:]
+    counts = np.asarray(var[:])
+    if counts.dtype.kind not in "iu":
+        raise GranuleError(path, f"variable {key} ({name}) holds {counts.dtype} values, not integer counts")
+    if int(counts.max(initial=0)) > 65535:
+        raise GranuleError(path, f"variable {key} ({name}) holds counts up to {int(counts.max())}, beyond the "
+                                 "16 bits of SEVIRI Level 1.5 data")
     try:
         gain, offset = float(var.getncattr("scale_factor")), float(var.getncattr("add_offset"))
     except AttributeError:
@@ -301,12 +311,19 @@ def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str
     wanted = _normalise_channels(channels)
     if not path.exists():
         raise GranuleError(path, "no such file")
-    try:
-        with netCDF4.Dataset(path) as nc:
-            return _read_open(path, nc, wanted)
-    except (OSError, RuntimeError) as exc:
-        # netCDF4/HDF5 report a truncated or corrupt file as OSError (on open) or RuntimeError (on read)
-        raise GranuleError(path, f"cannot be read as netCDF4 ({exc})") from None
+    # netCDF-C and HDF5 are not thread-safe: the whole read holds the one lock (app.core.locks)
+    with HDF_LOCK:
+        try:
+            with netCDF4.Dataset(path) as nc:
+                return _read_open(path, nc, wanted)
+        except GranuleError:
+            raise
+        except (OSError, RuntimeError, EOFError) as exc:
+            # netCDF4/HDF5 report a truncated or corrupt file as OSError (on open) or RuntimeError (on read)
+            raise GranuleError(path, f"cannot be read as netCDF4 ({exc})") from None
+        except (KeyError, AttributeError, ValueError, IndexError, TypeError, OverflowError, MemoryError) as exc:
+            raise GranuleError(path, f"is not a usable SEVIRI Level 1.5 netCDF file ({type(exc).__name__}: "
+                                     f"{exc})") from None
 
 
 def _read_open(path: Path, nc: netCDF4.Dataset, wanted: list[str]) -> xr.Dataset:

@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError
 from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS
 
@@ -163,30 +164,56 @@ def read_ctth(path: str | Path) -> xr.Dataset:
     Raises :class:`GranuleError` naming the file when it cannot be opened (missing, truncated, not netCDF) or
     lacks a variable or attribute the product has.
     """
-    import netCDF4
-
     path = Path(path)
     if not path.exists():
         raise GranuleError(path, "does not exist")
     try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise GranuleError(path, f"cannot be opened as netCDF4 (truncated or not an NWC SAF file?): {exc}") from None
-    try:
-        attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
-        missing = [name for name in _GLOBAL if name not in attrs]
-        if missing:
-            raise GranuleError(path, f"has no global attribute {', '.join(missing)}: not an NWC SAF GEO product")
-        data = {}
-        for out, (name, factor, units, standard, long_name) in _OUTPUT.items():
-            if name not in nc.variables:
-                raise GranuleError(path, f"has no variable '{name}': not a complete NWC SAF GEO CTTH file")
-            values = _decode(path, nc.variables[name]) * np.float32(factor)
-            data[out] = (("y", "x"), values, {"units": units, "standard_name": standard, "long_name": long_name,
-                                              "source_variable": name})
-        ny, nx = data["cloud_top_height"][1].shape
-    finally:
-        nc.close()
+        attrs, data = _read_file(path)
+        return _to_dataset(path, attrs, data)
+    except GranuleError:
+        raise
+    except (RuntimeError, OSError, EOFError, KeyError, AttributeError, ValueError, IndexError, TypeError,
+            OverflowError, ZeroDivisionError, MemoryError) as exc:
+        raise GranuleError(path, f"is not a usable NWC SAF GEO CTTH file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_file(path: Path) -> tuple[dict, dict]:
+    """Global attributes and decoded fields, read while holding :data:`~app.core.locks.HDF_LOCK`."""
+    import netCDF4
+
+    with HDF_LOCK:
+        try:
+            nc = netCDF4.Dataset(path, "r")
+        except OSError as exc:
+            raise GranuleError(path, f"cannot be opened as netCDF4 (truncated or not an NWC SAF file?): "
+                                     f"{exc}") from None
+        try:
+            return _read_open(path, nc)
+        finally:
+            nc.close()
+
+
+def _read_open(path: Path, nc) -> tuple[dict, dict]:
+    attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
+    missing = [name for name in _GLOBAL if name not in attrs]
+    if missing:
+        raise GranuleError(path, f"has no global attribute {', '.join(missing)}: not an NWC SAF GEO product")
+    data = {}
+    for out, (name, factor, units, standard, long_name) in _OUTPUT.items():
+        if name not in nc.variables:
+            raise GranuleError(path, f"has no variable '{name}': not a complete NWC SAF GEO CTTH file")
+        dims = tuple(nc.variables[name].dimensions)
+        if dims != ("ny", "nx"):
+            raise GranuleError(path, f"variable '{name}' has dimensions ({', '.join(dims)}), expected (ny, nx): "
+                                     "transposed or not an NWC SAF GEO CTTH file")
+        values = _decode(path, nc.variables[name]) * np.float32(factor)
+        data[out] = (("y", "x"), values, {"units": units, "standard_name": standard, "long_name": long_name,
+                                          "source_variable": name})
+    return attrs, data
+
+
+def _to_dataset(path: Path, attrs: dict, data: dict) -> xr.Dataset:
+    ny, nx = data["cloud_top_height"][1].shape
     proj = _parse_proj(path, str(attrs["gdal_projection"]))
     x0, y1 = float(attrs["gdal_xgeo_up_left"]), float(attrs["gdal_ygeo_up_left"])
     x1, y0 = float(attrs["gdal_xgeo_low_right"]), float(attrs["gdal_ygeo_low_right"])

@@ -31,7 +31,6 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import colorcet
 import holoviews as hv
@@ -39,9 +38,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from app.core.cache import bounded_cache, cached
 from app.data import geo
 from app.data.basemap import coastline_lines
-from app.core.cache import ByteBoundedCache
 from app.data.errors import UserInputError
 from app.data.geo_bands import GENERIC_CHANNELS, band_for_generic
 from app.science import rgb as rgbmod
@@ -267,8 +266,14 @@ def view_of(scene: xr.Dataset, x_range=None, y_range=None, width: int = 800, hei
 # --------------------------------------------------------------------------------------------- frames
 
 
-#: Frames of this process (RGB composites as uint8 RGBA, cloud tops as float32), keyed by slot, product and view.
-FRAMES = ByteBoundedCache(256_000_000)
+#: Frames of this process (RGB composites as uint8 RGBA, cloud tops as float32), keyed by slot, product and view:
+#: 12 % of the process's memory budget (app.core.cache).
+FRAMES = bounded_cache("geo-frames", 0.12)
+
+#: The cache of derived grids (lat/lon grid indices, disk masks, projected coastlines, and the sun-zenith
+#: longitudes/latitudes of app.science.rgb): one cache, 5 % of the memory budget.
+GRIDS = "geo-grids"
+GRIDS_SHARE = 0.05
 
 
 def _frame_key(scene: xr.Dataset, product, x_range, y_range, width, height):
@@ -370,7 +375,7 @@ def _proj4(scene_or_proj4) -> str:
     return str(proj4)
 
 
-@lru_cache(maxsize=16)
+@cached(GRIDS, GRIDS_SHARE, key=lambda proj4, scale: ("coastline", proj4, scale))
 def _coast_geos(proj4: str, scale: str) -> tuple[np.ndarray, np.ndarray]:
     from pyproj import Transformer
 
@@ -501,7 +506,7 @@ def lonlat_grid(lon_range, lat_range, width: int, height: int | None = None) -> 
     return lon, lat
 
 
-@lru_cache(maxsize=64)
+@cached(GRIDS, GRIDS_SHARE, key=lambda *args: ("grid-index", *args))
 def _grid_index(geometry: tuple, xgrid: tuple, ygrid: tuple, lon_key: bytes, lat_key: bytes):
     lon = np.frombuffer(lon_key, dtype=np.float64)
     lat = np.frombuffer(lat_key, dtype=np.float64)
@@ -625,7 +630,7 @@ def mosaic(scenes_by_platform: Mapping[str, xr.Dataset | None], lon_range, lat_r
 CLEAR_SKY = (176, 176, 176, 255)
 
 
-@lru_cache(maxsize=32)
+@cached(GRIDS, GRIDS_SHARE, key=lambda *args: ("disk", *args))
 def _disk(proj4: str, x_key: bytes, y_key: bytes) -> np.ndarray:
     from pyproj import Transformer
 

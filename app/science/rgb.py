@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from app.core.cache import cached
 from app.data.errors import FumaroleError, UserInputError
 from app.data.geo_bands import C1_UM, C2_UM, GENERIC_CHANNELS, band_for_generic
 from app.paths import ASSETS
@@ -272,6 +273,7 @@ def _variant(spec: dict, where: str) -> Variant:
     return v
 
 
+# a handful of recipe files of a few KB each: a constant table, so lru_cache (bounded by count) is enough
 @lru_cache(maxsize=4)
 def _load(path: str) -> tuple[dict[str, Recipe], dict]:
     import yaml
@@ -406,7 +408,9 @@ def _sun_time(scene: xr.Dataset, sensor: str | None) -> dt.datetime:
     return _parse_time(value)
 
 
-@lru_cache(maxsize=4)
+# every pixel's lon/lat of a grid (8 bytes a pixel): in the byte-bounded "geo-grids" cache shared with
+# app.render.geo's grid indices and coastlines (5 % of the memory budget)
+@cached("geo-grids", 0.05, key=lambda *args: ("sun-lonlat", *args))
 def _geos_lonlat(proj4: str, x: bytes, y: bytes) -> tuple[np.ndarray, np.ndarray]:
     from pyproj import Proj
 
