@@ -38,3 +38,15 @@ def test_missing_catalogue_is_one_sentence_on_stderr(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("fumarole: catalogue ") and "nowhere.yaml does not exist" in err
     assert "Traceback" not in err
+
+
+def test_argument_errors_are_one_line_with_exit_status_2(capsys):
+    import pytest
+
+    for argv, says in [(["frobnicate"], "fumarole: argument command: invalid choice: 'frobnicate'"),
+                       (["serve", "--port", "x\ny"], "fumarole serve: argument --port: invalid int value: 'x\\ny'"),
+                       (["index", "--bogus"], "fumarole: unrecognized arguments: --bogus")]:
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.startswith(says) and err.count("\n") == 1, err

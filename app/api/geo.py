@@ -481,8 +481,21 @@ class _GeoHandler(tornado.web.RequestHandler):
             exc.args = (relative_message(str(exc), _root(archive)),)
             raise
 
+    async def prepare(self) -> None:
+        """When the server requires a login (``fumarole serve --basic-auth``), the API does too: 401 without one."""
+        provider = getattr(self.application, "auth_provider", None)
+        get_user = getattr(provider, "get_user", None)
+        get_user_async = getattr(provider, "get_user_async", None)
+        if get_user is None and get_user_async is None:
+            return  # no login configured: the API is as open as the pages
+        user = get_user(self) if get_user is not None else await get_user_async(self)
+        if not user:
+            login = getattr(provider, "login_url", None) or "/login"
+            self._fail(401, f"this server requires a login: sign in at {login} first (the API shares the pages' "
+                            "session cookie)")
+
     async def get(self) -> None:
-        """Answer on the API's pool; errors as JSON sentences (400, 404, 500, 503, 504)."""
+        """Answer on the API's pool; errors as JSON sentences (400, 401, 404, 500, 503, 504)."""
         try:
             args = self.args()
             result = await api_pool.run(self.merge_key(args), lambda: self._work(args))

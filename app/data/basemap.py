@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from app.data.errors import FumaroleError, UserInputError
+from app.paths import ASSETS
 
-ASSET_DIR = Path(__file__).resolve().parents[2] / "assets" / "basemap"
+ASSET_DIR = ASSETS / "basemap"
 """Where the converted Natural Earth files live."""
 
 SCALES = ("50m", "110m")

@@ -30,8 +30,10 @@ from intake.readers import datatypes
 from intake.readers.readers import FileReader
 from intake.readers.user_parameters import set_values
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import CatalogError
 from app.data.filenames import PATTERNS, FilenamePattern
+from app.paths import CATALOGS, default_archive
 
 __all__ = [
     "CATALOGS_DIR",
@@ -48,8 +50,8 @@ __all__ = [
     "split_glob",
 ]
 
-#: The repository's ``catalogs/`` folder.
-CATALOGS_DIR = Path(__file__).resolve().parents[2] / "catalogs"
+#: The ``catalogs/`` folder (of the repository, or shipped in the installed package: :mod:`app.paths`).
+CATALOGS_DIR = CATALOGS
 #: Environment variable naming the catalogue to open by default (a path, a URL or a name in ``catalogs/``).
 CATALOG_ENV = "FUMAROLE_CATALOG"
 CATALOG_VERSION = 1
@@ -146,7 +148,11 @@ class HDF4SDSReader(FileReader):
         if "://" in url and not url.startswith("file://"):
             url = f"simplecache::{url}"
         local = fsspec.open_local(url, **(data.storage_options or {}))
-        sd = SD(local, SDC.READ)
+        with HDF_LOCK:  # HDF4 is not thread-safe: the one lock of the file libraries (app.core.locks)
+            return self._read_sds(SD(local, SDC.READ), variables, xr)
+
+    @staticmethod
+    def _read_sds(sd, variables, xr):
         try:
             names = list(variables) if variables is not None else list(sd.datasets())
             dims: dict[str, int] = {}
@@ -220,6 +226,7 @@ def open_catalog(path_or_url: str | os.PathLike | None = None) -> intake.Catalog
             f"catalogue {path} is not an Intake v2 catalogue ('version: 2' with the sections metadata, "
             f"user_parameters, aliases, data and entries): {type(e).__name__}: {e}"
         ) from e
+    _follow_sample_archive(cat, path)
     version = (cat.metadata or {}).get("fumarole_catalog_version", CATALOG_VERSION)
     if version != CATALOG_VERSION:
         raise CatalogError(
@@ -230,6 +237,26 @@ def open_catalog(path_or_url: str | os.PathLike | None = None) -> intake.Catalog
     for product in products(cat):
         product_info(cat, product)  # raises if an entry lacks something
     return cat
+
+
+def _follow_sample_archive(cat: intake.Catalog, path: str) -> None:
+    """The built-in sample catalogue reads the archive where ``fumarole sample`` writes it.
+
+    That is :func:`app.paths.default_archive`: ``FUMAROLE_ARCHIVE`` if set, else ``data/sample`` of the checkout
+    (or the user's data folder in an install). Every URL of the catalogue that starts with its ``archive`` template
+    is moved to that folder; any other catalogue is left as it is written.
+    """
+    if os.path.realpath(path) != os.path.realpath(CATALOGS_DIR / "sample.yaml"):
+        return
+    template = (cat.metadata or {}).get("archive")
+    if not template:
+        return
+    root = str(default_archive())
+    cat.metadata["archive"] = root
+    for desc in cat.data.values():
+        url = desc.kwargs.get("url")
+        if isinstance(url, str) and url.startswith(template):
+            desc.kwargs["url"] = root + url[len(template):]
 
 
 def _source(cat: intake.Catalog) -> str:

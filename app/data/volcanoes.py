@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from app.data.errors import FumaroleError, UserInputError
+from app.paths import ASSETS
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "gvp_holocene_volcanoes_votw490.csv"
+DEFAULT_PATH = ASSETS / "gvp_holocene_volcanoes_votw490.csv"
 """The GVP Volcanoes of the World 4.9.0 list shipped in ``assets/`` (see ``assets/CITATION.md``)."""
 
 COLUMNS = {

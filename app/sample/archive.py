@@ -5,6 +5,13 @@ positions of :data:`GEO_PLATFORMS`, each slot's imager files and its NWC SAF CTT
 processes longest first.
 
 The archive is complete when its ``.complete`` stamp exists (written last), so an interrupted run is redone.
+
+The writer never loses a file of the user's. It writes only into a new folder, an empty one, or a folder that is a
+Fumarole sample archive already (a ``.complete`` stamp, or the ``.fumarole-writing`` marker of an interrupted run);
+anything else is refused before any work. Files are written into a hidden staging folder inside the archive and
+moved into place at the end; a file already there is replaced only when a previous run wrote it (the stamp's
+``manifest`` lists every file a run wrote). A file of the user's that has the name of a sample file is kept, and
+the run says so and leaves the archive incomplete.
 """
 
 from __future__ import annotations
@@ -12,6 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -20,11 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
+from app.data.errors import UserInputError
 from app.sample.scenario import get_scenario
 
 log = logging.getLogger(__name__)
 
 STAMP = ".complete"
+#: Present while a run writes: the archive's files of previous runs (``{"manifest": [...]}``).
+MARKER = ".fumarole-writing"
+STAGING_PREFIX = ".fumarole-staging-"
+#: The archive's top folders of the products (a stamp of an older Fumarole, without a manifest, owns these).
+PRODUCT_FOLDERS = ("tropomi", "caliop", "abi", "ahi", "seviri", "nwcsaf_ctth")
 
 
 #: The geostationary ring of the sample, west to east: GOES-West, GOES-East, Meteosat, Meteosat IODC, Himawari.
@@ -179,6 +195,118 @@ def _by_product(out_root: Path, files: list[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _ours(out_root: Path) -> set[str] | None:
+    """The files (relative POSIX paths) previous runs wrote in ``out_root``; None when it is not a sample archive."""
+    for name in (MARKER, STAMP):
+        try:
+            data = json.loads((out_root / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        if isinstance(data.get("manifest"), list):
+            return {str(f) for f in data["manifest"]}
+        if "scenario" in data:  # a stamp of a Fumarole that kept no manifest: its product folders are its own
+            return {p.relative_to(out_root).as_posix() for top in PRODUCT_FOLDERS
+                    for p in (out_root / top).rglob("*") if p.is_file()}
+    return None
+
+
+def check_out_folder(out_root: str | os.PathLike) -> set[str]:
+    """Refuse (:class:`UserInputError`) a folder the archive cannot be written to, before any work.
+
+    Accepted: a new folder whose parent exists, an empty folder, or a Fumarole sample archive. Returns the files
+    that previous runs wrote there (those a new run may replace).
+    """
+    out = Path(out_root)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"the archive folder {out} is a file, not a folder")
+    if not out.exists():
+        parent = out.absolute().parent
+        if not parent.is_dir():
+            what = "is a file, not a folder" if parent.exists() else "does not exist"
+            raise UserInputError(f"the archive folder {out} cannot be made: its parent {parent} {what}")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise UserInputError(f"the archive folder {out} cannot be made: {parent} is not writable")
+        return set()
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserInputError(f"the archive folder {out} is not writable")
+    ours = _ours(out)
+    if ours is None:
+        if any(out.iterdir()):
+            raise UserInputError(
+                f"the archive folder {out} is not empty and is not a Fumarole sample archive (it has no {STAMP} "
+                "stamp): give a new or empty folder, so that no file of yours is overwritten"
+            )
+        return set()
+    return ours
+
+
+def check_request(scenario: str, resolution: str, products: Iterable[str], days: Iterable[str] | None) -> list[str]:
+    """Refuse an unknown scenario, resolution or product, or a day that is not one of the scenario's; the days."""
+    try:
+        sc = get_scenario(scenario)
+    except KeyError as exc:
+        raise UserInputError(str(exc.args[0])) from None
+    if resolution not in RESOLUTIONS:
+        raise UserInputError(f"unknown resolution {resolution!r}; known resolutions: {', '.join(RESOLUTIONS)}")
+    products = list(products)
+    if not products:
+        raise UserInputError(f"no product given; known products: {', '.join(PRODUCTS)}")
+    for p in products:
+        if p not in PRODUCTS:
+            raise UserInputError(f"unknown product {p!r}; known products: {', '.join(PRODUCTS)}")
+    known = [str(d) for d in sc.days]
+    day_list = known if days is None else [str(d).strip() for d in days]
+    if not day_list:
+        raise UserInputError(f"no day given; the days of scenario {scenario} are {', '.join(known)}")
+    for d in day_list:
+        try:
+            dt.date.fromisoformat(d)
+        except ValueError:
+            raise UserInputError(f"day {d!r} is not a date YYYY-MM-DD") from None
+        if d not in known:
+            raise UserInputError(f"day {d} is not a day of scenario {scenario}: {', '.join(known)}")
+    return day_list
+
+
+def _place(staging: Path, out_root: Path, files: list[str], ours: set[str]) -> tuple[list[str], list[str]]:
+    """Move the staged files into the archive; a file there that no run of ours wrote is kept, not replaced."""
+    placed: list[str] = []
+    kept: list[str] = []
+    for f in files:
+        rel = Path(f).relative_to(staging).as_posix()
+        dest = out_root / rel
+        if (dest.exists() or dest.is_symlink()) and rel not in ours:
+            kept.append(rel)
+            continue
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(f, dest)
+        except (FileExistsError, NotADirectoryError, IsADirectoryError):  # a file of the user's in the way
+            kept.append(rel)
+            continue
+        placed.append(rel)
+    return placed, kept
+
+
+def _run_jobs(jobs: list[tuple], workers: int, progress: Callable[[int, int, str], None] | None) -> list[str]:
+    files: list[str] = []
+    if workers <= 1:
+        for i, job in enumerate(jobs, 1):
+            files += _task(*job)
+            if progress:
+                progress(i, len(jobs), _label(job))
+        return files
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_task, *job): job for job in jobs}
+        for i, fut in enumerate(as_completed(futures), 1):
+            files += fut.result()
+            if progress:
+                progress(i, len(jobs), _label(futures[fut]))
+    return files
+
+
 def write_archive(
     out_root: Path,
     scenario: str = "soufriere",
@@ -188,34 +316,37 @@ def write_archive(
     workers: int = 2,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> dict:
-    """Write the sample archive and return a summary (files, bytes, seconds) also saved as ``.complete``."""
+    """Write the sample archive and return a summary (files, bytes, seconds) also saved as ``.complete``.
+
+    Every argument and the folder are checked first (:class:`UserInputError`, before any work); see the module's
+    description for what is never overwritten.
+    """
     out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
-    (out_root / STAMP).unlink(missing_ok=True)
-    sc = get_scenario(scenario)
-    res = RESOLUTIONS[resolution]
-    day_list = [str(d) for d in (days or sc.days)]
     products = list(products)
-    for p in products:
-        if p not in PRODUCTS:
-            raise ValueError(f"unknown product {p!r}; known products: {', '.join(PRODUCTS)}")
-    jobs = _jobs(products, scenario, day_list, str(out_root), res)
+    day_list = check_request(scenario, resolution, products, days)
+    ours = check_out_folder(out_root)
+    res = RESOLUTIONS[resolution]
+    out_root.mkdir(exist_ok=True)
+    (out_root / MARKER).write_text(json.dumps({"manifest": sorted(ours)}))
+    (out_root / STAMP).unlink(missing_ok=True)
+    for old in out_root.glob(f"{STAGING_PREFIX}*"):  # an interrupted run's
+        shutil.rmtree(old, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_root))
     t0 = time.perf_counter()
-    files: list[str] = []
-    if workers <= 1:
-        for i, job in enumerate(jobs, 1):
-            files += _task(*job)
-            if progress:
-                progress(i, len(jobs), _label(job))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_task, *job): job for job in jobs}
-            for i, fut in enumerate(as_completed(futures), 1):
-                files += fut.result()
-                job = futures[fut]
-                if progress:
-                    progress(i, len(jobs), _label(job))
+    try:
+        staged = _run_jobs(_jobs(products, scenario, day_list, str(staging), res), workers, progress)
+        placed, kept = _place(staging, out_root, staged, ours)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = sorted(f for f in ours | set(placed) if (out_root / f).is_file())
+    if kept:
+        (out_root / MARKER).write_text(json.dumps({"manifest": manifest}))
+        raise UserInputError(
+            f"{len(kept)} file(s) in {out_root} that Fumarole did not write have the names of sample files and were "
+            f"kept (first: {kept[0]}); the archive is incomplete: move them away and run again"
+        )
     seconds = time.perf_counter() - t0
+    files = [str(out_root / f) for f in placed]
     summary = {
         "version": STAMP_VERSION,
         "scenario": scenario,
@@ -227,6 +358,8 @@ def write_archive(
         "files_by_product": _by_product(out_root, files),
         "bytes": int(sum(Path(f).stat().st_size for f in files)),
         "seconds": round(seconds, 1),
+        "manifest": manifest,
     }
     (out_root / STAMP).write_text(json.dumps(summary, indent=2))
+    (out_root / MARKER).unlink(missing_ok=True)
     return summary
