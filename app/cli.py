@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import os
+import re
+import socket
 import sys
 from pathlib import Path
 
+from app.core.settings import SettingsError
 from app.data.errors import FumaroleError, UserInputError
-from app.paths import DASHBOARDS, REPO, default_archive, tiny_archive
+from app.paths import ASSETS, DASHBOARDS, RESOURCES, default_archive, tiny_archive
 
 
 def _progress(i: int, n: int, what: str) -> None:
     print(f"[{i}/{n}] {what}", file=sys.stderr, flush=True)
 
 
+def _items(text: str | None) -> list[str] | None:
+    """A comma-separated flag value as a list (None when the flag is not given)."""
+    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Write the sample archive."""
-    from app.sample.archive import PRODUCTS, is_complete, write_archive
+    """Write the sample archive (every argument and the folder checked before any work)."""
+    from app.sample.archive import PRODUCTS, check_out_folder, check_request, is_complete, write_archive
 
     scenario = args.scenario
-    out = Path(args.out) if args.out else None
+    out = Path(args.out).expanduser() if args.out else None
     if args.resolution == "tiny":
         scenario = scenario if scenario != "soufriere" else "soufriere-tiny"
         out = out or tiny_archive()
     out = out or default_archive()
+    if not 1 <= args.workers <= 64:
+        raise UserInputError(f"--workers {args.workers}: give 1 to 64 processes")
+    products = _items(args.products) if args.products is not None else list(PRODUCTS)
+    days = _items(args.days)
+    check_request(scenario, args.resolution, products, days)
     if args.if_missing and is_complete(out):
         print(f"sample archive already complete at {out}", file=sys.stderr)
         return 0
-    products = args.products.split(",") if args.products else list(PRODUCTS)
-    days = args.days.split(",") if args.days else None
+    check_out_folder(out)
     summary = write_archive(
         out, scenario=scenario, resolution=args.resolution, products=products, days=days,
         workers=args.workers, progress=_progress,
@@ -54,30 +67,228 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the dashboards with ``panel serve``."""
-    env = dict(os.environ)
-    if args.catalog:
-        env["FUMAROLE_CATALOG"] = args.catalog
+_HOST = re.compile(r"(?=.{1,253}\Z)(\*|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+                   r"(?:\.(\*|[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?))*")
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_CLUSTER_ADDRESS = re.compile(r"(tcp|tls|ucx|ws|wss)://[^\s,;=]+")
+_WILDCARD = {"0.0.0.0", "::"}
+
+
+def _check_host(text: str, what: str) -> str:
+    """An IP address or a host name (``*`` labels allowed in origins), else a UserInputError naming ``what``."""
+    host = text.strip()
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+        return bare if what == "--address" else host
+    except ValueError:
+        pass
+    if not _HOST.fullmatch(host) or ("*" in host and what == "--address"):
+        raise UserInputError(f"{what} {text!r} is not an IP address or a host name")
+    return host
+
+
+def _check_port(value: int | str, what: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{what} {value!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise UserInputError(f"{what} {port} is not a port number (1-65535)")
+    return port
+
+
+def _check_origin(text: str, source: str) -> str:
+    """``HOST[:PORT]`` as Bokeh's ``--allow-websocket-origin`` takes it."""
+    item = text.strip()
+    if not item:
+        raise UserInputError(f"{source} has an empty origin")
+    if "://" in item or "/" in item:
+        raise UserInputError(f"{source} origin {text!r} must be HOST[:PORT], without a scheme or a path")
+    m = re.fullmatch(r"(\[[^\]]+\]|[^:\[\]]+)(?::([^:]*))?", item)
+    if not m:
+        raise UserInputError(f"{source} origin {text!r} must be HOST[:PORT]")
+    host, port = m.group(1), m.group(2)
+    if host == "*":
+        raise UserInputError(f"{source} origin {text!r} would let any web page drive this server: name the hosts "
+                             "(a wildcard within a name, *.example.org, is allowed)")
+    _check_host(host, f"{source} origin")
+    if port is not None:
+        _check_port(port, f"{source} origin {text!r}: port")
+    return item
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.strip("[]")).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _default_origins(address: str, port: int) -> list[str]:
+    """The served address and port; on loopback also localhost and 127.0.0.1; on every interface this host's names."""
+    if address in _WILDCARD:
+        names = ["localhost", "127.0.0.1", socket.gethostname(), socket.getfqdn()]
+    elif _loopback(address):
+        names = [address, "localhost", "127.0.0.1"]
+    else:
+        names = [address]
+    return list(dict.fromkeys(f"{n}:{port}" for n in names if n))
+
+
+def _check_basic_auth(path: str) -> str:
+    """The absolute path of a JSON file mapping user names to passwords (Panel's basic auth)."""
+    import json
+
+    file = Path(path).expanduser()
+    try:
+        users = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserInputError(f"--basic-auth {path}: cannot be read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise UserInputError(f"--basic-auth {path}: is not JSON ({exc})") from None
+    if not isinstance(users, dict) or not users or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in users.items()
+    ):
+        raise UserInputError(
+            f"--basic-auth {path}: must hold a JSON object of user names to passwords, e.g. {{\"ops\": \"...\"}}"
+        )
+    return str(file.resolve())
+
+
+def _check_clusters(items: list[str], environ: dict) -> str:
+    """``FUMAROLE_CLUSTERS``: the operator's environment value, then each ``--cluster NAME=ADDRESS``."""
+    parts = [p.strip() for p in environ.get("FUMAROLE_CLUSTERS", "").replace(";", ",").split(",") if p.strip()]
+    for source, item in [("FUMAROLE_CLUSTERS", p) for p in parts] + [("--cluster", i) for i in items]:
+        name, sep, address = item.partition("=")
+        if not sep or not _CLUSTER_NAME.fullmatch(name.strip()):
+            raise UserInputError(f"{source} {item!r} is not NAME=ADDRESS (a name of letters, digits, '_', '.', '-')")
+        if not _CLUSTER_ADDRESS.fullmatch(address.strip()):
+            raise UserInputError(
+                f"{source} {item!r}: the address must be a Dask scheduler address such as tcp://10.1.2.3:8786"
+            )
+    return ",".join(parts + [i.strip() for i in items])
+
+
+def _check_catalog(catalog: str | None) -> str | None:
+    """The catalogue as an absolute path (the server runs in another folder), a URL or a name; it must exist."""
+    if not catalog:
+        return None
+    from app.data.catalog import catalog_path
+
+    path = catalog_path(catalog)
+    if "://" not in path and "::" not in path and not Path(path).is_file():
+        raise UserInputError(f"--catalog {catalog}: no catalogue file at {path}")
+    return path
+
+
+def _origins(given: list[str] | None, environ: dict, address: str, port: int) -> list[str]:
+    """The websocket origins: the ``--allow-origin`` flags, else ``FUMAROLE_ALLOW_ORIGIN``, else the defaults."""
+    if given:
+        return [_check_origin(o, "--allow-origin") for o in given]
+    from_env = [o for o in environ.get("FUMAROLE_ALLOW_ORIGIN", "").split(",") if o.strip()]
+    if from_env:
+        return [_check_origin(o, "FUMAROLE_ALLOW_ORIGIN") for o in from_env]
+    return _default_origins(address, port)
+
+
+def _add_secrets(env: dict) -> None:
+    """The session-signing key and the cookie secret of this installation, unless the operator set them."""
+    import base64
+
+    from app.core.state import secret_key
+
+    def encoded(name: str) -> str:
+        return base64.urlsafe_b64encode(secret_key(name)).decode("ascii").rstrip("=")
+
+    # signed session ids: a page cannot be opened with a session id it did not get from this server
+    if not env.get("BOKEH_SECRET_KEY"):
+        env["BOKEH_SECRET_KEY"] = encoded("bokeh")
+    env["BOKEH_SIGN_SESSIONS"] = "true"
+    # the cookie secret goes by the environment (a command line is visible to every user of the machine)
+    if not (env.get("PANEL_COOKIE_SECRET") or env.get("BOKEH_COOKIE_SECRET")):
+        env["PANEL_COOKIE_SECRET"] = encoded("cookie")
+
+
+def _split_memory_budget(env: dict, num_procs: int) -> None:
+    """Check ``FUMAROLE_MEMORY_BUDGET_MB``; unset, each of several processes gets an equal part of the default."""
+    text = env.get("FUMAROLE_MEMORY_BUDGET_MB", "").strip()
+    if text:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not value > 0:
+            raise UserInputError(f"FUMAROLE_MEMORY_BUDGET_MB={text!r} is not a positive number of megabytes")
+        return
+    procs = num_procs if num_procs > 0 else (os.cpu_count() or 1)
+    if procs > 1:
+        from app.core.cache import memory_budget
+
+        env["FUMAROLE_MEMORY_BUDGET_MB"] = str(max(64, memory_budget() // procs // (1 << 20)))
+
+
+def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[list[str], dict[str, str]]:
+    """Check the ``serve`` flags and return the ``panel serve`` command and its environment, without running it.
+
+    Raises :class:`UserInputError` (one sentence naming the flag and the value) for a bad port, address, origin,
+    basic-auth file, cluster or catalogue.
+    """
+    environ = dict(os.environ if environ is None else environ)
+    port = _check_port(args.port, "--port")
+    address = _check_host(args.address, "--address")
+    if args.num_procs < 0:
+        raise UserInputError(f"--num-procs {args.num_procs}: give 1 or more processes (0: one per core)")
+    origins = _origins(args.allow_origin, environ, address, port)
+    env = dict(environ)
+    catalog = _check_catalog(args.catalog)
+    if catalog:
+        env["FUMAROLE_CATALOG"] = catalog
+    clusters = _check_clusters(args.cluster or [], environ)
+    if clusters:
+        env["FUMAROLE_CLUSTERS"] = clusters
+    if args.admin:
+        env["FUMAROLE_ADMIN"] = "1"
+    _split_memory_budget(env, args.num_procs)
+    _add_secrets(env)
     apps = sorted(str(p) for p in DASHBOARDS.glob("*.py") if not p.name.startswith("_"))
+    if not apps:
+        raise UserInputError(f"no dashboard found in {DASHBOARDS}: the installation is incomplete")
+    index = DASHBOARDS / "_index.html"
     cmd = [
         sys.executable, "-m", "panel", "serve", *apps,
-        "--port", str(args.port), "--address", args.address,
-        "--allow-websocket-origin", "*",
-        "--index", str(DASHBOARDS / "_index.html") if (DASHBOARDS / "_index.html").exists() else apps[0],
-        "--static-dirs", f"assets={REPO / 'assets'}",
+        "--port", str(port), "--address", address,
+        *[a for origin in origins for a in ("--allow-websocket-origin", origin)],
+        "--session-ids", "signed",
+        "--index", str(index) if index.exists() else apps[0],
+        "--static-dirs", f"assets={ASSETS}",
         # the HTTP API (/api/geo/...): Tornado handlers added to the same server (app/api/geo.py, ROUTES)
         "--plugins", "app.api.geo",
+        # /liveness answers 200 while the server runs (the Docker HEALTHCHECK)
+        "--liveness",
     ]
+    if args.basic_auth:
+        cmd += ["--basic-auth", _check_basic_auth(args.basic_auth)]
     if args.num_procs != 1:
         cmd += ["--num-procs", str(args.num_procs)]
     if not args.no_warm:
         # run each dashboard once at start-up: Numba's JIT (seconds per process) and the archive's index and
         # first reads are paid before the first visitor comes, not by them
         cmd += ["--warm"]
-    print(f"serving {len(apps)} dashboards at http://localhost:{args.port}", file=sys.stderr, flush=True)
+    return cmd, env
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the dashboards with ``panel serve`` (the flags checked first by :func:`serve_plan`)."""
+    cmd, env = serve_plan(args)
+    host = "localhost" if _loopback(args.address) else args.address
+    n_apps = sum(1 for p in DASHBOARDS.glob("*.py") if not p.name.startswith("_"))
+    print(f"serving {n_apps} dashboards at http://{host}:{args.port} "
+          f"(listening on {args.address}; websocket origins: "
+          f"{', '.join(cmd[i + 1] for i, c in enumerate(cmd) if c == '--allow-websocket-origin')}"
+          f"{'; login required' if args.basic_auth else ''})", file=sys.stderr, flush=True)
     # become the server (no child process left behind when this one is stopped)
-    os.chdir(REPO)
+    os.chdir(RESOURCES)
     os.execve(sys.executable, cmd, env)
 
 
@@ -97,23 +308,36 @@ def _scenario_of_archive(cat) -> str:
         ) from None
 
 
-def _flux_wind(args: argparse.Namespace, cat) -> tuple[object, str]:
-    """The wind for the flux from the flags, and a description of it for the CSV header."""
+def _flux_wind(args: argparse.Namespace, catalog) -> tuple[object, str]:
+    """The wind for the flux from the flags, checked before any work, and a description of it for the CSV header.
+
+    ``catalog()`` opens the catalogue, only when the scenario's wind needs the archive's scenario.
+    """
+    import math
+
+    from app.data.timeseries import check_wind_speed
+
     given = [name for name in ("wind_ms", "wind_csv", "plume_height_km") if getattr(args, name) is not None]
     if len(given) != 1:
         raise UserInputError(
             "--flux needs the wind at plume height from exactly one of --wind-ms SPEED, --wind-csv FILE or "
             f"--plume-height-km KM (the scenario's wind); got {len(given)}"
         )
+    if not (math.isfinite(args.min_coverage) and 0.0 <= args.min_coverage <= 1.0):
+        raise UserInputError(f"--min-coverage must be a fraction between 0 and 1; got {args.min_coverage:g}")
     if args.wind_ms is not None:
-        return args.wind_ms, f"{args.wind_ms:g} m/s (constant)"
+        speed = check_wind_speed(args.wind_ms, "--wind-ms")
+        return speed, f"{speed:g} m/s (constant)"
+    if args.plume_height_km is not None and not (math.isfinite(args.plume_height_km)
+                                                  and 0.0 <= args.plume_height_km <= 50.0):
+        raise UserInputError(f"--plume-height-km must be a height between 0 and 50 km; got {args.plume_height_km:g}")
     if args.wind_csv is not None:
         from app.data.timeseries import load_wind_csv
 
         return load_wind_csv(args.wind_csv), f"time series from {args.wind_csv}"
     from app.sample.scenario import get_scenario
 
-    name = args.scenario or _scenario_of_archive(cat)
+    name = args.scenario or _scenario_of_archive(catalog())
     try:
         scenario = get_scenario(name)
     except KeyError as exc:
@@ -123,23 +347,46 @@ def _flux_wind(args: argparse.Namespace, cat) -> tuple[object, str]:
 
 
 def cmd_timeseries(args: argparse.Namespace) -> int:
-    """SO2 mass within each radius of a volcano for every orbit of a period (and the flux), as CSV."""
+    """SO2 mass within each radius of a volcano for every orbit of a period (and the flux), as CSV.
+
+    Every argument is checked before any work (one sentence on stderr and status 2 for a bad one): the volcano,
+    the period, the radii, the variable, the filters, the scheduler, the wind, and the output files (their
+    folder must exist and be writable).
+    """
+    import functools
+
     from tqdm import tqdm
 
     from app.data.catalog import open_catalog
     from app.data.timeseries import (
+        check_csv_output,
+        check_scheduler,
+        check_variable,
         compute_flux_timeseries,
         compute_mass_timeseries,
+        parse_period,
         parse_radii,
+        resolve_volcano,
         write_timeseries_csv,
     )
     from app.science.filters import Filters
 
     filters = Filters(qa_min=args.qa_min, sza_max=args.sza_max, edge_pixels=args.edge_pixels, min_du=args.min_du)
     radii = parse_radii(args.radii)
-    cat = open_catalog(args.catalog)
+    check_variable(args.variable)
+    parse_period(args.start, args.end)
+    volcano = resolve_volcano(args.volcano)
+    check_scheduler(args.scheduler)
+    output = check_csv_output(args.output, "-o")
     wants_flux = args.flux or any(getattr(args, n) is not None for n in ("wind_ms", "wind_csv", "plume_height_km"))
-    wind = _flux_wind(args, cat) if wants_flux else None
+    flux_output = None
+    if wants_flux:
+        flux_output = check_csv_output(args.flux_output or output.with_suffix(".flux.csv"), "--flux-output")
+        if flux_output.resolve() == output.resolve():
+            raise UserInputError(f"--flux-output {flux_output} is the mass CSV of -o: give another file")
+    catalog = functools.cache(lambda: open_catalog(args.catalog))
+    wind = _flux_wind(args, catalog) if wants_flux else None
+    cat = catalog()
     bars: list[tqdm] = []  # made at the first progress call: bad input fails with no bar drawn
 
     def progress(done: int, total: int) -> None:
@@ -151,37 +398,52 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
 
     try:
         table, report = compute_mass_timeseries(
-            cat, args.volcano, args.start, args.end, radii, args.variable, filters,
+            cat, volcano, args.start, args.end, radii, args.variable, filters,
             scheduler=args.scheduler, cache_dir=False if args.no_cache else args.cache_dir, progress=progress,
         )
     finally:
         for bar in bars:
             bar.close()
-    for path, reason in report.corrupt:
-        print(f"skipped {Path(path).name}: {reason}", file=sys.stderr)
+    for name, reason in report.skipped_granules():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
     provenance = dict(
         volcano=report.volcano, start=report.start, end=report.end, variable=args.variable, filters=filters,
-        radii=radii, n_granules=report.n_granules, scheduler=report.scheduler,
+        radii=radii, n_granules=report.n_granules, scheduler=report.scheduler, skipped=report.skipped_granules(),
     )
-    write_timeseries_csv(table, args.output, **provenance)
+    outputs = [(table, output, None)]
+    flux = None
+    if wind is not None:  # computed before anything is written: a flux that fails leaves no half result
+        flux = compute_flux_timeseries(table, wind[0], min_coverage=args.min_coverage)
+        outputs.append((flux, flux_output, {"wind": wind[1], "min_coverage": args.min_coverage}))
+    for data, path, extra in outputs:
+        try:
+            write_timeseries_csv(data, path, **provenance, extra=extra)
+        except OSError as exc:  # the disk filled up or the folder went away during the computation
+            raise UserInputError(f"cannot write {path}: {exc.strerror or exc}") from None
     print(
         f"wrote {len(table)} rows ({table['orbit'].nunique()} orbits x {len(radii)} radii) from "
         f"{report.n_granules} granules ({report.cache_hits} from the cache, {report.skipped_by_index} skipped by "
-        f"the index, {len(report.corrupt)} unreadable) to {args.output}",
+        f"the index, {len(report.corrupt)} unreadable) to {output}",
         file=sys.stderr,
     )
-    if wind is not None:
-        flux = compute_flux_timeseries(table, wind[0], min_coverage=args.min_coverage)
-        out = Path(args.flux_output) if args.flux_output else Path(args.output).with_suffix(".flux.csv")
-        write_timeseries_csv(flux, out, **provenance, extra={"wind": wind[1], "min_coverage": args.min_coverage})
+    if flux is not None:
         n_ok = int(flux["flux_t_day"].notna().sum())
-        print(f"wrote the flux of {n_ok} of {len(flux)} orbits to {out}", file=sys.stderr)
+        print(f"wrote the flux of {n_ok} of {len(flux)} orbits to {flux_output}", file=sys.stderr)
     return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (exit status 2), not the usage and a line."""
+
+    def error(self, message: str):
+        """Say what is wrong in one line and exit with status 2."""
+        one_line = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], message)
+        self.exit(2, f"{self.prog}: {one_line} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="fumarole", description=__doc__)
+    parser = _Parser(prog="fumarole", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is read and skipped")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -200,15 +462,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", help="catalogue YAML path or URL, or 'sample' / 'tiny' (default: sample)")
     p.set_defaults(func=cmd_index)
 
-    p = sub.add_parser("serve", help="serve the dashboards")
-    p.add_argument("--port", type=int, default=5006)
-    p.add_argument("--address", default="0.0.0.0")
-    p.add_argument("--num-procs", type=int, default=1, help="server processes (panel serve --num-procs)")
-    p.add_argument("--catalog", help="catalogue to serve (default: the sample archive)")
+    p = sub.add_parser(
+        "serve", help="serve the dashboards",
+        description="Serve the dashboards and the HTTP API with panel serve. By default the server listens on this "
+                    "machine only (127.0.0.1), accepts websockets only from the address it serves, signs its session "
+                    "ids and requires no login; docs/deploy.md says how to expose it.",
+    )
+    p.add_argument("--port", type=int, default=5006, help="TCP port (default 5006)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)")
+    p.add_argument("--allow-origin", action="append", metavar="HOST[:PORT]",
+                   help="a host (and port) whose pages may open the dashboards' websocket, as the browser names "
+                        "the server (repeatable; default: FUMAROLE_ALLOW_ORIGIN, comma-separated, else the served "
+                        "address and port, plus localhost:PORT and 127.0.0.1:PORT on loopback)")
+    p.add_argument("--basic-auth", metavar="FILE",
+                   help="require a login: a JSON file of user names to passwords, {\"user\": \"password\"} "
+                        "(keep it mode 0600; the login cookie is signed with this installation's secret)")
+    p.add_argument("--admin", action="store_true",
+                   help="allow the admin actions of the pages (Rescan archive on /archive) to every visitor "
+                        "(sets FUMAROLE_ADMIN=1); without it they are refused")
+    p.add_argument("--cluster", action="append", metavar="NAME=ADDRESS",
+                   help="a Dask scheduler the time series may run on, offered to pages by NAME only (repeatable; "
+                        "added to FUMAROLE_CLUSTERS)")
+    p.add_argument("--num-procs", type=int, default=1,
+                   help="server processes (panel serve --num-procs; 0: one per core). Each process has its own "
+                        "caches and memory budget (FUMAROLE_MEMORY_BUDGET_MB each; unset, the default is divided "
+                        "among them)")
+    p.add_argument("--catalog", help="catalogue to serve (default: FUMAROLE_CATALOG, else the sample archive)")
     p.add_argument("--no-warm", action="store_true", help="do not run the dashboards once at start-up")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("timeseries", help="SO2 mass (and flux) around a volcano for every orbit of a period, as CSV")
+
+    def one_line_error(message: str, prog: str = p.prog) -> None:
+        # a bad flag is one sentence on stderr and status 2, like every other bad argument (not the usage text)
+        print(f"fumarole: {prog}: {message} (see {prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+    p.error = one_line_error
     p.add_argument("--volcano", required=True, help="GVP name or number (e.g. 'Soufriere St Vincent', 360150)")
     p.add_argument("--start", required=True, help="first day or time, UTC (YYYY-MM-DD[THH:MM])")
     p.add_argument("--end", required=True, help="last day (included) or end time, UTC")
@@ -219,9 +510,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sza-max", type=float, default=None, help="keep pixels with solar zenith angle <= this")
     p.add_argument("--edge-pixels", type=int, default=0, help="drop this many outermost ground pixels each side")
     p.add_argument("--min-du", type=float, default=None, help="truncate columns below this (DU)")
-    p.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786); default: local threads")
+    p.add_argument("--scheduler", help="where to compute: threads (default), processes, sync, a Dask scheduler "
+                                       "address (tcp://host:8786) or the name of a cluster of the settings "
+                                       "(FUMAROLE_CLUSTERS)")
     p.add_argument("--catalog", help="catalogue YAML path or URL, or 'sample' / 'tiny' (default: sample)")
-    p.add_argument("--cache-dir", help="cache folder (default: <archive>/.fumarole-cache/timeseries)")
+    p.add_argument("--cache-dir", help="cache folder (default: the archive's folder in the per-user state folder, "
+                                       "$FUMAROLE_STATE_DIR or $XDG_STATE_HOME/fumarole, never the archive)")
     p.add_argument("--no-cache", action="store_true", help="compute every granule again, store nothing")
     p.add_argument("--flux", action="store_true", help="also the disk-method flux per orbit (a wind flag implies it)")
     p.add_argument("--wind-ms", type=float, help="flux: constant wind speed at plume height, m/s")
@@ -242,9 +536,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.func(args) or 0)
-    except FumaroleError as exc:
-        print(f"fumarole: {exc}", file=sys.stderr)
+    except (FumaroleError, SettingsError) as exc:
+        print(f"fumarole: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("fumarole: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from app.data.timeseries import (
     parse_radii,
     read_timeseries_csv,
     resolve_volcano,
+    skipped_from_header,
     write_timeseries_csv,
 )
 from app.data.tropomi import read_swath
@@ -171,11 +172,16 @@ def test_the_cache_misses_when_a_filter_or_a_granule_changes(first_run, tmp_path
     pd.testing.assert_frame_equal(second, table)
 
 
-def test_default_cache_folder_is_in_the_archive(tmp_path, tiny_archive_path):
+def test_default_cache_folder_is_in_the_state_folder_not_the_archive(tmp_path, tiny_archive_path):
+    from app.core.state import archive_state_dir
+
     yaml_path, _ = tiny_catalog_copy(tmp_path, tiny_archive_path, [18122])
+    archive = tmp_path / "data" / "tiny"
     _, report = run(catalog=str(yaml_path), cache_dir=None)
-    folder = tmp_path / "data" / "tiny" / ".fumarole-cache" / "timeseries"
+    folder = archive_state_dir(archive) / "timeseries"
     assert report.cache_dir == str(folder) and len(list(folder.rglob("*.json"))) == 1
+    assert not (archive / ".fumarole-cache").exists()
+    assert not [p for p in archive.rglob("*.json")]
     _, again = run(catalog=str(yaml_path), cache_dir=None)
     assert again.cache_hits == 1
 
@@ -192,7 +198,9 @@ def test_a_granule_the_index_cannot_read_is_reported_and_the_rest_computes(tmp_p
     assert "truncated" in report.corrupt[0][1] or "cannot" in report.corrupt[0][1]
     assert list(got["orbit"].unique()) == [18121]
     pd.testing.assert_frame_equal(got, table[table["orbit"] == 18121].reset_index(drop=True))
-    assert f"skipped {paths[18122].name}" in str(report)
+    relative = paths[18122].relative_to(tmp_path / "data" / "tiny").as_posix()
+    assert relative.startswith("tropomi/") and f"skipped {relative}: " in str(report)
+    assert str(tmp_path) not in str(report)
 
 
 def test_a_granule_that_breaks_after_indexing_is_reported_and_the_rest_computes(tmp_path, tiny_archive_path,
@@ -273,7 +281,8 @@ def test_every_granule_unreadable_says_so(tmp_path, tiny_archive_path):
     yaml_path, paths = tiny_catalog_copy(tmp_path, tiny_archive_path, [18121, 18122])
     for path in paths.values():
         truncate(path)
-    with pytest.raises(UserInputError, match=r"reaches 2000 km of .* that could be read \(2 could not: S5P_"):
+    with pytest.raises(UserInputError,
+                       match=r"reaches 2000 km of .* that could be read \(2 could not: tropomi/2021/04/12/S5P_"):
         run(catalog=str(yaml_path))
 
 
@@ -302,7 +311,7 @@ def test_progress_and_cancel(tiny_archive_path):
 
 
 @pytest.mark.distributed
-def test_same_table_on_a_distributed_local_cluster(first_run):
+def test_same_table_on_a_distributed_local_cluster(first_run, monkeypatch):
     distributed = pytest.importorskip("distributed")
     table, _, _ = first_run
     with distributed.LocalCluster(
@@ -311,13 +320,17 @@ def test_same_table_on_a_distributed_local_cluster(first_run):
         got, report = run(scheduler=cluster.scheduler_address)
         with distributed.Client(cluster) as client:
             again, _ = run(scheduler=client)
+        monkeypatch.setenv("FUMAROLE_CLUSTERS", f"lab={cluster.scheduler_address}")  # the operator's setting
+        named, by_name = run(cluster="lab")
     pd.testing.assert_frame_equal(got, table)
     pd.testing.assert_frame_equal(again, table)
+    pd.testing.assert_frame_equal(named, table)
     assert report.scheduler.startswith("Dask distributed at tcp://") and "2 workers" in report.scheduler
+    assert by_name.scheduler == "cluster lab: Dask distributed (2 workers, 2 threads)"  # named, not located
 
 
-def test_an_unreachable_scheduler_is_a_clear_error(tiny_archive_path):
-    with pytest.raises(UserInputError, match="neither a Dask scheduler address"):
+def test_an_unknown_scheduler_is_a_clear_error(tiny_archive_path):
+    with pytest.raises(UserInputError, match=r"neither a Dask scheduler address .* nor a configured cluster \(local"):
         run(scheduler="my cluster")
 
 
@@ -473,3 +486,183 @@ def test_cli_errors_are_one_sentence_and_status_2(tiny_archive_path, tmp_path, c
     assert status == 2
     assert err.startswith("fumarole: ") and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+# --- every failure a named skip: damaged granules, bad names, reader errors -----------------------------------------
+
+
+def catalog_for(archive: Path, tmp_path: Path) -> Path:
+    """catalogs/tiny.yaml pointed at another copy of the archive (e.g. ``tiny_copy``)."""
+    text = (REPO / "catalogs" / "tiny.yaml").read_text().replace("{CATALOG_DIR}/../data/tiny", str(archive))
+    path = tmp_path / "copy.yaml"
+    path.write_text(text)
+    return path
+
+
+def tropomi_of(archive: Path, orbit: int) -> Path:
+    return next(p for p in (archive / "tropomi").rglob("*.nc") if int(p.name.split("_")[-4]) == orbit)
+
+
+def test_the_csv_header_names_a_damaged_granule_and_the_other_orbits_are_all_there(tiny_copy, tmp_path, first_run):
+    table, _, _ = first_run
+    damaged = tropomi_of(tiny_copy, 18122)
+    truncate(damaged)
+    got, report = run(catalog=str(catalog_for(tiny_copy, tmp_path)))
+    pd.testing.assert_frame_equal(got, table[table["orbit"] != 18122].reset_index(drop=True))
+    out = tmp_path / "out.csv"
+    write_timeseries_csv(got, out, volcano=report.volcano, start=report.start, end=report.end, variable="so2_7km",
+                         filters=FILTERS, radii=RADII, n_granules=report.n_granules, scheduler=report.scheduler,
+                         skipped=report.skipped_granules())
+    header, back = read_timeseries_csv(out)
+    name = damaged.relative_to(tiny_copy).as_posix()
+    assert header["n_skipped_granules"] == "1"
+    assert header["skipped_granule_1"].startswith(f"{name}: cannot be opened as a netCDF-4 file")
+    assert skipped_from_header(header) == report.skipped_granules() == [(name, report.skipped_granules()[0][1])]
+    assert str(tiny_copy) not in out.read_text()
+    pd.testing.assert_frame_equal(back, got)
+
+
+def test_a_badly_named_file_is_skipped_and_named_and_the_run_completes(tiny_copy, tmp_path, first_run):
+    table, _, _ = first_run
+    good = tropomi_of(tiny_copy, 18121)
+    bad = good.with_name("S5P_OFFL_L2__SO2____20211312T151810_20211312T165940_18121_02_020104_20211312T195940.nc")
+    shutil.copy2(good, bad)  # month 13 in its name
+    got, report = run(catalog=str(catalog_for(tiny_copy, tmp_path)))
+    pd.testing.assert_frame_equal(got, table)
+    names = dict(report.skipped_granules())
+    assert list(names) == [bad.relative_to(tiny_copy).as_posix()]
+    assert "not a valid time" in names[bad.relative_to(tiny_copy).as_posix()]
+
+
+@pytest.mark.parametrize("error", [ValueError("bad scale_factor"), KeyError("so2_7km"), IndexError("index 9 is out"),
+                                   RuntimeError("NetCDF: HDF error"), TypeError("unsupported operand")])
+def test_any_reader_failure_is_a_named_skip_and_the_period_goes_on(tiny_archive_path, first_run, monkeypatch, error):
+    import app.data.tropomi as tropomi
+
+    table, _, _ = first_run
+    real = tropomi.read_swath
+
+    def flaky(path, *args, **kwargs):
+        if "_18122_" in os.fspath(path):
+            raise error
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(tropomi, "read_swath", flaky)
+    got, report = run(scheduler="sync")
+    pd.testing.assert_frame_equal(got, table[table["orbit"] != 18122].reset_index(drop=True))
+    [(name, reason)] = report.skipped_granules()
+    assert name.startswith("tropomi/2021/04/12/") and "_18122_" in name
+    assert reason.startswith(f"cannot be used ({type(error).__name__}: ")
+    assert f"skipped {name}: {reason}" in str(report)
+
+
+def test_a_bug_of_ours_is_not_taken_for_a_damaged_granule(tiny_archive_path, monkeypatch):
+    import app.data.tropomi as tropomi
+
+    def broken(*_args, **_kwargs):
+        raise NameError("name 'scale' is not defined")
+
+    monkeypatch.setattr(tropomi, "read_swath", broken)
+    with pytest.raises(NameError):
+        run(scheduler="sync")
+
+
+# --- the CLI checks every argument before any work -----------------------------------------------------------------
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if the CLI opens the catalogue or starts computing."""
+    import app.data.catalog as catalogs
+    import app.data.timeseries as engine
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("the CLI started working before checking its arguments")
+
+    monkeypatch.setattr(engine, "compute_mass_timeseries", forbidden)
+    monkeypatch.setattr(catalogs, "open_catalog", forbidden)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--wind-ms", "-3"], "--wind-ms must be more than 0 m/s; got -3.0"),
+        (["--wind-ms", "nan"], "--wind-ms must be more than 0 m/s; got nan"),
+        (["--wind-ms", "inf"], "--wind-ms must be more than 0 m/s; got inf"),
+        (["--wind-ms", "fast"], "argument --wind-ms: invalid float value: 'fast'"),
+        (["--start", "3000-01-01", "--end", "3000-01-02"], "the start '3000-01-01' is outside the years 1900-2199"),
+        (["--start", "1677", "--end", "2021-04-12"], "the start '1677' is outside the years"),
+        (["--start", "NaT"], "give the start of the period as a date"),
+        (["--start", "2021-13-01"], "the start '2021-13-01' is not a date or time"),
+        (["--end", "2021-04-10"], "comes before its start"),
+        (["--volcano", "Nowhere Mountain"], "No volcano is named 'Nowhere Mountain'"),
+        (["--radii", "25,-1"], "a radius must be more than 0 km"),
+        (["--radii", "25,x"], "'x' is not a number"),
+        (["--radii", "nan"], "a radius must be more than 0 km; got nan km"),
+        (["--scheduler", "my laptop"], "neither a Dask scheduler address"),
+        (["--plume-height-km", "-2"], "--plume-height-km must be a height between 0 and 50 km"),
+        (["--wind-ms", "3", "--min-coverage", "2"], "--min-coverage must be a fraction between 0 and 1"),
+        (["--qa-min", "2"], "qa_min must be between 0 and 1"),
+        (["--volcano"], "argument --volcano: expected one argument"),
+    ],
+)
+def test_cli_bad_arguments_are_one_line_before_any_work(tmp_path, capsys, no_work, extra, message):
+    out = tmp_path / "x.csv"
+    args = {"--volcano": VOLCANO, "--start": DAY, "--end": DAY, "--catalog": "tiny"}
+    flags = [a for a in extra if a.startswith("--")]
+    base = [x for k, v in args.items() if k not in flags for x in (k, v)]
+    try:
+        status = main(["timeseries", *base, *extra, "--no-cache", "-o", str(out)])
+    except SystemExit as exc:  # argparse's own errors (a flag without its value, a float that is not one)
+        status = exc.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err.startswith("fumarole: ") and message in err and len(err.splitlines()) == 1, err
+    assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "under-a-file", "is-a-folder", "flux-missing",
+                                   "flux-under-a-file", "flux-same-as-output"])
+def test_cli_output_files_are_checked_before_any_work(tmp_path, capsys, no_work, where):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine\n")
+    out, flux = tmp_path / "x.csv", []
+    if where == "missing-folder":
+        out = tmp_path / "no" / "such" / "x.csv"
+    elif where == "under-a-file":
+        out = blocker / "x.csv"
+    elif where == "is-a-folder":
+        out = tmp_path
+    elif where == "flux-missing":
+        flux = ["--flux-output", str(tmp_path / "nope" / "f.csv")]
+    elif where == "flux-under-a-file":
+        flux = ["--flux-output", str(blocker / "f.csv")]
+    else:
+        flux = ["--flux-output", str(out)]
+    status = main(["timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--catalog", "tiny",
+                   "--wind-ms", "5", *flux, "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith("fumarole: ") and len(err.splitlines()) == 1, err
+    expected = {"missing-folder": "does not exist", "under-a-file": "is not a folder", "is-a-folder": "is a folder",
+                "flux-missing": "--flux-output", "flux-under-a-file": "is not a folder",
+                "flux-same-as-output": "is the mass CSV of -o"}[where]
+    assert expected in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a-file"] and blocker.read_text() == "mine\n"
+
+
+def test_cli_lists_the_skipped_granules_on_stderr_and_in_both_headers(tiny_copy, tmp_path, capsys, first_run):
+    table, _, _ = first_run
+    damaged = tropomi_of(tiny_copy, 18122)
+    truncate(damaged)
+    out = tmp_path / "out.csv"
+    status = main(["timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY,
+                   "--radii", ",".join(f"{r:g}" for r in RADII), "--catalog", str(catalog_for(tiny_copy, tmp_path)),
+                   "--no-cache", "--wind-ms", "10", "-o", str(out)])
+    err = capsys.readouterr().err
+    name = damaged.relative_to(tiny_copy).as_posix()
+    assert status == 0 and f"skipped {name}: cannot be opened" in err and str(tiny_copy) not in err
+    for path in (out, out.with_suffix(".flux.csv")):
+        header, _ = read_timeseries_csv(path)
+        assert [n for n, _ in skipped_from_header(header)] == [name]
+    _, got = read_timeseries_csv(out)
+    pd.testing.assert_frame_equal(got, table[table["orbit"] != 18122].reset_index(drop=True))

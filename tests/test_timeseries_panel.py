@@ -180,8 +180,9 @@ def test_cancel_before_the_start_computes_nothing_and_says_so(vp):
     assert panel.mass_time_plot() is None and not panel.running
 
 
-def test_cancel_button_stops_after_the_granule_in_progress(vp):
-    panel = TimeSeriesPanel(vp, cache_dir=False, radii=RADII_KM, scheduler="sync")
+def test_cancel_button_stops_after_the_granule_in_progress(vp, monkeypatch):
+    monkeypatch.setenv("FUMAROLE_CLUSTERS", "serial=sync")  # the operator's cluster: one granule at a time
+    panel = TimeSeriesPanel(vp, cache_dir=False, radii=RADII_KM, cluster="serial")
     panel.param.watch(lambda event: panel.cancel() if event.new >= 1 else None, "progress_done")
     panel.compute(sync=True)
     report = panel.results["so2_7km"][1]
@@ -199,7 +200,6 @@ def test_cancel_button_stops_after_the_granule_in_progress(vp):
         ({"variables": []}, "Choose at least one SO2 column"),
         ({"start": dt.date(2021, 5, 1), "end": dt.date(2021, 5, 3)},
          "No TROPOMI granule between 2021-05-01 and 2021-05-03"),
-        ({"scheduler": "nowhere"}, "neither a Dask scheduler address"),
     ],
 )
 def test_bad_input_is_a_sentence_in_the_alert_and_the_log(vp, change, message):
@@ -207,6 +207,18 @@ def test_bad_input_is_a_sentence_in_the_alert_and_the_log(vp, change, message):
     panel.compute(sync=True)  # never raises
     assert panel.message_type == "danger" and message in panel.message
     assert any(message.lower() in m.lower() for m in panel.log.messages("error"))
+    assert not panel.running and panel.table is None
+
+
+def test_a_cluster_the_operator_removed_is_a_sentence(vp, monkeypatch):
+    monkeypatch.setenv("FUMAROLE_CLUSTERS", "big=tcp://10.0.0.1:8786")
+    panel = TimeSeriesPanel(vp, cache_dir=False)
+    assert panel.param.cluster.objects == ["local", "big"] and panel.cluster == "local"
+    panel.cluster = "big"
+    monkeypatch.delenv("FUMAROLE_CLUSTERS")
+    panel.compute(sync=True)
+    assert panel.message_type == "danger"
+    assert panel.message == "The cluster 'big' is not configured any more; choose one of local"
     assert not panel.running and panel.table is None
 
 
@@ -254,10 +266,15 @@ def test_an_unreadable_granule_is_in_the_alert_and_the_log_and_the_rest_computes
             dest.parent.mkdir(parents=True, exist_ok=True)
             data = src.read_bytes()
             dest.write_bytes(data[: len(data) // 3] if orbit == 18122 else data)
-            broken = dest.name if orbit == 18122 else broken
+            broken = src.relative_to(tiny_archive_path).as_posix() if orbit == 18122 else broken
     panel = TimeSeriesPanel(archive=Archive(str(yaml_path)), cache_dir=False, radii=RADII_KM, start=DAY, end=DAY)
     panel.compute(sync=True)
     assert list(panel.table["orbit"].unique()) == [18121]
     assert panel.message_type == "warning" and f"1 granule(s) could not be read and were skipped ({broken}" in (
         panel.message)
-    assert any(m.startswith(f"time series: skipped {broken}") for m in panel.log.messages("warning"))
+    assert any(m.startswith(f"time series: skipped {broken}: ") for m in panel.log.messages("warning"))
+    everything = panel.message + "\n".join(panel.log.messages())
+    assert str(tmp_path) not in everything  # granules are named relative to the archive root
+    header, table = read_timeseries_csv(panel.mass_csv())
+    assert header["n_skipped_granules"] == "1" and header["skipped_granule_1"].startswith(f"{broken}: cannot")
+    assert list(table["orbit"].unique()) == [18121]

@@ -6,25 +6,33 @@ row per (orbit, radius) with the SO2 mass within the disk (``app.science.mass.so
 
 1. the granule index (:mod:`app.data.index`) keeps only the granules of the period whose footprint touches the
    lat/lon box of the largest disk (antimeridian- and pole-aware, :func:`disk_bbox`), without opening a file;
-2. a cached result (one small JSON file per granule and question, :class:`TimeseriesCache`) is used as it is;
+2. a cached result (one small signed JSON file per granule and question, :class:`TimeseriesCache`, kept in the
+   per-user state folder, never in the archive) is used once its signature and schema are checked;
 3. for each remaining granule, one task: a strided read of the pixel centres finds the window of scanlines that
    can reach the disk (:func:`scanline_window`), then only that window of only the needed variables (the column,
    ``qa_value`` and ``solar_zenith_angle`` when a filter needs them, the centres and corners) is read with
    :func:`app.data.tropomi.read_swath`, and the masses are computed. The window holds every pixel whose centre
    lies in the largest disk, so the masses equal those of the whole granule.
 
-Tasks run on a local thread pool by default, or on a Dask distributed cluster (a scheduler address such as
-``tcp://127.0.0.1:8786``, or a ``distributed.Client``): one task per granule, a bounded number in flight, so
-that cancelling (a ``threading.Event``) stops submitting and cancels what is pending. A granule that cannot be
-read is reported with the reason and the rest of the period still computes.
+Tasks run on a local thread pool by default, or on a Dask distributed cluster: one task per granule, a bounded
+number in flight, so that cancelling (a ``threading.Event``) stops submitting and cancels what is pending. Where
+they run is the operator's choice, never a page visitor's: dashboards pass ``cluster=`` the *name* of a cluster
+configured in the operator's settings (:func:`app.core.settings.clusters`); only trusted callers (the CLI's own
+``--scheduler`` flag, notebooks, tests) pass ``scheduler=`` an address or a ``distributed.Client``. A Dask client
+unpickles what its scheduler sends, so an address must never come from a web page.
+
+A granule that cannot be read -- any failure of the reader on that file, a file name that does not parse (a month
+13), a file that vanished -- is a skipped granule with its reason, named relative to the archive root; the rest of
+the period still computes, and the CSV header lists the skipped granules.
 
 An orbit belongs to the period when its overpass time (the mean time of its pixels in the largest disk) lies in
 ``[start, end)``; a date given as ``end`` (no time of day) includes that whole day.
 
 The CSV written by :func:`write_timeseries_csv` starts with ``# key: value`` lines recording the volcano, the
 period, the variable, every filter, the radii, the code version, the number of granules used and the creation
-time; :func:`read_timeseries_csv` reads it back. The CLI (``fumarole timeseries``) and the dashboard panel write
-the same file.
+time, and every granule that was skipped with the reason; :func:`read_timeseries_csv` reads it back
+(:func:`skipped_from_header` gives the skipped granules). The CLI (``fumarole timeseries``) and the dashboard
+panel write the same file.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -49,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.science.filters import Filters
 from app.science.flux import flux_from_mass_table
@@ -56,15 +66,22 @@ from app.science.geodesy import EARTH_RADIUS_KM, great_circle_distance_km
 from app.science.mass import DEFAULT_RADII_KM, so2_mass_within_radii
 
 __all__ = [
+    "CACHE_FORMAT",
+    "CONNECT_TIMEOUT_S",
     "ENGINE_VERSION",
+    "GRANULE_FAILURES",
     "MAX_RADIUS_KM",
     "SO2_VARIABLES",
     "TABLE_COLUMNS",
     "TimeseriesCache",
     "TimeseriesReport",
     "VolcanoRef",
+    "check_csv_output",
     "check_radii",
+    "check_scheduler",
     "check_variable",
+    "check_wind_speed",
+    "cluster_names",
     "code_version",
     "compute_flux_timeseries",
     "compute_mass_timeseries",
@@ -76,8 +93,10 @@ __all__ = [
     "parse_period",
     "parse_radii",
     "read_timeseries_csv",
+    "relative_name",
     "resolve_volcano",
     "scanline_window",
+    "skipped_from_header",
     "write_timeseries_csv",
     "DEFAULT_RADII_KM",
 ]
@@ -95,7 +114,10 @@ TABLE_COLUMNS = ("time", "orbit", "radius_km", "mass_t", "n_valid", "n_summed", 
 PRODUCT = "tropomi_so2"
 #: Pixel areas from the corners as spherical polygons (``app.science.geodesy.pixel_area_km2``).
 AREA_METHOD = "exact"
-CACHE_FOLDER = (".fumarole-cache", "timeseries")
+#: The format of a cache entry (bump it when the entry's layout changes).
+CACHE_FORMAT = "fumarole-timeseries-cache/2"
+#: Seconds a Dask scheduler has to answer before the run gives up (an unanswering address must not hang a run).
+CONNECT_TIMEOUT_S = 10.0
 
 _WINDOW_STRIDE = 16  # scanlines between the samples of the cheap read that finds the window
 _INT_COLUMNS = ("n_valid", "n_summed", "n_pixels")
@@ -209,17 +231,26 @@ def _is_date_only(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value) is not None
 
 
+#: The times a period may span: satellite data, with room on both sides (and far from pandas' year 1677 and 2262).
+EARLIEST = pd.Timestamp("1900-01-01")
+LATEST = pd.Timestamp("2200-01-01")
+
+
 def _as_timestamp(value: Any, what: str) -> pd.Timestamp:
     try:
         t = pd.Timestamp(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserInputError(
             f"the {what} {value!r} is not a date or time (use e.g. 2021-04-12 or 2021-04-12T18:00)"
         ) from None
     if pd.isna(t):
-        raise UserInputError(f"give the {what} of the period (e.g. 2021-04-12)")
+        raise UserInputError(f"give the {what} of the period as a date (e.g. 2021-04-12); got {value!r}")
     if t.tzinfo is not None:
         t = t.tz_convert("UTC").tz_localize(None)
+    if not EARLIEST <= t < LATEST:
+        raise UserInputError(
+            f"the {what} {value!r} is outside the years {EARLIEST.year}-{LATEST.year - 1} a time series can span"
+        )
     return t.as_unit("ns")
 
 
@@ -277,15 +308,8 @@ def disk_bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, f
 # --- one granule: the window, the read, the masses (runs on a worker) ----------------------------------------
 
 
-def _netcdf_lock():
-    # netCDF-C and HDF5 are not thread-safe: share xarray's locks (the granule index uses the same ones). They are
-    # not re-entrant: should app.data.tropomi.read_swath ever take them itself, drop the `with` around it below.
-    from xarray.backends.locks import HDF5_LOCK, NETCDFC_LOCK, combine_locks
-
-    return combine_locks([NETCDFC_LOCK, HDF5_LOCK])
-
-
-_NETCDF_LOCK = _netcdf_lock()
+# netCDF-C and HDF5 are not thread-safe: every open and read below holds app.core.locks.HDF_LOCK (re-entrant, so a
+# reader that takes it itself inside does not deadlock); the mass computation on the arrays runs outside it.
 
 
 def _sampled_centres(path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -329,7 +353,7 @@ def scanline_window(path: str | os.PathLike, lat: float, lon: float, radius_km: 
     that margin. Returns ``(None, n_scanlines)`` when the granule does not come near the disk.
     """
     path = os.fspath(path)
-    with _NETCDF_LOCK:
+    with HDF_LOCK:
         s_lat, s_lon, rows, n_rows = _sampled_centres(path, stride)
     if s_lat.size == 0:
         return None, n_rows
@@ -397,7 +421,7 @@ def mass_for_granule(
             return {"records": [], "window": None, "n_scanlines": n_rows}
     else:
         rows, n_rows = slice(None), None
-    with _NETCDF_LOCK:
+    with HDF_LOCK:
         swath = read_swath(path, variables=_needed_variables(variable, filters), scanlines=rows)
     table = so2_mass_within_radii(swath, variable, lat, lon, radii_km, filters, area_method=AREA_METHOD)
     n_rows = n_rows if n_rows is not None else int(swath.sizes["scanline"])
@@ -406,16 +430,34 @@ def mass_for_granule(
     return {"records": _records(table, name) if reaches else [], "window": (first, stop), "n_scanlines": n_rows}
 
 
+#: What reading or computing one granule may raise on a bad file: the granule is skipped with the reason.
+#: (NameError, ImportError, AssertionError... are bugs of ours and still stop the run.)
+GRANULE_FAILURES = (GranuleError, OSError, RuntimeError, ValueError, LookupError, TypeError, AttributeError,
+                    ArithmeticError, UnicodeError, EOFError)
+
+
+def _exception_text(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _granule_task(path: str, variable: str, lat: float, lon: float, radii_km: tuple[float, ...],
                   filters: Filters) -> dict[str, Any]:
-    """One task: :func:`mass_for_granule`, with an unreadable file returned as ``{"error": reason}``."""
+    """One task: :func:`mass_for_granule`, with a granule that cannot be used returned as ``{"error": reason}``.
+
+    Whatever the reader or the mass computation raises on this one file (:data:`GRANULE_FAILURES`: a damaged or
+    truncated file, a variable of the wrong shape or type, a file that vanished) makes the granule a skipped one
+    with that reason; the run goes on. Errors of the run's own orchestration happen outside this function.
+    """
     t0 = time.perf_counter()
     try:
         out = mass_for_granule(path, variable, lat, lon, radii_km, filters)
     except GranuleError as exc:
         return {"error": exc.problem, "seconds": time.perf_counter() - t0}
     except OSError as exc:  # the file vanished or the disk failed between the index and the read
-        return {"error": f"cannot be read ({type(exc).__name__}: {exc})", "seconds": time.perf_counter() - t0}
+        return {"error": f"cannot be read ({_exception_text(exc)})", "seconds": time.perf_counter() - t0}
+    except GRANULE_FAILURES as exc:
+        return {"error": f"cannot be used ({_exception_text(exc)})", "seconds": time.perf_counter() - t0}
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -423,29 +465,115 @@ def _granule_task(path: str, variable: str, lat: float, lon: float, radii_km: tu
 # --- the cache ----------------------------------------------------------------------------------------------
 
 
-def _user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "fumarole" / "timeseries"
-
-
 def default_cache_dir(archive_root: str | os.PathLike | None) -> Path:
-    """``<archive>/.fumarole-cache/timeseries`` for a writable local archive, else the user's cache folder."""
-    if archive_root is not None:
-        root = os.fspath(archive_root)
-        if "://" not in root and "::" not in root and os.path.isdir(root) and os.access(root, os.W_OK):
-            return Path(root).joinpath(*CACHE_FOLDER)
-    return _user_cache_dir()
+    """The cache folder of an archive: ``timeseries`` in its per-user state folder, never in the archive itself.
+
+    That is ``app.core.state.archive_state_dir(archive_root) / "timeseries"`` (``$FUMAROLE_STATE_DIR`` or XDG,
+    keyed by the archive's root), or ``state_dir() / "timeseries"`` when the root is not known.
+    """
+    from app.core.state import archive_state_dir, state_dir
+
+    if archive_root is None:
+        return state_dir() / "timeseries"
+    return archive_state_dir(archive_root) / "timeseries"
+
+
+_RECORD_FIELDS = frozenset(TABLE_COLUMNS)
+_NS_MIN, _NS_MAX = EARLIEST.as_unit("ns").value, LATEST.as_unit("ns").value
+_SAID_LOCK = threading.Lock()
+_SAID: set[str] = set()
+
+
+def _say_once(where: str, message: str) -> None:
+    """Log a warning once per process for ``where`` (a cache entry, a folder)."""
+    with _SAID_LOCK:
+        if where in _SAID:
+            return
+        _SAID.add(where)
+    logger.warning("%s", message)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _record_problem(i: int, record: Any, radius: float, granule: str) -> str | None:
+    """What is wrong with record ``i`` of an entry, or None (the schema of :data:`TABLE_COLUMNS`)."""
+    if not isinstance(record, dict) or set(record) != _RECORD_FIELDS:
+        return f"record {i} is not a mapping of the fields {', '.join(TABLE_COLUMNS)}"
+    t, orbit = record["time"], record["orbit"]
+    if t is not None and not (_is_int(t) and _NS_MIN <= t < _NS_MAX):
+        return f"record {i}: time {t!r} is not a time in ns since 1970 within {EARLIEST.year}-{LATEST.year - 1}"
+    if orbit is not None and not (_is_int(orbit) and orbit >= 0):
+        return f"record {i}: orbit {orbit!r} is not a whole number >= 0"
+    if not (_is_number(record["radius_km"]) and record["radius_km"] == radius):
+        return f"record {i}: radius_km {record['radius_km']!r} is not the radius {radius:g} of the key"
+    mass, coverage = record["mass_t"], record["coverage"]
+    if not (_is_number(mass) and (math.isfinite(mass) or math.isnan(mass))):
+        return f"record {i}: mass_t {mass!r} is not a number of tonnes"
+    if not (_is_number(coverage) and 0.0 <= coverage <= 1.0):
+        return f"record {i}: coverage {coverage!r} is not a fraction between 0 and 1"
+    counts = [record[c] for c in ("n_summed", "n_valid", "n_pixels")]
+    if not all(_is_int(n) and n >= 0 for n in counts) or not counts[0] <= counts[1] <= counts[2]:
+        return f"record {i}: the pixel counts {counts} are not whole numbers with n_summed <= n_valid <= n_pixels"
+    if record["granule"] != granule:
+        return f"record {i}: granule {record['granule']!r} is not the key's {granule!r}"
+    return None
+
+
+def _entry_problem(entry: Any, key: Mapping[str, Any]) -> str | None:
+    """What is wrong with the content of a signed entry for ``key``, or None."""
+    if json.loads(json.dumps(key)) != entry.get("key"):
+        return "it holds the result of another question"
+    records, window, n_rows = entry.get("records"), entry.get("window"), entry.get("n_scanlines")
+    radii = list(key["radii_km"])
+    if not isinstance(records, list) or len(records) not in (0, len(radii)):
+        return f"its records are not a list of 0 or {len(radii)} records (one per radius)"
+    if not (_is_int(n_rows) and n_rows >= 0):
+        return f"n_scanlines {n_rows!r} is not a whole number >= 0"
+    if window is None:
+        if records:
+            return "it has records but no window of scanlines"
+    elif not (isinstance(window, list) and len(window) == 2 and all(map(_is_int, window))
+              and 0 <= window[0] < window[1] <= n_rows):
+        return f"window {window!r} is not [first, stop] scanlines within 0-{n_rows}"
+    granule = os.path.basename(str(key["granule"]))
+    for i, (record, radius) in enumerate(zip(records, radii, strict=False)):
+        problem = _record_problem(i, record, float(radius), granule)
+        if problem:
+            return problem
+    return None
 
 
 class TimeseriesCache:
-    """Results on disk, one small JSON file per (granule, question): re-runs and longer periods reuse them.
+    """Results on disk, one small signed JSON file per (granule, question): re-runs and longer periods reuse them.
 
     The key holds the granule's path, size and modification time, the volcano (number, latitude, longitude), the
     radii, the variable, ``Filters.key()`` and :func:`code_version`, so any change to one of them misses.
+
+    An entry is data, never code (JSON, no pickle), and it is trusted only once checked: it carries an HMAC-SHA256
+    of its content with this installation's key (``app.core.state.secret_key("timeseries-cache")``), and its key
+    and every record are checked against the schema (types and ranges of each field). An entry that is not JSON,
+    is ``null``, is edited or forged, or breaks the schema is ignored (said once in the log), the granule is
+    computed again and the entry overwritten. Writing goes through ``app.core.state.write_state``: a folder that
+    cannot be written is said once and the run goes on without storing.
     """
 
-    def __init__(self, folder: str | os.PathLike):
+    def __init__(self, folder: str | os.PathLike, secret: bytes | None = None):
+        """``folder`` holds the entries; ``secret`` signs them (default: the installation's cache key)."""
         self.folder = Path(folder)
+        self._secret = secret
+        self._writable = True
+        #: entries found invalid (ignored and computed again) by this object
+        self.rejected = 0
 
     @staticmethod
     def key(granule: Mapping[str, Any], volcano: VolcanoRef, radii_km: tuple[float, ...], variable: str,
@@ -464,39 +592,111 @@ class TimeseriesCache:
         }
 
     def _path(self, key: Mapping[str, Any]) -> Path:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
-        return self.folder / digest[:2] / f"{digest}.json"
+        digest = hashlib.sha256(_canonical(key)).hexdigest()
+        return self.folder / f"{digest}.json"
+
+    def _signature(self, body: Mapping[str, Any]) -> str:
+        if self._secret is None:
+            from app.core.state import secret_key
+
+            self._secret = secret_key("timeseries-cache")
+        return hmac.new(self._secret, _canonical(body), hashlib.sha256).hexdigest()
+
+    def _reject(self, path: Path, problem: str) -> None:
+        self.rejected += 1
+        _say_once(str(path), f"time-series cache entry {path.name} in {self.folder} is not used: {problem}; "
+                             "the granule is computed again and the entry replaced")
 
     def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The stored result of ``key``, or None (missing, unreadable or for another key)."""
+        """The stored result of ``key`` (records, window, n_scanlines), or None when missing or not valid."""
         path = self._path(key)
         try:
-            with open(path, encoding="utf-8") as f:
-                entry = json.load(f)
-        except FileNotFoundError:
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except (OSError, ValueError) as exc:
-            logger.warning("time-series cache entry %s is unreadable (%s); computing again", path, exc)
+        except OSError as exc:
+            self._reject(path, f"it cannot be read ({exc.strerror or exc})")
             return None
-        if entry.get("key") != json.loads(json.dumps(key)):
+        try:
+            entry = json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            self._reject(path, f"it is not JSON ({_exception_text(exc)})")
             return None
-        return entry
+        problem = self._problem(entry, key)
+        if problem:
+            self._reject(path, problem)
+            return None
+        return {"records": entry["records"], "window": entry["window"], "n_scanlines": entry["n_scanlines"]}
 
-    def put(self, key: Mapping[str, Any], result: Mapping[str, Any]) -> None:
-        """Store a result (written to a temporary file, then renamed: readers never see half a file)."""
-        path = self._path(key)
-        entry = {"key": key, "records": result["records"], "window": result.get("window"),
-                 "n_scanlines": result.get("n_scanlines")}
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(json.dumps(entry), encoding="utf-8")
-            os.replace(tmp, path)
-        except OSError as exc:  # a read-only or full cache folder slows re-runs down; it must not stop this one
-            logger.warning("cannot write the time-series cache entry %s: %s", path, exc)
+    def _problem(self, entry: Any, key: Mapping[str, Any]) -> str | None:
+        if not isinstance(entry, dict):
+            return f"it holds {type(entry).__name__ if entry is not None else 'null'}, not an entry"
+        if entry.get("format") != CACHE_FORMAT:
+            return f"its format is {entry.get('format')!r}, not {CACHE_FORMAT!r}"
+        signature = entry.get("hmac")
+        body = {k: v for k, v in entry.items() if k != "hmac"}
+        if not isinstance(signature, str) or not hmac.compare_digest(signature, self._signature(body)):
+            return "its signature does not match its content (edited, forged, or signed with another key)"
+        return _entry_problem(entry, key)
+
+    def put(self, key: Mapping[str, Any], result: Mapping[str, Any]) -> bool:
+        """Store a result, signed (atomically: readers never see half a file); False when it could not be written.
+
+        A folder that cannot be written is said once (``app.core.state.write_state``) and not tried again by
+        this object: the run goes on without storing.
+        """
+        if not self._writable:
+            return False
+        window = result.get("window")
+        body = {"format": CACHE_FORMAT, "key": json.loads(json.dumps(key)), "records": list(result["records"]),
+                "window": None if window is None else [int(window[0]), int(window[1])],
+                "n_scanlines": int(result.get("n_scanlines") or 0)}
+        text = _canonical({**body, "hmac": self._signature(body)})
+
+        def write(tmp: str) -> None:
+            Path(tmp).write_bytes(text)
+
+        from app.core.state import write_state
+
+        self._writable = write_state(self._path(key), write, what="time-series cache")
+        return self._writable
 
 
 # --- the report ---------------------------------------------------------------------------------------------
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path or "::" in path
+
+
+def relative_name(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
+    """A granule's path relative to the archive root (``tropomi/2021/04/12/S5P_...nc``), for users to read.
+
+    Never an absolute server path: a path outside ``root`` (or with no root known) is given by its file name. A
+    relative path is taken as already relative to the root (the granule index reports skipped files that way).
+    """
+    text = os.fspath(path)
+    if not _is_url(text) and not os.path.isabs(text):
+        return Path(text).as_posix()
+    if root is not None:
+        base = os.fspath(root).rstrip("/")
+        if _is_url(text) or _is_url(base):
+            if text.startswith(base + "/"):
+                return text[len(base) + 1:]
+        else:
+            full, top = os.path.abspath(text), os.path.abspath(base)
+            if os.path.commonpath([full, top]) == top and full != top:
+                return Path(os.path.relpath(full, top)).as_posix()
+    return text.rstrip("/").rsplit("/", 1)[-1].rsplit(os.sep, 1)[-1]
+
+
+def _relative_text(text: str, path: str, name: str, root: str | None) -> str:
+    """``text`` with the absolute ``path`` (and the archive root) replaced by names users may see."""
+    text = text.replace(path, name)
+    if root:
+        text = text.replace(os.fspath(root).rstrip("/") + "/", "").replace(os.fspath(root), "the archive")
+    return text
+
 
 
 @dataclass
@@ -508,7 +708,9 @@ class TimeseriesReport:
     whose footprint does not touch the largest disk (never opened); ``not_reaching``: granules whose scanlines
     come near the disk's box but no pixel centre falls in the disk; ``outside_period``: granules whose overpass
     lies outside the period; ``superseded``: granules of an orbit also available in a newer or offline version;
-    ``corrupt``: (path, reason) of granules that could not be read.
+    ``corrupt``: (path, reason) of granules that could not be read or used (a damaged file, a file name that
+    does not parse); ``cache_rejected``: cache entries found invalid and computed again. Paths are the server's;
+    every sentence meant for a user names a granule relative to ``archive_root`` (:meth:`name`).
     """
 
     volcano: VolcanoRef
@@ -519,6 +721,7 @@ class TimeseriesReport:
     filters: Filters
     scheduler: str = ""
     cache_dir: str | None = None
+    archive_root: str | None = None
     n_in_period: int = 0
     skipped_by_index: int = 0
     granules_used: list[str] = field(default_factory=list)
@@ -527,6 +730,7 @@ class TimeseriesReport:
     superseded: list[str] = field(default_factory=list)
     corrupt: list[tuple[str, str]] = field(default_factory=list)
     cache_hits: int = 0
+    cache_rejected: int = 0
     computed: int = 0
     cancelled: bool = False
     seconds: float = 0.0
@@ -537,6 +741,15 @@ class TimeseriesReport:
         """Granules whose orbits are in the table."""
         return len(self.granules_used)
 
+    def name(self, path: str) -> str:
+        """A granule's path as users see it: relative to the archive root (:func:`relative_name`)."""
+        return relative_name(path, self.archive_root)
+
+    def skipped_granules(self) -> list[tuple[str, str]]:
+        """(name relative to the archive root, reason) of every granule skipped because it could not be used."""
+        return [(self.name(path), _relative_text(reason, path, self.name(path), self.archive_root))
+                for path, reason in self.corrupt]
+
     def lines(self) -> list[str]:
         """The report as sentences, one per line (what was read, skipped and why)."""
         out = [
@@ -546,14 +759,17 @@ class TimeseriesReport:
             f"touch the {max(self.radii_km):g} km disk), {self.n_granules} used, {self.cache_hits} from the cache, "
             f"{self.computed} read, {len(self.corrupt)} unreadable",
         ]
-        for name in self.not_reaching:
-            out.append(f"{os.path.basename(name)}: no pixel centre within {max(self.radii_km):g} km")
-        for name in self.outside_period:
-            out.append(f"{os.path.basename(name)}: passes over the volcano outside the period")
-        for name in self.superseded:
-            out.append(f"{os.path.basename(name)}: superseded by another granule of the same orbit")
-        for path, reason in self.corrupt:
-            out.append(f"skipped {os.path.basename(path)}: {reason}")
+        for path in self.not_reaching:
+            out.append(f"{self.name(path)}: no pixel centre within {max(self.radii_km):g} km")
+        for path in self.outside_period:
+            out.append(f"{self.name(path)}: passes over the volcano outside the period")
+        for path in self.superseded:
+            out.append(f"{self.name(path)}: superseded by another granule of the same orbit")
+        for name, reason in self.skipped_granules():
+            out.append(f"skipped {name}: {reason}")
+        if self.cache_rejected:
+            out.append(f"{self.cache_rejected} cache entr{'ies were' if self.cache_rejected > 1 else 'y was'} not "
+                       "valid (edited, damaged or forged) and computed again")
         if self.cancelled:
             out.append("cancelled: the table holds the granules finished before the cancel")
         out.append(f"done in {self.seconds:.2f} s on {self.scheduler}")
@@ -600,7 +816,7 @@ def _local_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _distributed_runner(client: Any, owned: bool) -> _Runner:
+def _distributed_runner(client: Any, owned: bool, cluster: str | None = None) -> _Runner:
     import distributed
 
     def wait(futures: list, timeout: float) -> tuple[set, set]:
@@ -612,91 +828,189 @@ def _distributed_runner(client: Any, owned: bool) -> _Runner:
         return set(done), set(pending)
 
     threads = sum(client.nthreads().values()) or 1
-    address = getattr(client.scheduler, "address", "?")
+    # a configured cluster is named, not located: its address is the operator's, not for the pages
+    where = f"cluster {cluster}: Dask distributed" if cluster else \
+        f"Dask distributed at {getattr(client.scheduler, 'address', '?')}"
     return _Runner(
         submit=lambda fn, *args: client.submit(fn, *args, pure=False),
         wait=wait,
         close=client.close if owned else (lambda: None),
         in_flight=2 * threads,
-        label=f"Dask distributed at {address} ({len(client.nthreads())} workers, {threads} threads)",
+        label=f"{where} ({len(client.nthreads())} workers, {threads} threads)",
     )
 
 
-def _runner(scheduler: Any) -> _Runner:
-    """Turn the ``scheduler`` argument into something that submits, waits and closes."""
+def _runner(where: _Where) -> _Runner:
+    """Turn the resolved scheduler into something that submits, waits and closes."""
+    scheduler = where.value
     if scheduler is None or scheduler == "threads":
         n = _local_workers()
         pool = cf.ThreadPoolExecutor(max_workers=n, thread_name_prefix="fumarole-timeseries")
-        return _Runner(pool.submit, _cf_wait, lambda: pool.shutdown(cancel_futures=True), 2 * n, f"threads ({n})")
+        return _Runner(pool.submit, _cf_wait, lambda: pool.shutdown(cancel_futures=True), 2 * n,
+                       where.label(f"threads ({n})"))
     if scheduler == "sync":
-        return _Runner(_SyncExecutor().submit, _cf_wait, lambda: None, 1, "sync (one thread)")
+        return _Runner(_SyncExecutor().submit, _cf_wait, lambda: None, 1, where.label("sync (one thread)"))
     if scheduler == "processes":
         import multiprocessing
 
         n = _local_workers()
         pool = cf.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
         return _Runner(pool.submit, _cf_wait, lambda: pool.shutdown(cancel_futures=True), 2 * n,
-                       f"processes ({n})")
+                       where.label(f"processes ({n})"))
     if isinstance(scheduler, str):
-        return _distributed_runner(_connect(scheduler), owned=True)
+        return _distributed_runner(_connect(scheduler, where.cluster), owned=True, cluster=where.cluster)
     if _is_distributed_client(scheduler):
         return _distributed_runner(scheduler, owned=False)
-    _check_scheduler(scheduler)
     return _Runner(scheduler.submit, _cf_wait, lambda: None, 8, type(scheduler).__name__)
 
 
 _LOCAL_SCHEDULERS = ("threads", "processes", "sync")
+_ADDRESS = re.compile(r"^[a-z+]+://\S+$|^[\w.\-]+:\d+$")
 
 
-def _check_scheduler(scheduler: Any) -> None:
-    """Raise a UserInputError now (before any work) for a scheduler that cannot be one."""
+@dataclass(frozen=True)
+class _Where:
+    """Where the tasks run: a scheduler value (see :func:`compute_mass_timeseries`) and the cluster it is named by."""
+
+    value: Any
+    cluster: str | None = None
+
+    def label(self, what: str) -> str:
+        return f"cluster {self.cluster}: {what}" if self.cluster and self.cluster != "local" else what
+
+
+def cluster_names() -> list[str]:
+    """The names of the clusters the operator configured (``app.core.settings.clusters``), ``local`` first."""
+    from app.core.settings import LOCAL, SettingsError, clusters
+
+    try:
+        names = list(clusters())
+    except SettingsError as exc:
+        raise UserInputError(str(exc)) from None
+    return [LOCAL, *sorted(n for n in names if n != LOCAL)]
+
+
+def _cluster(name: Any) -> _Where:
+    """The configured cluster ``name``: its address looked up in the operator's settings, never given by a caller."""
+    from app.core.settings import SettingsError, cluster_address
+
+    if not isinstance(name, str):
+        raise UserInputError(f"a cluster is given by its name (one of {', '.join(cluster_names())}); got {name!r}")
+    try:
+        address = cluster_address(name.strip())
+    except SettingsError as exc:
+        raise UserInputError(str(exc)) from None
+    address = address.strip()
+    if address not in _LOCAL_SCHEDULERS and not _ADDRESS.match(address):
+        raise UserInputError(f"the configured cluster {name.strip()!r} has the address {address!r}, which is "
+                             "not a Dask scheduler address (tcp://host:8786): fix the operator's settings")
+    return _Where(address, name.strip())
+
+
+def _resolve_scheduler(scheduler: Any, cluster: Any) -> _Where:
+    """Check the ``scheduler``/``cluster`` arguments now (before any work) and say where the tasks will run."""
+    if cluster is not None:
+        if scheduler is not None:
+            raise UserInputError("give either cluster= (the name of a configured cluster) or scheduler=, not both")
+        return _cluster(cluster)
     if scheduler is None or isinstance(scheduler, cf.Executor) or _is_distributed_client(scheduler):
-        return
+        return _Where(scheduler)
     if not isinstance(scheduler, str):
         raise UserInputError(
             f"unknown scheduler {scheduler!r}: give a Dask scheduler address (tcp://host:8786), a "
             "distributed.Client, 'threads' (the default), 'processes' or 'sync'"
         )
     text = scheduler.strip()
-    if text in _LOCAL_SCHEDULERS or re.match(r"^[a-z+]+://\S+$", text) or re.match(r"^[\w.\-]+:\d+$", text):
-        return
+    if text in _LOCAL_SCHEDULERS or _ADDRESS.match(text):
+        return _Where(text)
+    names = cluster_names()
+    if text in names:
+        return _cluster(text)
     raise UserInputError(
-        f"the scheduler {scheduler!r} is neither a Dask scheduler address (e.g. tcp://127.0.0.1:8786) nor one of "
-        f"{', '.join(map(repr, _LOCAL_SCHEDULERS))}"
+        f"the scheduler {scheduler!r} is neither a Dask scheduler address (e.g. tcp://127.0.0.1:8786), one of "
+        f"{', '.join(map(repr, _LOCAL_SCHEDULERS))}, nor a configured cluster ({', '.join(names)})"
     )
 
 
-def _connect(address: str) -> Any:
+def check_scheduler(scheduler: Any = None, cluster: str | None = None) -> str:
+    """Check the ``scheduler``/``cluster`` of :func:`compute_mass_timeseries` now, before any work; say where it runs.
+
+    Raises a UserInputError for a scheduler that cannot be one, or a cluster that is not configured. Connects to
+    nothing.
+    """
+    return _describe_scheduler(_resolve_scheduler(scheduler, cluster))
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Raise OSError/TimeoutError unless a Dask endpoint at ``address`` completes the handshake within ``timeout``.
+
+    ``distributed.Client(timeout=...)`` bounds the TCP connection, not the handshake read that follows: a port
+    that accepts and never answers would hang the run. The probe runs in a thread of its own (the caller may be
+    inside an event loop).
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def handshake() -> None:
+        comm = await asyncio.wait_for(connect(address, timeout=timeout), timeout)
+        await comm.close()
+
+    with cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fumarole-dask-probe") as pool:
+        pool.submit(asyncio.run, handshake()).result()
+
+
+def _connect(address: str, cluster: str | None = None) -> Any:
     text = address.strip()
-    _check_scheduler(text)
+    shown = f"cluster {cluster!r}" if cluster else f"the Dask scheduler at {text}"
     import distributed
 
+    timeout = float(CONNECT_TIMEOUT_S)
     try:
-        return distributed.Client(text, timeout="10s", set_as_default=False)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise UserInputError(f"cannot connect to the Dask scheduler at {text}: {exc}") from None
+        _probe(text, timeout)
+        return distributed.Client(text, timeout=f"{timeout}s", set_as_default=False)
+    except TimeoutError as exc:  # asyncio's too (one class since Python 3.11); caught before OSError, its base
+        raise UserInputError(f"{shown} did not answer as a Dask scheduler within {timeout:g} s "
+                             f"({_exception_text(exc)})") from None
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"cannot connect to {shown}: {_exception_text(exc)}") from None
 
 
 def _describe_scheduler(scheduler: Any) -> str:
-    if scheduler is None:
-        return f"threads ({_local_workers()})"
-    if isinstance(scheduler, str):
-        return scheduler
-    if _is_distributed_client(scheduler):
-        return f"Dask distributed at {getattr(scheduler.scheduler, 'address', '?')}"
-    return type(scheduler).__name__
+    where = scheduler if isinstance(scheduler, _Where) else _Where(scheduler)
+    value = where.value
+    if value is None:
+        return where.label(f"threads ({_local_workers()})")
+    if isinstance(value, str):
+        return where.label(value) if not where.cluster or value in _LOCAL_SCHEDULERS else where.label("Dask")
+    if _is_distributed_client(value):
+        return f"Dask distributed at {getattr(value.scheduler, 'address', '?')}"
+    return type(value).__name__
 
 
 # --- the engine ---------------------------------------------------------------------------------------------
 
 
+def _index_root(index: Any) -> str | None:
+    """The archive root of an index given as it is: its own, else the common folder of its products' roots."""
+    root = getattr(index, "root", None)
+    if root:
+        return os.fspath(root)
+    roots = [os.fspath(s.root_url) for s in getattr(index, "sources", []) or [] if getattr(s, "root_url", None)]
+    if not roots:
+        return None
+    if any(_is_url(r) for r in roots):
+        return roots[0]
+    return os.path.commonpath([os.path.abspath(r) for r in roots])
+
+
 def _open_index(catalog_or_index: Any) -> tuple[Any, str | None, list[tuple[str, str]]]:
-    """The granule index, the archive root (for the default cache) and the files the index could not read."""
+    """The granule index, the archive root (for the default cache and names) and the files the index skipped."""
     from app.data.index import GranuleIndex, open_index
 
     if isinstance(catalog_or_index, GranuleIndex):
         index = catalog_or_index
-        root = os.path.dirname(index.path) if index.path and "://" not in index.path else None
+        root = _index_root(index)
     else:
         from app.data import catalog as catalogs
 
@@ -709,23 +1023,33 @@ def _open_index(catalog_or_index: Any) -> tuple[Any, str | None, list[tuple[str,
     return index, root, skipped
 
 
-def _granule_period(path: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """Start and end from a TROPOMI file name, or None when the name is not one."""
+def _granule_period(path: str) -> tuple[pd.Timestamp, pd.Timestamp] | None | str:
+    """Start and end from a TROPOMI file name, None when the name is not one, or a reason (text).
+
+    The reason is returned when the name has the shape of a TROPOMI name but its fields do not parse (a month 13).
+    """
     from app.data.filenames import PATTERNS
 
     pattern = PATTERNS.get(PRODUCT)
-    if pattern is None or not pattern.matches(os.path.basename(path)):
+    if pattern is None or not pattern.matches(str(path).rstrip("/").rsplit("/", 1)[-1].rsplit(os.sep, 1)[-1]):
         return None
-    fields = pattern.parse(path)
-    return pd.Timestamp(fields["start"]), pd.Timestamp(fields["end"])
+    try:
+        fields = pattern.parse(path)
+        return pd.Timestamp(fields["start"]), pd.Timestamp(fields["end"])
+    except (GranuleError, ValueError, KeyError, TypeError, OverflowError) as exc:
+        return exc.problem if isinstance(exc, GranuleError) else f"its file name does not parse ({exc})"
 
 
 def _unreadable_in_period(skipped: list[tuple[str, str]], t0: pd.Timestamp, t1: pd.Timestamp) -> list[tuple[str, str]]:
-    """The files the index could not read whose TROPOMI file name says they overlap the period."""
+    """The TROPOMI files the index skipped that may hold an orbit of the period.
+
+    Those whose file name gives a period overlapping this one, and those whose name has a TROPOMI shape but does
+    not parse (a month 13): their period is unknown, so they are named as skipped rather than silently left out.
+    """
     out = []
     for path, reason in skipped:
         span = _granule_period(path)
-        if span is not None and span[1] > t0 and span[0] < t1:
+        if isinstance(span, str) or (span is not None and span[1] > t0 and span[0] < t1):
             out.append((path, reason))
     return out
 
@@ -825,11 +1149,11 @@ def _take(result: Mapping[str, Any], path: str, q: _Question, report: Timeseries
     records.extend(inside)
 
 
-def _run_tasks(todo: list[tuple[dict[str, Any], dict[str, Any]]], q: _Question, scheduler: Any,
+def _run_tasks(todo: list[tuple[dict[str, Any], dict[str, Any]]], q: _Question, where: _Where,
                cache: TimeseriesCache | None, report: TimeseriesReport, records: list[dict[str, Any]],
                tick: Callable[[], None], cancel: threading.Event | None) -> None:
     """Submit one task per granule (a bounded number in flight), collect results, cache them as they come."""
-    runner = _runner(scheduler)
+    runner = _runner(where)
     report.scheduler = runner.label
     queue = deque(todo)
     running: dict[Any, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -866,6 +1190,7 @@ def compute_mass_timeseries(
     filters: Filters | Mapping[str, Any] | None = None,
     *,
     scheduler: Any = None,
+    cluster: str | None = None,
     cache_dir: str | os.PathLike | bool | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
@@ -889,10 +1214,18 @@ def compute_mass_timeseries(
     filters
         :class:`app.science.filters.Filters` (or a mapping of its fields); qa_value >= 0.5 by default.
     scheduler
-        None or ``"threads"``: a local thread pool; ``"processes"``; ``"sync"``; a Dask scheduler address
-        (``"tcp://127.0.0.1:8786"``) or a ``distributed.Client``: one task per granule on that cluster.
+        For trusted callers only (the CLI's ``--scheduler``, notebooks, tests): None or ``"threads"``: a local
+        thread pool; ``"processes"``; ``"sync"``; a Dask scheduler address (``"tcp://127.0.0.1:8786"``) or a
+        ``distributed.Client``: one task per granule on that cluster; or the name of a cluster the operator
+        configured (as ``cluster``). The engine connects to an address it is given, and a Dask client unpickles
+        what its scheduler sends: never pass an address that came from a web page.
+    cluster
+        The name of a cluster configured by the operator (:func:`cluster_names`, ``app.core.settings``):
+        ``"local"`` (this process's threads) or a name whose address only the settings know. What dashboards
+        pass; an unknown name is a UserInputError. Give ``cluster`` or ``scheduler``, not both.
     cache_dir
-        The folder of the cache; None for :func:`default_cache_dir`, False for no cache.
+        The folder of the cache; None for :func:`default_cache_dir` (in the per-user state folder, never in the
+        archive), False for no cache.
     progress
         Called as ``progress(done, total)`` with the granules finished so far (cache hits at once).
     cancel
@@ -905,17 +1238,20 @@ def compute_mass_timeseries(
         One row per (orbit, radius), by time then radius: ``time`` (overpass: mean time of the pixels in the
         largest disk, to the millisecond), ``orbit``, ``radius_km``, ``mass_t`` (tonnes; NaN without a valid
         pixel), ``n_valid``, ``n_summed`` (valid pixels summed, i.e. above ``min_du``), ``n_pixels``,
-        ``coverage`` (fraction of the disk covered by valid pixels) and ``granule`` (file name).
+        ``coverage`` (fraction of the disk covered by valid pixels) and ``granule`` (file name). Granules that
+        could not be read or used are not in the table: ``report.skipped_granules()`` names them with the reason.
 
     Raises
     ------
     UserInputError
-        Unknown volcano (with the closest names), end before start, no radius or a radius <= 0 or > 5,000 km,
-        an unknown variable, or no granule of the period that reaches the largest disk.
+        Unknown volcano (with the closest names), end before start, a time outside 1900-2199, no radius or a
+        radius <= 0 or > 5,000 km, an unknown variable, an unknown scheduler or cluster, a Dask scheduler that
+        does not answer within :data:`CONNECT_TIMEOUT_S`, or no granule of the period that reaches the largest
+        disk.
 
     """
     t_start = time.perf_counter()
-    _check_scheduler(scheduler)
+    where = _resolve_scheduler(scheduler, cluster)
     q = _Question(resolve_volcano(volcano), *parse_period(start, end), check_radii(radii_km),
                   check_variable(variable), Filters.coerce(filters))
     index, root, index_skipped = _open_index(catalog_or_index)
@@ -923,8 +1259,8 @@ def compute_mass_timeseries(
     if cache_dir is not False:
         cache = TimeseriesCache(cache_dir if cache_dir not in (None, True) else default_cache_dir(root))
     report = TimeseriesReport(q.volcano, q.t0, q.t1, q.radii, q.variable, q.filters,
-                              scheduler=_describe_scheduler(scheduler),
-                              cache_dir=str(cache.folder) if cache else None)
+                              scheduler=_describe_scheduler(where),
+                              cache_dir=str(cache.folder) if cache else None, archive_root=root)
     in_period = index.query(PRODUCT, q.t0, q.t1)
     candidates = index.query(PRODUCT, q.t0, q.t1, disk_bbox(q.volcano.latitude, q.volcano.longitude, max(q.radii)))
     candidates, report.superseded = _one_per_orbit(candidates)
@@ -955,10 +1291,11 @@ def compute_mass_timeseries(
         hits += 1
         _take(entry, granule["path"], q, report, records)
     report.cache_hits = hits
+    report.cache_rejected = cache.rejected if cache else 0
     if hits:
         tick(hits)
     if todo and not (cancel is not None and cancel.is_set()):
-        _run_tasks(todo, q, scheduler, cache, report, records, tick, cancel)
+        _run_tasks(todo, q, where, cache, report, records, tick, cancel)
     elif todo:
         report.cancelled = True
     table = _table_from_records(records)
@@ -976,7 +1313,7 @@ def _no_data_error(q: _Question, report: TimeseriesReport) -> UserInputError:
         f"no TROPOMI granule {_period_label(q.t0, q.t1)} reaches {max(q.radii):g} km of {q.volcano.name}"
     )
     if report.corrupt:
-        shown = "; ".join(f"{os.path.basename(p)}: {why}" for p, why in report.corrupt[:3])
+        shown = "; ".join(f"{name}: {why}" for name, why in report.skipped_granules()[:3])
         more = f" and {len(report.corrupt) - 3} more" if len(report.corrupt) > 3 else ""
         message += f" that could be read ({len(report.corrupt)} could not: {shown}{more})"
     elif report.n_in_period == 0:
@@ -1028,20 +1365,29 @@ def load_wind_csv(path: str | os.PathLike) -> pd.Series:
     return series
 
 
+def check_wind_speed(wind: Any, what: str = "the wind speed") -> float:
+    """A constant wind speed (m/s) as a finite float > 0, or a UserInputError naming ``what`` and the value."""
+    try:
+        value = float(wind)
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"{what} must be a number of m/s; got {wind!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise UserInputError(f"{what} must be more than 0 m/s; got {wind!r}")
+    return value
+
+
 def _wind_input(wind: Any) -> Any:
     if isinstance(wind, str | os.PathLike):
         return load_wind_csv(wind)
     if isinstance(wind, pd.Series | Mapping) or callable(wind):
         return wind
     try:
-        value = float(wind)
-    except (TypeError, ValueError):
+        float(wind)
+    except (TypeError, ValueError, OverflowError):
         raise UserInputError(
             f"the wind must be a speed in m/s, a time series or a CSV file (time, wind_ms); got {wind!r}"
         ) from None
-    if not (math.isfinite(value) and value > 0):
-        raise UserInputError(f"the wind speed must be more than 0 m/s; got {wind!r}")
-    return value
+    return check_wind_speed(wind)
 
 
 def compute_flux_timeseries(
@@ -1083,6 +1429,37 @@ def _header_value(value: Any) -> str:
     return " ".join(str(value).split())  # one line
 
 
+def check_csv_output(path: str | os.PathLike, what: str = "the output") -> Path:
+    """The CSV file to write, checked before any work: its folder exists and a file can be made in it.
+
+    Raises a UserInputError naming ``what`` (e.g. ``-o``) and the path when the path is a folder, its folder is
+    missing or not a folder, or nothing can be written there (a probe file is made and removed at once).
+    """
+    import tempfile
+
+    out = Path(path)
+    if not str(path).strip():
+        raise UserInputError(f"{what} needs the path of the CSV file to write")
+    if out.is_dir():
+        raise UserInputError(f"{what} {path} is a folder; give the path of the CSV file to write")
+    folder = out.parent
+    if not folder.is_dir():
+        state = "is not a folder" if folder.exists() or _under_a_file(folder) else "does not exist"
+        raise UserInputError(f"{what} {path}: the folder {folder} {state}; make it first or choose another")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".fumarole-probe-", suffix=".tmp"):
+            pass
+    except OSError as exc:
+        raise UserInputError(f"{what} {path}: nothing can be written in {folder} ({exc.strerror or exc})") from None
+    if out.exists() and not os.access(out, os.W_OK):
+        raise UserInputError(f"{what} {path} exists and cannot be overwritten")
+    return out
+
+
+def _under_a_file(folder: Path) -> bool:
+    return any(parent.is_file() for parent in (folder, *folder.parents))
+
+
 def write_timeseries_csv(
     df: pd.DataFrame,
     path_or_buffer: str | os.PathLike | io.TextIOBase,
@@ -1095,13 +1472,17 @@ def write_timeseries_csv(
     radii: Iterable[float],
     n_granules: int,
     scheduler: Any = None,
+    skipped: Iterable[tuple[str, str]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> None:
     """Write a mass (or flux) table as CSV after ``# key: value`` lines that record how it was made.
 
     The header records the volcano (name, GVP number, latitude, longitude), the period (UTC, end excluded), the
     variable, every filter, the radii, the code version (:func:`code_version`), the number of granules used, the
-    scheduler, the creation time, and any ``extra`` items (e.g. the wind of a flux table).
+    scheduler, the creation time, the granules skipped because they could not be read or used (``skipped``:
+    (name, reason) pairs, as ``TimeseriesReport.skipped_granules()`` gives them, names relative to the archive
+    root: ``n_skipped_granules`` then one ``skipped_granule_<i>: <name>: <reason>`` line each), and any ``extra``
+    items (e.g. the wind of a flux table). A table without the orbits of skipped granules thus says so.
     """
     v = resolve_volcano(volcano)
     t0, t1 = parse_period(start, end)
@@ -1124,6 +1505,7 @@ def write_timeseries_csv(
         "n_granules": int(n_granules),
         "scheduler": _describe_scheduler(scheduler) if not isinstance(scheduler, str) else scheduler,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **_skipped_header(skipped),
         "units": "mass_t tonnes SO2; radius_km km; coverage fraction of the disk covered by valid pixels"
         if kind == "so2_mass_timeseries"
         else "flux_t_day t/day; a_kg_m kg/m; b_kg_m2 kg/m2; wind_ms m/s",
@@ -1141,6 +1523,27 @@ def write_timeseries_csv(
         Path(path_or_buffer).write_text(lines + body, encoding="utf-8")
     else:
         path_or_buffer.write(lines + body)
+
+
+def _skipped_header(skipped: Iterable[tuple[str, str]]) -> dict[str, str]:
+    items = [(str(name), str(reason)) for name, reason in skipped]
+    out = {"n_skipped_granules": str(len(items))}
+    for i, (name, reason) in enumerate(items, start=1):
+        out[f"skipped_granule_{i}"] = f"{name}: {reason}"
+    return out
+
+
+def skipped_from_header(header: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The (name, reason) of each granule skipped, as a CSV header of :func:`write_timeseries_csv` lists them."""
+    n = int(header.get("n_skipped_granules", "0") or 0)
+    out = []
+    for i in range(1, n + 1):
+        text = header.get(f"skipped_granule_{i}")
+        if text is None:
+            raise UserInputError(f"the time-series header says {n} granules were skipped but lacks number {i}")
+        name, _, reason = text.partition(": ")
+        out.append((name, reason))
+    return out
 
 
 def read_timeseries_csv(path_or_buffer: str | os.PathLike | io.TextIOBase) -> tuple[dict[str, str], pd.DataFrame]:

@@ -18,7 +18,13 @@ cheap changes stay cheap:
    M(r) = a·r + b·r², flux versus time with its 1-sigma error bars.
 
 "Download CSV" writes the table with :func:`app.data.timeseries.write_timeseries_csv` and the same provenance
-as ``fumarole timeseries`` (the CLI), so both give the same file for the same question.
+as ``fumarole timeseries`` (the CLI), so both give the same file for the same question, including the granules
+that were skipped (named relative to the archive root, with the reason), which the alert and the log show too.
+
+Where the computation runs is the operator's choice: the ``cluster`` selector offers the names of the clusters
+configured in the operator's settings (:func:`app.core.settings.clusters`; ``local`` is this server's threads),
+and the engine looks the address up on the server. No field, URL parameter or parameter of the panel holds an
+address: a visitor cannot make the server connect anywhere (a Dask client unpickles what its scheduler sends).
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from app.data.timeseries import (
     VolcanoRef,
     check_radii,
     check_variable,
+    cluster_names,
     compute_flux_timeseries,
     compute_mass_timeseries,
     load_wind_csv,
@@ -92,7 +99,7 @@ class TimeSeriesJob:
     radii_km: tuple[float, ...]
     variables: tuple[str, ...]
     filters: Filters
-    scheduler: str | None
+    cluster: str  # the name of a configured cluster; its address stays in the operator's settings
 
 
 def archive_scenario(archive: Archive) -> str:
@@ -107,8 +114,8 @@ def archive_scenario(archive: Archive) -> str:
     try:
         return str(json.loads(stamp.read_text(encoding="utf-8"))["scenario"])
     except (OSError, ValueError, KeyError, TypeError):
-        raise UserInputError(
-            f"the scenario wind needs the archive's scenario, but {stamp} does not name one: "
+        raise UserInputError(  # the stamp named relative to the archive root: no server path on the page
+            f"the scenario wind needs the archive's scenario, but the archive's {STAMP} stamp does not name one: "
             "choose a constant wind speed or upload a wind CSV (time, wind_ms)"
         ) from None
 
@@ -161,7 +168,9 @@ class TimeSeriesPanel(pn.viewable.Viewer):
     wind_filename = param.String(default="", doc="name of the uploaded wind CSV")
     min_coverage = param.Number(default=0.5, bounds=(0, 1), step=0.05,
                                 doc="flux: fit only radii whose disk is covered by valid pixels at least this much")
-    scheduler = param.String(default="", doc="Dask scheduler address (tcp://host:8786); empty for local threads")
+    cluster = param.Selector(default="local", objects=["local"],
+                             doc="where the computation runs: the name of a cluster the operator configured "
+                                 "(local: this server's threads); never an address")
     shown_variable = param.Selector(default=None, objects=[], allow_None=True,
                                     doc="variable whose table, plots and CSV are shown")
     orbit = param.Selector(default=None, objects=[], allow_None=True, doc="orbit of the mass-versus-radius plot")
@@ -183,7 +192,10 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     def __init__(self, volcplume: VolcPlume | None = None, archive: Archive | None = None,
                  log: LogConsole | None = None, cache_dir: Any = None, **params):
-        """Follow ``volcplume`` (if given); ``cache_dir`` is the engine's (None: the archive's, False: none)."""
+        """Follow ``volcplume`` (if given); ``cache_dir`` is the engine's (None: default, False: none).
+
+        The default cache is the archive's folder in the per-user state folder, never the archive.
+        """
         self.archive = archive or (volcplume.archive if volcplume is not None else get_archive())
         self.log = log or (volcplume.log if volcplume is not None else LogConsole())
         self.cache_dir = cache_dir
@@ -195,7 +207,18 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         if params.get("start") is None or params.get("end") is None:
             day = volcplume.date if volcplume is not None else None
             params = {**dict(zip(("start", "end"), self._period_around(day), strict=True)), **params}
+        cluster = params.pop("cluster", None)
         super().__init__(volcplume=volcplume, **params)
+        self.param.cluster.objects = self._configured_clusters()  # this instance's choices: the operator's now
+        if cluster is not None:
+            self.cluster = cluster  # a name that is not configured is refused (ValueError), as from the page
+
+    def _configured_clusters(self) -> list[str]:
+        try:
+            return cluster_names()
+        except UserInputError as exc:  # the operator's settings are broken: local threads only, and say why
+            self.log.write("warning", f"time series: only local threads are offered: {exc}")
+            return ["local"]
 
     # ------------------------------------------------------------------------------------- following the map
     @staticmethod
@@ -241,7 +264,10 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         if not self.variables:
             raise UserInputError(f"choose at least one SO2 column ({', '.join(SO2_VARIABLES)})")
         variables = tuple(check_variable(v) for v in SO2_VARIABLES if v in self.variables)
-        return TimeSeriesJob(volcano, t0, t1, radii, variables, self.filters(), self.scheduler.strip() or None)
+        if self.cluster not in cluster_names():
+            raise UserInputError(f"the cluster {self.cluster!r} is not configured any more; choose one of "
+                                 f"{', '.join(cluster_names())}")
+        return TimeSeriesJob(volcano, t0, t1, radii, variables, self.filters(), self.cluster)
 
     def compute(self, sync: bool = False, cancel: threading.Event | None = None) -> bool:
         """Compute the time series of the current question; True when it started.
@@ -318,7 +344,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             try:
                 table, report = compute_mass_timeseries(
                     self.archive.catalog, job.volcano, job.start, job.end, job.radii_km, variable, job.filters,
-                    scheduler=job.scheduler, cache_dir=self.cache_dir, progress=tick, cancel=cancel,
+                    cluster=job.cluster, cache_dir=self.cache_dir, progress=tick, cancel=cancel,
                 )
             except FumaroleError as exc:
                 return {"results": results, "error": str(exc), "level": "error",
@@ -366,11 +392,12 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             parts.append(f"{variable}: {n_orbits} orbit{'s' * (n_orbits != 1)} × {len(report.radii_km)} radii "
                          f"from {report.n_granules} granule{'s' * (report.n_granules != 1)} "
                          f"({report.computed} read, {report.cache_hits} from the cache) in {report.seconds:.1f} s")
-            if report.corrupt:
+            skipped = report.skipped_granules()
+            if skipped:
                 level = "warning"
-                names = ", ".join(Path(p).name for p, _ in report.corrupt[:3])
-                parts.append(f"{len(report.corrupt)} granule(s) could not be read and were skipped ({names}; "
-                             "see the log)")
+                names = ", ".join(name for name, _ in skipped[:3]) + (", …" if len(skipped) > 3 else "")
+                parts.append(f"{len(skipped)} granule(s) could not be read and were skipped ({names}; "
+                             "see the log and the CSV header)")
             if report.cancelled:
                 level = "warning"
                 done = report.computed + report.cache_hits
@@ -463,7 +490,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             raise UserInputError("compute a time series first")
         return dict(volcano=report.volcano, start=report.start, end=report.end, variable=report.variable,
                     filters=report.filters, radii=report.radii_km, n_granules=report.n_granules,
-                    scheduler=report.scheduler)
+                    scheduler=report.scheduler, skipped=report.skipped_granules())
 
     def mass_csv(self) -> io.StringIO:
         """The mass table of the variable shown as CSV with its provenance header (what "Download CSV" gives)."""
@@ -668,8 +695,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             w.MultiChoice.from_param(self.param.variables, label="TROPOMI SO2 column(s)", **fill),
             self._filters_text,
             w.FloatInput.from_param(self.param.min_du, label="Truncate columns below (DU, empty: none)", **fill),
-            w.TextInput.from_param(self.param.scheduler, label="Dask scheduler (empty: local threads)",
-                                   placeholder="tcp://host:8786", **fill),
+            w.Select.from_param(self.param.cluster, label="Run on (cluster)", **fill),
             width=300,
         )
         upload = w.FileInput.from_param(self.param.wind_file, accept=".csv", label="Wind CSV (time, wind_ms)",
