@@ -28,7 +28,6 @@ __all__ = [
     "VARIABLES",
     "DERIVED_VARIABLES",
     "FILL_VALUE",
-    "HDF4_LOCK",
     "LEAP_SECONDS",
     "read_curtain",
     "read_track",
@@ -64,9 +63,6 @@ _LONG_NAMES = {
 #: The fill value of CALIOP float SDSs.
 FILL_VALUE = -9999.0
 
-#: The HDF4 library is not thread-safe: every pyhdf call of this module runs under the one lock of all the file
-#: libraries, :data:`app.core.locks.HDF_LOCK`. This name stays for the sample writer (app/sample/caliop.py).
-HDF4_LOCK = HDF_LOCK
 
 #: Per-profile SDSs: one value per profile, stored (profiles, 1).
 _PER_PROFILE = ("Latitude", "Longitude", "Profile_Time", "Surface_Elevation", "Day_Night_Flag")

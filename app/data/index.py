@@ -156,9 +156,7 @@ def register_geolocator(product: str, reads_file: bool = True):
     return wrap
 
 
-# Every netCDF4/HDF5 and HDF4 read of the index holds the one lock of the file libraries (app.core.locks). The old
-# name stays for the modules that still import it from here (app.data.timeseries, app.data.geo) until they move.
-_NETCDF_LOCK = HDF_LOCK
+# Every netCDF4/HDF5 and HDF4 read of the index holds the one lock of the file libraries (app.core.locks.HDF_LOCK).
 
 
 def _stride(n: int, stride: int, minimum_samples: int) -> int:
@@ -263,7 +261,7 @@ def caliop_geolocation(path: str, stride: int = 16) -> Geolocation:
 GEO_DISK_RADIUS_DEG = 75.0
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)  # one small grid per ring position (a few KB each): constant, not in the budget
 def geo_disk(sub_lon: float, radius_deg: float = GEO_DISK_RADIUS_DEG, step_deg: float = 1.0):
     """Samples (lat, lon: 2-D, NaN outside) and the footprint mask of the cap within ``radius_deg`` of (0, sub_lon).
 

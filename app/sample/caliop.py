@@ -63,7 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.data.caliop import FILL_VALUE, HDF4_LOCK, datetime64_to_tai93, datetime64_to_utc_number
+from app.core.locks import HDF_LOCK
+from app.data.caliop import FILL_VALUE, datetime64_to_tai93, datetime64_to_utc_number
 from app.data.filenames import caliop_filename
 from app.sample.orbit import CALIPSO, SunSynchronousOrbit
 
@@ -559,7 +560,7 @@ def write_granule(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")  # written aside, renamed when complete: no half-written granule
     try:
-        with HDF4_LOCK:
+        with HDF_LOCK:
             sd = SD(os.fspath(tmp), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
             try:
                 for name, (dtype, units, valid_range) in _PROFILE_SDS.items():
