@@ -54,6 +54,8 @@ def readonly_archive(tiny_archive_path, tmp_path):
     """A ``chmod -R a-w`` copy of the tiny archive and a catalogue pointing at it: (root, catalogue path)."""
     root = tmp_path / "readonly" / "tiny"
     shutil.copytree(tiny_archive_path, root)
+    # an index an older Fumarole left in the archive: it must be ignored, never read, rewritten or deleted
+    (root / gi.LEGACY_INDEX_FILENAME).write_bytes(b"PAR1 stale index of an older version")
     text = (REPO / "catalogs" / "tiny.yaml").read_text().replace("{CATALOG_DIR}/../data/tiny", str(root))
     catalogue = tmp_path / "tiny-readonly.yaml"
     catalogue.write_text(text)

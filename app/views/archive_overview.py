@@ -106,8 +106,8 @@ class ArchiveOverview(pn.viewable.Viewer):
         if params.get("archive") is None:
             params["archive"] = get_archive()
         super().__init__(**params)
-        self._refresh_button = pn.widgets.Button(label="Rescan archive", button_type="primary", width=160,
-                                                 disabled=not admin_allowed(), name="rescan")
+        self._refresh_button = pn.widgets.Button(label="Rescan archive", color="primary", width=160,
+                                                 disabled=not admin_allowed())
         self._refresh_button.on_click(self._on_refresh)
         self._thread: threading.Thread | None = None
 
