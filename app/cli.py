@@ -266,6 +266,9 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
         "--plugins", "app.api.geo",
         # /liveness answers 200 while the server runs (the Docker HEALTHCHECK)
         "--liveness",
+        # the dashboards are built after their page has loaded (app.views.shell.deferred_page) and their events
+        # handled on these threads, not on the one event loop that also answers other pages and the API
+        "--num-threads", str(SESSION_THREADS),
     ]
     if args.basic_auth:
         cmd += ["--basic-auth", _check_basic_auth(args.basic_auth)]
@@ -276,6 +279,11 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
         # first reads are paid before the first visitor comes, not by them
         cmd += ["--warm"]
     return cmd, env
+
+
+#: Threads of Panel's pool that build the dashboards and run their callbacks (the file reads inside are serialised
+#: by app.core.locks.HDF_LOCK; rendering is numpy/datashader, mostly outside the GIL).
+SESSION_THREADS = 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

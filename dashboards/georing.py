@@ -5,20 +5,21 @@ import panel as pn
 from app.paths import DASHBOARDS
 from app.views.georing import GeoRing
 from app.views.log_console import LogConsole
-from app.views.shell import page
+from app.views.shell import deferred_page
 
 pn.extension(notifications=True)
 
 URL_STATE = ["mode", "satellite", "date", "time", "product", "coastlines", "speed", "x_range", "y_range",
              "lon_range", "lat_range", "show_source"]
 
-if pn.state.served:
+def build():
+    """The page's content: the ring / one satellite / mosaic and the log console, and the controls."""
     log = LogConsole()
     app = GeoRing(log=log)
     pn.state.location.sync(app, {name: name for name in URL_STATE})
+    return [app, pn.Card(log, title="Log console", collapsed=True, sizing_mode="stretch_width")], [app.controls()]
+
+
+if pn.state.served:
     available = {p.stem for p in DASHBOARDS.glob("*.py")}
-    page(
-        "GEO ring — geostationary imagery", "georing",
-        [app, pn.Card(log, title="Log console", collapsed=True, sizing_mode="stretch_width")],
-        sidebar=[app.controls()], available=available,
-    ).servable()
+    deferred_page("GEO ring — geostationary imagery", "georing", build, available=available).servable()

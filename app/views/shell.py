@@ -35,3 +35,37 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     for item in main if isinstance(main, list | tuple) else [main]:
         tpl.main.append(item)
     return tpl
+
+
+def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None):
+    """A served page whose content is built after the page has loaded, off the server's event loop.
+
+    Building a dashboard (reading granules, rendering the first map) takes about a second of CPU. Done while the
+    page is requested, it runs on the server's one event loop and holds up every other page, API request and
+    static file meanwhile. Here the request returns the shell at once (title bar, links and a loading
+    indicator); ``build()`` runs when the browser has connected (``pn.state.onload``: on Panel's thread pool,
+    which ``fumarole serve`` starts with ``--num-threads``) and returns ``(main, sidebar)`` lists that replace the
+    placeholders. An error while building is shown on the page, named, instead of a blank page.
+    """
+    main_col = pn.Column(pn.indicators.LoadingSpinner(value=True, size=40),
+                         sizing_mode="stretch_width")
+    side_col = pn.Column(sizing_mode="stretch_width")
+    tpl = page(title, current, [main_col], sidebar=[side_col] if sidebar else (), available=available)
+
+    def _load():
+        try:
+            main, side = build()
+        except Exception as exc:  # noqa: BLE001 - shown on the page and logged, never a blank page
+            import logging
+
+            logging.getLogger(__name__).exception("building %s failed", current)
+            main_col[:] = [pn.pane.Alert(f"This page could not be built: {type(exc).__name__}: {exc}",
+                                         alert_type="danger")]
+            return
+        side_col[:] = list(side)
+        main_col[:] = list(main)
+
+    # on a thread of the pool when the server has one (not during the warm-up run at start, which has none yet)
+    pn.state.onload(_load, threaded=bool(pn.config.nthreads))
+    return tpl
+

@@ -1,0 +1,35 @@
+"""The page shell: a dashboard built after its page has loaded, and a build that fails said on the page."""
+
+from __future__ import annotations
+
+import panel as pn
+
+from app.views.shell import deferred_page
+
+
+def _main_objects(tpl):
+    (column,) = tpl.main.objects
+    return column.objects
+
+
+def test_the_built_content_replaces_the_spinner():
+    built = pn.pane.Markdown("the map")
+    controls = pn.widgets.TextInput(label="zone")
+    tpl = deferred_page("T", "volcplume", lambda: ([built], [controls]), available={"volcplume"})
+    # outside a served session Panel runs onload callbacks at once: the content is there
+    assert _main_objects(tpl) == [built]
+    (side,) = tpl.sidebar.objects
+    assert side.objects == [controls]
+
+
+def test_a_failed_build_is_said_on_the_page_not_a_blank_page(caplog):
+    def build():
+        raise KeyError("no granule index")
+
+    with caplog.at_level("ERROR", logger="app.views.shell"):
+        tpl = deferred_page("T", "georing", build, sidebar=False)
+    (alert,) = _main_objects(tpl)
+    assert isinstance(alert, pn.pane.Alert) and alert.alert_type == "danger"
+    assert "KeyError" in alert.object and "no granule index" in alert.object
+    assert any("building georing failed" in r.getMessage() for r in caplog.records)
+    assert tpl.sidebar.objects == []
