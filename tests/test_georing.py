@@ -286,6 +286,9 @@ def test_a_truncated_file_and_an_absent_channel_are_said(damaged):
     app = GeoRing(archive=damaged, log=LogConsole(), mode="satellite", satellite="G16", time="15:00")
     assert app.current_frame() is None
     assert "OR_ABI-L1b-RadF-M6C13_G16_s20211021500204" in app.alert and "truncated" in app.alert
+    # named relative to the archive root, in the alert and in the log console: no server path on the page
+    assert "abi/G16/" in app.alert and damaged.root not in app.alert and "/tmp" not in app.alert
+    assert app.log.messages() and not any(damaged.root in m for m in app.log.messages())
     app.product = "natural_color"  # needs no C13: shown
     assert app.current_frame() is not None and app.alert == ""
     app.param.update(product="ash", time="12:00")

@@ -33,6 +33,7 @@ import xarray as xr
 from app.data import geo
 from app.data.archive import Archive, get_archive
 from app.data.errors import FumaroleError, UserInputError
+from app.data.index import without_root
 from app.render import geo as render
 from app.render import overlays
 from app.science import rgb as rgbmod
@@ -181,7 +182,11 @@ class GeoRing(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------------------------------- messages
     def report(self, level: str, message: str, *, alert: bool = True) -> None:
-        """Write a sentence to the log console and (for warnings and errors) to the page's alert."""
+        """Write a sentence to the log console and (for warnings and errors) to the page's alert.
+
+        Files are named relative to the archive root: no page shows where the server keeps its files.
+        """
+        message = without_root(message, self.archive.root)
         self.log.write(level, message)
         if alert:
             self.param.update(alert=message, alert_level={"error": "danger"}.get(level, level))
