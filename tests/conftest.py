@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -131,3 +134,52 @@ def shots() -> Path:
     d = REPO / "screenshots"
     d.mkdir(exist_ok=True)
     return d
+
+
+def archive_over(root: Path, folder: Path):
+    """An :class:`~app.data.archive.Archive` of the tiny catalogue pointed at ``root`` (a copy), indexed.
+
+    The catalogue is written under ``folder``; tests damage or touch the copy's files.
+    """
+    from app.data.archive import Archive
+
+    text = (REPO / "catalogs" / "tiny.yaml").read_text().replace("{CATALOG_DIR}/../data/tiny", str(root))
+    path = Path(folder) / "catalogs" / "tiny.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    archive = Archive(str(path))
+    archive.refresh(lambda *_: None)
+    return archive
+
+
+@contextlib.contextmanager
+def serve_api(archive):
+    """Base URL of a Tornado server with the GEO API routes over ``archive``, in a thread (stopped on exit)."""
+    import tornado.httpserver
+    import tornado.web
+
+    from app.api.geo import routes
+
+    port = _free_port()
+    started = threading.Event()
+    state = {}
+
+    def run():
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        server = tornado.httpserver.HTTPServer(tornado.web.Application(routes(archive=archive)))
+        server.listen(port, "127.0.0.1")
+        state.update(loop=loop)
+        started.set()
+        loop.run_forever()
+        server.stop()
+        loop.close()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(30), "the API server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        state["loop"].call_soon_threadsafe(state["loop"].stop)
+        thread.join(10)

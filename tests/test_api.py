@@ -5,12 +5,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import os
-import socket
 import threading
 import urllib.error
 import urllib.request
@@ -18,51 +15,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from conftest import archive_over, serve_api
 from PIL import Image
 
 from app.api import geo as api_geo
 from app.api import pool as api_pool
-from app.api.geo import image_size, relative_message, routes
+from app.api.geo import image_size, relative_message
 from app.core.cache import ByteBoundedCache, SingleFlight
 from app.data.archive import Archive
-from app.paths import REPO
 from app.render import geo as render
 
 # La Soufrière, St Vincent, and the scenario's ash cloud east of it at 15:00
 SOUFRIERE = (13.33, -61.18)
-
-
-@contextlib.contextmanager
-def serve(archive: Archive):
-    """Base URL of a Tornado server with the GEO routes over ``archive``, in a thread (stopped on exit)."""
-    import tornado.httpserver
-    import tornado.web
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started = threading.Event()
-    state = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        server = tornado.httpserver.HTTPServer(tornado.web.Application(routes(archive=archive)))
-        server.listen(port, "127.0.0.1")
-        state.update(loop=loop, server=server)
-        started.set()
-        loop.run_forever()
-        server.stop()
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(30), "the API server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        state["loop"].call_soon_threadsafe(state["loop"].stop)
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +34,7 @@ def api(tiny_archive_path):
     """Base URL of a Tornado server with the GEO routes over the tiny archive (stopped after the module)."""
     archive = Archive("tiny")
     archive.refresh(lambda *_: None)
-    with serve(archive) as url:
+    with serve_api(archive) as url:
         yield url
 
 
@@ -257,13 +221,7 @@ def test_png_has_an_etag_and_a_matching_request_is_a_304(api):
 @pytest.fixture
 def copy_archive(tiny_copy, tmp_path) -> Archive:
     """The tiny catalogue over a private copy of the tiny archive (tests damage or touch its files)."""
-    text = (REPO / "catalogs" / "tiny.yaml").read_text().replace("{CATALOG_DIR}/../data/tiny", str(tiny_copy))
-    path = tmp_path / "catalogs" / "tiny.yaml"
-    path.parent.mkdir()
-    path.write_text(text)
-    archive = Archive(str(path))
-    archive.refresh(lambda *_: None)
-    return archive
+    return archive_over(tiny_copy, tmp_path)
 
 
 def test_png_is_kept_by_its_inputs_and_drawn_again_when_a_file_changes(copy_archive, tiny_copy, monkeypatch):
@@ -411,7 +369,7 @@ def test_value_with_a_damaged_cloud_top_file_drops_only_the_cloud_top(copy_archi
     name = "nwcsaf_ctth/GOES16/2021/04/12/S_NWC_CTTH_GOES16_FULL-DISK_20210412T150000Z.nc"
     ctth = tiny_copy / name
     ctth.write_bytes(ctth.read_bytes()[: ctth.stat().st_size // 3])
-    with serve(copy_archive) as url:
+    with serve_api(copy_archive) as url:
         status, _, body = _get(f"{url}/api/geo/value?satellite=G16&time=2021-04-12T15:00&lat=13.5&lon=-60")
     assert status == 200
     data = json.loads(body)
@@ -424,7 +382,7 @@ def test_a_damaged_channel_is_named_relative_to_the_archive_and_the_rest_is_serv
     c13 = next(tiny_copy.glob("abi/G16/*/*/*/OR_ABI-L1b-RadF-M6C13_G16_s2021102150*.nc"))
     c13.write_bytes(c13.read_bytes()[:1000])
     name = str(c13.relative_to(tiny_copy))
-    with serve(copy_archive) as url:
+    with serve_api(copy_archive) as url:
         # the Ash RGB needs C13: a 500 that names the file relative to the archive root
         status, headers, body = _get(f"{url}/api/geo/image.png?satellite=G16&time=2021-04-12T15:00&width=100")
         assert status == 500 and headers["Content-Type"].startswith("application/json")

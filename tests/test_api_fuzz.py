@@ -8,16 +8,14 @@ Tornado server with the API's routes (fewer examples, every request bounded in t
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import socket
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from conftest import serve_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -159,32 +157,8 @@ def test_answer_functions_raise_only_user_input_errors(archive, route):
 
 @pytest.fixture(scope="module")
 def server(archive):
-    import tornado.httpserver
-    import tornado.web
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started = threading.Event()
-    state = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        srv = tornado.httpserver.HTTPServer(tornado.web.Application(api_geo.routes(archive=archive)))
-        srv.listen(port, "127.0.0.1")
-        state["loop"] = loop
-        started.set()
-        loop.run_forever()
-        srv.stop()
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(30)
-    yield f"http://127.0.0.1:{port}"
-    state["loop"].call_soon_threadsafe(state["loop"].stop)
-    thread.join(10)
+    with serve_api(archive) as url:
+        yield url
 
 
 def _fetch(url: str) -> tuple[int, str, bytes]:

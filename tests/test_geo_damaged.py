@@ -13,15 +13,14 @@ import netCDF4
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import archive_over
 
 from app.data import geo
-from app.data.archive import Archive
 from app.data.errors import GranuleError
 from app.data.geo_abi import read_abi
 from app.data.geo_ahi import read_ahi
 from app.data.geo_seviri import read_seviri
 from app.data.nwcsaf import read_ctth
-from app.paths import REPO
 from app.render import geo as render
 
 T15 = pd.Timestamp("2021-04-12T15:00")
@@ -200,14 +199,6 @@ def test_ahi_damaged_segment_is_a_granule_error(tiny_archive_path, tmp_path, kin
 # --- the rest of the slot is still served ------------------------------------------------------------------------
 
 
-def _archive_over(copy: Path, tmp_path: Path) -> Archive:
-    text = (REPO / "catalogs" / "tiny.yaml").read_text().replace("{CATALOG_DIR}/../data/tiny", str(copy))
-    path = tmp_path / "catalogs" / "tiny.yaml"
-    path.parent.mkdir()
-    path.write_text(text)
-    archive = Archive(str(path))
-    archive.refresh(lambda *_: None)
-    return archive
 
 
 def test_other_channels_and_products_of_a_slot_are_still_served(tiny_copy, tmp_path):
@@ -217,7 +208,7 @@ def test_other_channels_and_products_of_a_slot_are_still_served(tiny_copy, tmp_p
     b13.write_bytes(b13.read_bytes()[:500])
     ctth = _one("nwcsaf_ctth/MSG4/*/*/*/*T150000Z.nc", tiny_copy)
     _damage_nc(ctth, ctth, "transposed")
-    archive = _archive_over(tiny_copy, tmp_path)
+    archive = archive_over(tiny_copy, tmp_path)
 
     # ABI: the damaged band is named, the eleven others read
     with pytest.raises(GranuleError, match="OR_ABI-L1b-RadF-M6C13_G16"):
