@@ -55,7 +55,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
 
@@ -68,6 +67,7 @@ from app.core.cache import SingleFlight, bounded_cache
 from app.data import geo
 from app.data.archive import Archive, get_archive
 from app.data.errors import FumaroleError, GranuleError, UserInputError
+from app.data.index import without_root
 from app.render import geo as render
 
 __all__ = ["ROUTES", "NotFound", "ImageRequest", "ImageAnswer", "image_request", "image_size", "image_png",
@@ -404,12 +404,7 @@ def relative_message(text: str, root: str) -> str:
     ``/srv/archive/abi/G16/…/C13.nc: is truncated`` reads ``abi/G16/…/C13.nc: is truncated``; a path outside the
     archive keeps only its file name: no answer tells a client where the server keeps its files.
     """
-    out = str(text)
-    if root:
-        for prefix in {root.rstrip("/"), os.path.realpath(root).rstrip("/") if "://" not in root else ""}:
-            if prefix:
-                out = out.replace(prefix + "/", "")
-    return _ABSOLUTE_DIRS.sub("", out)
+    return _ABSOLUTE_DIRS.sub("", without_root(str(text), root))
 
 
 # --------------------------------------------------------------------------------------------- Tornado
