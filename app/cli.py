@@ -266,10 +266,9 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
         "--plugins", "app.api.geo",
         # /liveness answers 200 while the server runs (the Docker HEALTHCHECK)
         "--liveness",
-        # the dashboards are built after their page has loaded (app.views.shell.deferred_page) and their events
-        # handled on these threads, not on the one event loop that also answers other pages and the API
-        "--num-threads", str(SESSION_THREADS),
     ]
+    if SESSION_THREADS:  # the dashboards' builds and events on these threads, off the event loop (see above)
+        cmd += ["--num-threads", str(SESSION_THREADS)]
     if args.basic_auth:
         cmd += ["--basic-auth", _check_basic_auth(args.basic_auth)]
     if args.num_procs != 1:
@@ -281,9 +280,11 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
     return cmd, env
 
 
-#: Threads of Panel's pool that build the dashboards and run their callbacks (the file reads inside are serialised
-#: by app.core.locks.HDF_LOCK; rendering is numpy/datashader, mostly outside the GIL).
-SESSION_THREADS = 1
+#: Threads of Panel's pool that would build the dashboards and run their callbacks off the event loop
+#: (``FUMAROLE_SESSION_THREADS``; file reads inside are serialised by app.core.locks.HDF_LOCK). Off by default: with
+#: Panel's threaded events, BokehJS received model references out of order ("reference … isn't known") in about
+#: one page load in three in our browser tests, for both dashboards (docs/benchmarks.md, "Server under load").
+SESSION_THREADS = int(os.environ.get("FUMAROLE_SESSION_THREADS", "0"))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

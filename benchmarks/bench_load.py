@@ -7,29 +7,35 @@ Starts one server (``python -m app.cli serve --address 127.0.0.1`` on a free por
 ``benchmarks/out/bench_load-server.log``), warms it with one request of each kind, then, in this same process:
 
 1. **baseline**: the API clients alone (no page load) for ``--baseline-seconds``;
-2. **mixed**: all ``--clients`` at once for ``--seconds``: ``--page-clients`` of them load pages (GET of
-   ``/volcplume`` permalinks — other zones, levels, days, curtains of indexed CALIOP granules — and of
-   ``/georing``; each GET makes the server build a whole session document), the others call the API
+2. **mixed**: all ``--clients`` at once for ``--seconds``: ``--page-clients`` of them load pages as a browser
+   does (:func:`open_session`, timed end to end: the GET of a ``/volcplume`` permalink — other zones, levels,
+   days, curtains of indexed CALIOP granules — or of a ``/georing`` one, which answers the page's shell; its
+   websocket session; ``document_ready``, on which the server builds the dashboard on its session thread; the
+   patches until the dashboard has replaced the loading spinner), the others call the API
    (``/api/geo/image.png`` over satellites, products, random boxes and widths, so most PNGs are drawn, not
    cached; ``/api/geo/value``; ``/api/geo/slots``) and now and then fetch a small static file (no work: its time
    tells whether the server's event loop itself is free);
 
 and prints p50/p95/max per kind and phase, the ratio "API p50 under page load ÷ API p50 alone", the server's
-resident memory (VmRSS from ``/proc/<pid>/status``) before and after the load and once unused sessions have been
+resident memory (VmRSS from ``/proc/<pid>/status``) before and after the load and once closed sessions have been
 discarded, its peak (VmHWM), and the errors: connection errors and timeouts, 5xx, any other unexpected status, a
-PNG that does not decode with the width asked, a JSON that does not parse, and "Traceback" / "Segmentation fault"
-in the server's output. Every request asked is valid: the expected status is 200. A summary goes to
+PNG that does not decode with the width asked, a JSON that does not parse, a dashboard not built within the
+timeout or showing its build's error, and "Traceback" / "Segmentation fault" in the server's output. Every
+request asked is valid: the expected status is 200. A summary goes to
 ``benchmarks/out/bench_load.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
+import html as html_lib
 import io
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import statistics
@@ -97,6 +103,7 @@ class Server:
 
     catalog: Path
     log: Path
+    num_procs: int = 1
     url: str = ""
     proc: subprocess.Popen | None = None
 
@@ -107,7 +114,8 @@ class Server:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "w", encoding="utf-8") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1",
+                 "--num-procs", str(self.num_procs)],
                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s
@@ -258,6 +266,152 @@ class ApiRequests:
         return self.slots_of_day() if x < 0.9 else Request("static file", STATIC_FILE)
 
 
+# --------------------------------------------------------------------------------------------- a dashboard session
+
+
+@dataclass
+class Session:
+    """What one dashboard session showed when the wait ended: built or not, its widgets, titles and any failure."""
+
+    seconds: float = 0.0
+    built: bool = False
+    selects: dict[str, str] = field(default_factory=dict)
+    titles: list[str] = field(default_factory=list)
+    patches: int = 0
+    error: str | None = None
+
+
+def open_session(base: str, path: str, arguments: dict | None = None, *, ready: bool = True,
+                 timeout_s: float = REQUEST_TIMEOUT_S) -> Session:
+    """Load a dashboard as a browser does, timed end to end, and say what the session held once built.
+
+    GET the page (the shell: title bar and a loading spinner); open its websocket session with the page's signed
+    token and the page's arguments; pull the document; send ``document_ready`` as BokehJS does once the page is
+    rendered (a PATCH-DOC whose ``MessageSent`` event carries the ``bokeh_event``), which makes Panel run the
+    page's ``onload`` build; then wait, on the patches the server sends, until the spinner has been replaced by the
+    dashboard, or for ``timeout_s`` at most. ``ready=False`` leaves the event out, as a plain ``bokeh.client``
+    session does: the dashboard is then never built. ``error`` says what went wrong (the page, the websocket, the
+    build's own error shown on the page, or the deadline), None when the dashboard was built.
+    """
+    import panel  # noqa: F401 - registers Panel's Bokeh models, needed to decode the document
+
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + timeout_s
+    out = Session()
+    query = f"?{urllib.parse.urlencode(arguments)}" if arguments else ""
+    try:
+        with urllib.request.urlopen(base + path + query, timeout=timeout_s) as r:
+            token = re.search(r'"token":\s*"([^"]+)"', r.read().decode("utf-8", errors="replace"))
+    except urllib.error.HTTPError as exc:
+        out.error = f"the page {path} answered HTTP {exc.code}"
+    except OSError as exc:
+        out.error = f"the page {path} did not load: {type(exc).__name__}: {exc}"
+    else:
+        if token is None:
+            out.error = f"the page {path} holds no session token"
+        else:
+            try:
+                asyncio.run(_session(base.replace("http", "ws", 1) + path + "/ws" + query, token.group(1), ready,
+                                     deadline, out))
+            except TimeoutError:
+                out.error = (f"the dashboard {path} was not built within {timeout_s:.0f} s "
+                             f"({out.patches} patches came)")
+            except Exception as exc:  # noqa: BLE001 - any failure of the session is the finding
+                out.error = f"the session of {path} failed: {type(exc).__name__}: {exc}"
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+class _Wire:
+    """Bokeh protocol messages (header, metadata, content and buffer frames) over one websocket, each wait bounded
+    by one deadline."""
+
+    def __init__(self, socket, deadline: float):
+        from bokeh.client.websocket import WebSocketClientConnectionWrapper
+        from bokeh.protocol import Protocol
+        from bokeh.protocol.receiver import Receiver
+
+        self.socket, self.deadline = socket, deadline
+        self.protocol = Protocol()
+        self.receiver = Receiver(self.protocol)
+        self.connection = WebSocketClientConnectionWrapper(socket)
+
+    async def send(self, msgtype: str, *args):
+        """Send a new message of ``msgtype``; returns it (its header holds the id a reply names)."""
+        message = self.protocol.create(msgtype, *args)
+        await message.send(self.connection)
+        return message
+
+    async def _receive(self):
+        while True:
+            fragment = await self.socket.read_message()
+            if fragment is None:
+                raise ConnectionError(f"the server closed the websocket ({self.socket.close_reason or 'no reason'})")
+            message = await self.receiver.consume(fragment)
+            if message is not None:
+                return message
+
+    async def receive(self):
+        """The next whole message; TimeoutError once the deadline has passed."""
+        return await asyncio.wait_for(self._receive(), max(0.0, self.deadline - time.monotonic()))
+
+
+async def _session(ws_url: str, token: str, ready: bool, deadline: float, out: Session) -> None:
+    """The websocket half of :func:`open_session`."""
+    from bokeh.document import Document
+    from bokeh.document.events import MessageSentEvent
+    from bokeh.events import DocumentReady
+    from tornado.websocket import websocket_connect
+
+    socket = await asyncio.wait_for(websocket_connect(ws_url, subprotocols=["bokeh", token],
+                                                      max_message_size=64 * 1024 * 1024),
+                                    max(0.0, deadline - time.monotonic()))
+    try:
+        wire = _Wire(socket, deadline)
+        if (ack := await wire.receive()).msgtype != "ACK":
+            raise ConnectionError(f"the server's first message is {ack.msgtype}, not ACK")
+        request = await wire.send("PULL-DOC-REQ")
+        while (reply := await wire.receive()).header.get("reqid") != request.header["msgid"]:
+            pass  # nothing else is expected before the document, which supersedes anything else
+        if reply.msgtype != "PULL-DOC-REPLY":
+            raise ConnectionError(f"the server answered the document request with {reply.msgtype}: {reply.content}")
+        doc = Document()
+        reply.push_to_document(doc)
+        column, spinner = _spinner(doc)
+        if ready:
+            await wire.send("PATCH-DOC", [MessageSentEvent(doc, "bokeh_event", DocumentReady())])
+        while column is not None and spinner in column.children:
+            message = await wire.receive()
+            if message.msgtype == "PATCH-DOC":
+                message.apply_to_document(doc)
+                out.patches += 1
+        out.built = True
+        _describe(doc, column, out)
+    finally:
+        socket.close()
+
+
+def _spinner(doc) -> tuple:
+    """The page's loading spinner (Panel's LoadingSpinner) and the column holding it, (None, None) if none."""
+    for model in list(doc.models):
+        for child in getattr(model, "children", None) or []:
+            if "spin" in (getattr(child, "css_classes", None) or []):
+                return model, child
+    return None, None
+
+
+def _describe(doc, column, out: Session) -> None:
+    """The built document's select widgets, plot titles and the build's error shown on the page, if any."""
+    from bokeh.models import Select, Title
+
+    out.selects = {m.title: m.value for m in doc.models if isinstance(m, Select)}
+    out.titles = [m.text for m in doc.models if isinstance(m, Title)]
+    for child in column.children if column is not None else ():
+        if "alert-danger" in (getattr(child, "css_classes", None) or []):
+            text = html_lib.unescape(re.sub(r"<[^>]+>", " ", html_lib.unescape(child.text)))
+            out.error = "the page shows an error: " + " ".join(text.split())
+
+
 # --------------------------------------------------------------------------------------------- the clients
 
 
@@ -285,7 +439,14 @@ class Log:
 
 
 def fetch(base: str, req: Request) -> tuple[float, str | None]:
-    """Time one request; the error is None when the answer is a 200 whose body decodes as it should."""
+    """Time one request; the error is None when the answer is a 200 whose body decodes as it should.
+
+    A page is loaded whole, as a browser does (:func:`open_session`): its time runs until the dashboard is built.
+    """
+    if req.kind.startswith("page"):
+        path, _, query = req.path.partition("?")
+        session = open_session(base, path, dict(urllib.parse.parse_qsl(query)), timeout_s=REQUEST_TIMEOUT_S)
+        return session.seconds, session.error
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(base + req.path, timeout=REQUEST_TIMEOUT_S) as r:
@@ -305,8 +466,6 @@ def fetch(base: str, req: Request) -> tuple[float, str | None]:
                 return seconds, f"PNG {img.width} px wide, asked {req.width}"
         elif req.kind.startswith("api"):
             json.loads(body)
-        elif req.kind.startswith("page") and b"<title>" not in body:
-            return seconds, "the page has no title"
     except Exception as exc:  # noqa: BLE001 - any decoding failure is an error of the answer
         return seconds, f"undecodable answer: {type(exc).__name__}: {exc}"
     return seconds, None
@@ -398,8 +557,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--baseline-seconds", type=float, default=30.0,
                     help="length of the baseline: the API clients alone (default 30)")
     ap.add_argument("--settle-seconds", type=float, default=40.0,
-                    help="wait after the load before the last memory reading, for unused sessions to be discarded "
+                    help="wait after the load before the last memory reading, for closed sessions to be discarded "
                          "(Bokeh: 15 s unused lifetime, checked every 17 s; default 40)")
+    ap.add_argument("--num-procs", type=int, default=1,
+                    help="server processes (fumarole serve --num-procs; memory figures are then the first one's)")
     ap.add_argument("--catalog", default="tiny",
                     help="catalogue: 'tiny' (data/tiny, default), 'demo' (data/sample) or a path")
     args = ap.parse_args(argv)
@@ -415,14 +576,15 @@ def main(argv=None) -> dict:
     print(f"# Server under load, {started:%Y-%m-%d %H:%M %Z}\n")
     print(machine_line())
     print(f"uptime at start: {uptime()}\n")
-    print(f"Catalogue {catalog.relative_to(REPO) if catalog.is_relative_to(REPO) else catalog}; {args.clients} "
+    shown = catalog.relative_to(REPO) if catalog.is_relative_to(REPO) else catalog
+    print(f"{args.num_procs} server process(es); catalogue {shown}; {args.clients} "
           f"clients ({n_pages} page, {n_api} API) for {args.seconds:.0f} s; baseline: the {n_api} API clients "
           f"alone for {args.baseline_seconds:.0f} s.\n")
     # one state folder (index, caches, keys) for this run, shared by the server and the look-ups below
     state = tempfile.mkdtemp(prefix="fumarole-bench-load-state-")
     os.environ["FUMAROLE_STATE_DIR"] = state
     pages = page_requests(catalog)  # builds the index first, so the server finds it made
-    server = Server(catalog, OUT / "bench_load-server.log")
+    server = Server(catalog, OUT / "bench_load-server.log", num_procs=args.num_procs)
     t_start = time.perf_counter()
     server.start()
     started_s = time.perf_counter() - t_start
@@ -442,7 +604,7 @@ def main(argv=None) -> dict:
         memory["after"] = server.memory()
         uptime_end = uptime()
         if server.proc.poll() is None:
-            threading.Event().wait(args.settle_seconds)  # let the server discard the sessions nobody opened
+            threading.Event().wait(args.settle_seconds)  # let the server discard the sessions now closed
             memory["settled"] = server.memory()
         alive = server.proc.poll() is None
     finally:

@@ -22,4 +22,5 @@ def build():
 
 if pn.state.served:
     available = {p.stem for p in DASHBOARDS.glob("*.py")}
-    deferred_page("GEO ring — geostationary imagery", "georing", build, available=available).servable()
+    deferred_page("GEO ring — geostationary imagery", "georing", build, available=available,
+                  threaded=False).servable()

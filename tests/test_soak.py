@@ -3,11 +3,14 @@
 One ``fumarole serve`` on the tiny archive (its own, fresh: own port, own state folder, faulthandler on) takes,
 all at once:
 
-- from several threads over HTTP: page loads of ``/volcplume`` (each GET makes the server build a whole session
-  document; permalinks with other dates, zones, levels, filters and ``caliop_granule=`` so the curtain is drawn
-  server-side) and of ``/georing``; websocket sessions of curtain permalinks pulled whole (``bokeh.client``) to
-  check the server really drew the curtain asked for; ``/api/geo/image.png`` over satellites, products, boxes and
-  widths; ``/api/geo/value``; ``/api/geo/slots``; a few requests that must be refused (400/404 JSON);
+- from several threads: page GETs of ``/volcplume`` and ``/georing`` permalinks (other dates, zones, levels,
+  filters, ``caliop_granule=`` so a curtain is drawn; each GET answers the page's shell: title bar and a loading
+  spinner); whole dashboard sessions of the same permalinks opened as a browser opens them
+  (``benchmarks.bench_load.open_session``: the page, its websocket session, ``document_ready``, then the patches
+  until the server has built the dashboard, which ``app.views.shell.deferred_page`` does only then), checking the
+  zone, satellite, product and CALIOP granule asked for are the ones shown and the curtain asked for is drawn;
+  ``/api/geo/image.png`` over satellites, products, boxes and widths; ``/api/geo/value``; ``/api/geo/slots``; a
+  few requests that must be refused (400/404 JSON);
 - from the main thread: a time series computed through a real browser session (Playwright driving Debian's
   chromium): VolcPlume's "Satellite time series around a volcano" card, "Compute time series", then the mass
   CSV downloaded and read.
@@ -16,6 +19,9 @@ It asserts: the server is alive at the end; no 5xx; no connection error or timeo
 one; every PNG decodes with the width asked (and the height, when asked) and is not blank; every JSON parses and
 holds the values asked for; the server's output has no "Traceback", "Segmentation fault" or "Fatal Python
 error"; the time series finished with masses. The p50/p95 of each kind are printed (``-s``), never asserted.
+
+A quicker test first shows the session client is what builds the dashboards: without ``document_ready`` (what a
+plain ``bokeh.client`` session sends) the page keeps its spinner and the checks fail; with it they pass.
 
 The load stops by itself after ``FUMAROLE_SOAK_SECONDS`` (default 100 s) or ``FUMAROLE_SOAK_REQUESTS`` requests
 (default 900), whichever comes first, or at once if the server dies. Waits are on events and conditions only.
@@ -29,7 +35,6 @@ import math
 import os
 import queue
 import random
-import re
 import socket
 import statistics
 import subprocess
@@ -50,8 +55,9 @@ from conftest import wait_for_http
 from PIL import Image
 
 from app.paths import REPO
+from benchmarks.bench_load import Session, open_session  # benchmarks/: on pytest's pythonpath (pyproject.toml)
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser]
+pytestmark = [pytest.mark.slow]
 
 LOAD_SECONDS = float(os.environ.get("FUMAROLE_SOAK_SECONDS", "100"))
 MAX_REQUESTS = int(os.environ.get("FUMAROLE_SOAK_REQUESTS", "900"))
@@ -110,13 +116,15 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def soak_server(tiny_archive_path, tmp_path):
-    """A fresh ``fumarole serve`` of the tiny catalogue on a free port, its own state folder, faulthandler on."""
+@pytest.fixture(scope="module")
+def soak_server(tiny_archive_path, tmp_path_factory):
+    """A ``fumarole serve`` of the tiny catalogue for this module: a free port, its own state folder, faulthandler
+    on."""
     port = _free_port()
-    log = tmp_path / "server.log"
+    folder = tmp_path_factory.mktemp("soak")
+    log = folder / "server.log"
     env = dict(os.environ, FUMAROLE_CATALOG=str(REPO / "catalogs" / "tiny.yaml"), BOKEH_LOG_LEVEL="warn",
-               FUMAROLE_STATE_DIR=str(tmp_path / "state"), PYTHONFAULTHANDLER="1")
+               FUMAROLE_STATE_DIR=str(folder / "state"), PYTHONFAULTHANDLER="1")
     with open(log, "w", encoding="utf-8") as out:  # a file, not a pipe: a full pipe would block the server
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
@@ -147,7 +155,7 @@ class Job:
     path: str
     status: int = 200
     check: object = None  # callable(body: bytes, headers) -> problem sentence or None
-    session: dict | None = None  # for kind "session": the arguments of a websocket session to pull
+    session: dict | None = None  # for the kinds "session …": the permalink's arguments of a dashboard session
 
 
 @dataclass
@@ -309,11 +317,13 @@ def refused_jobs() -> list[Job]:
 
 
 def plan(rng: random.Random) -> list[Job]:
-    """The requests, interleaved at random, repeated up to MAX_REQUESTS: pages ~30 %, API ~65 %, sessions ~4 %."""
+    """The requests, interleaved at random, repeated up to MAX_REQUESTS: page GETs ~26 %, whole sessions ~13 %,
+    API ~61 %."""
     vp = volcplume_permalinks()
     pages = [Job("page volcplume", _query("/volcplume", **p), 200, _check_page("VolcPlume")) for p in vp]
     pages += [Job("page georing", _query("/georing", **p), 200, _check_page("GEO ring")) for p in GEORING_PERMALINKS]
-    sessions = [Job("session volcplume", "/volcplume", session=p) for p in vp if "caliop_granule" in p]
+    sessions = [Job("session volcplume", "/volcplume", session=p) for p in vp]
+    sessions += [Job("session georing", "/georing", session=p) for p in GEORING_PERMALINKS]
     values = [Job("api value", _query("/api/geo/value", satellite=s, time=f"{DAY}T12:00", lat=la, lon=lo), 200,
                   _check_value(s)) for s, (la, lo) in POINTS.items()]
     slots = [Job("api slots", _query("/api/geo/slots", satellite=s, date=DAY), 200,
@@ -349,52 +359,30 @@ def _http(base: str, job: Job) -> Outcome:
     return Outcome(job, seconds, status, problem)
 
 
-def _pull_session(base: str, job: Job) -> Outcome:
-    """A page of a curtain permalink and then its websocket session, as a browser does: the page's signed token
-    opens the session the GET made, whose whole document is pulled; the curtain asked for must be drawn in it."""
-    import panel  # noqa: F401 - registers Panel's Bokeh models, needed to decode the document
-    from bokeh.client.session import ClientSession
-    from bokeh.models import Select, Title
-    from bokeh.util.token import get_session_id
+#: The select widget showing each permalink argument, by dashboard.
+SHOWN_BY = {"/volcplume": {"zone": "Select zone", "caliop_granule": "CALIOP granule"},
+            "/georing": {"satellite": "Satellite", "product": "Product", "time": "Slot (UTC)"}}
 
-    class PageSession(ClientSession):
-        """A client session that presents the token the page gave (sessions are signed by the server)."""
 
-        def __init__(self, token: str, websocket_url: str, arguments: dict):
-            self._page_token = token
-            super().__init__(session_id=get_session_id(token), websocket_url=websocket_url, arguments=arguments)
+def session_problems(path: str, args: dict, session: Session) -> list[str]:
+    """What the built session does not show as the permalink asked: not built, an error on the page, another zone,
+    satellite, product, slot or CALIOP granule, no curtain titled with the granule and variable asked."""
+    if not session.built or session.error:
+        return [session.error or "the dashboard was not built"]
+    problems = [f"{title} {session.selects.get(title)!r}, asked {args[name]!r}"
+                for name, title in SHOWN_BY[path].items() if name in args and session.selects.get(title) != args[name]]
+    if "caliop_granule" in args and not any(args["caliop_granule"] in t and args["secondary"] in t
+                                            for t in session.titles):
+        problems.append(f"no curtain titled with {args['secondary']!r} and {args['caliop_granule']!r} in "
+                        f"{session.titles}")
+    return problems
 
-        @property
-        def token(self) -> str:
-            return self._page_token
 
-    t0 = time.perf_counter()
-    try:
-        with urllib.request.urlopen(base + _query(job.path, **job.session), timeout=REQUEST_TIMEOUT_S) as r:
-            html = r.read().decode("utf-8", errors="replace")
-        token = re.search(r'"token":\s*"([^"]+)"', html)
-        if token is None:
-            return Outcome(job, time.perf_counter() - t0, 200, "the page holds no session token")
-        # the permalink's arguments go with the websocket too, as the page's own script sends them
-        session = PageSession(token.group(1), base.replace("http://", "ws://") + job.path + "/ws", job.session)
-        try:
-            session.pull()
-            titles = [m.text for m in session.document.models if isinstance(m, Title)]
-            selects = {m.title: m.value for m in session.document.models if isinstance(m, Select)}
-        finally:
-            session.close()
-    except Exception as exc:  # noqa: BLE001 - any failure to get the session is the finding
-        return Outcome(job, time.perf_counter() - t0, None, f"session failed: {type(exc).__name__}: {exc}")
-    seconds = time.perf_counter() - t0
-    args = job.session
-    problems = []
-    if selects.get("Select zone") != args["zone"]:
-        problems.append(f"zone {selects.get('Select zone')!r}, asked {args['zone']!r}")
-    if selects.get("CALIOP granule") != args["caliop_granule"]:
-        problems.append(f"CALIOP granule {selects.get('CALIOP granule')!r}, asked {args['caliop_granule']!r}")
-    if not any(args["caliop_granule"] in t and args["secondary"] in t for t in titles):
-        problems.append(f"no curtain titled with {args['secondary']!r} and {args['caliop_granule']!r} in {titles}")
-    return Outcome(job, seconds, 200, "; ".join(problems) or None)
+def _open_session(base: str, job: Job) -> Outcome:
+    """A dashboard session of a permalink, opened as a browser does; what it shows must be what was asked."""
+    session = open_session(base, job.path, job.session, timeout_s=REQUEST_TIMEOUT_S)
+    status = None if session.error and "did not load" in session.error else 200
+    return Outcome(job, session.seconds, status, "; ".join(session_problems(job.path, job.session, session)) or None)
 
 
 def _worker(base: str, jobs: queue.Queue, results: Results, stop: threading.Event, deadline: float) -> None:
@@ -403,7 +391,7 @@ def _worker(base: str, jobs: queue.Queue, results: Results, stop: threading.Even
             job = jobs.get_nowait()
         except queue.Empty:
             return
-        results.add(_pull_session(base, job) if job.session is not None else _http(base, job))
+        results.add(_open_session(base, job) if job.session is not None else _http(base, job))
 
 
 def _watch(server: Server, stop: threading.Event, died: threading.Event) -> None:
@@ -490,6 +478,26 @@ def report(outcomes: list[Outcome], wall: float, rss: tuple) -> str:
     return "\n".join(lines)
 
 
+def test_a_session_builds_its_dashboard_once_it_says_document_ready(soak_server):
+    """The session client of the soak and of the load benchmark builds the dashboards: without ``document_ready``
+    (a plain ``bokeh.client`` session) the page keeps its spinner and the soak's checks fail; with it they pass."""
+    args = volcplume_permalinks()[5]
+    assert "caliop_granule" in args, args
+    silent = open_session(soak_server.url, "/volcplume", args, ready=False, timeout_s=4.0)
+    assert not silent.built and silent.patches == 0, silent
+    assert silent.error == "the dashboard /volcplume was not built within 4 s (0 patches came)", silent.error
+    assert session_problems("/volcplume", args, silent) == [silent.error]
+    ready = open_session(soak_server.url, "/volcplume", args, timeout_s=REQUEST_TIMEOUT_S)
+    assert ready.built and ready.error is None and ready.patches >= 1, ready
+    assert session_problems("/volcplume", args, ready) == []
+    assert ready.selects["Select zone"] == "Caribbean" and ready.selects["CALIOP granule"] == args["caliop_granule"]
+    assert f"{args['secondary']} — {args['caliop_granule']}" in ready.titles, ready.titles
+    georing = open_session(soak_server.url, "/georing", GEORING_PERMALINKS[1], timeout_s=REQUEST_TIMEOUT_S)
+    assert georing.built and session_problems("/georing", GEORING_PERMALINKS[1], georing) == [], georing
+    assert "Traceback" not in soak_server.output(), soak_server.output()[-3000:]
+
+
+@pytest.mark.browser
 def test_one_server_survives_mixed_concurrent_use(soak_server, page, capsys):
     rng = random.Random(12)
     jobs: queue.Queue = queue.Queue()
@@ -535,7 +543,8 @@ def test_one_server_survives_mixed_concurrent_use(soak_server, page, capsys):
     assert not bad, f"{len(bad)} of {len(results.outcomes)} requests went wrong:\n" + "\n".join(
         f"{o.job.kind} {o.job.path} {o.job.session or ''}: {o.problem}" for o in bad[:20])
     kinds = {o.job.kind for o in results.outcomes}
-    assert {"page volcplume", "page georing", "api image", "api value", "api slots"} <= kinds, kinds
+    assert {"page volcplume", "page georing", "session volcplume", "session georing", "api image", "api value",
+            "api slots"} <= kinds, kinds
     for mark in SERVER_FAILURE_MARKS:
         assert mark not in output, f"the server wrote {mark!r}:\n{_excerpt(output)}"
     # the time series finished with masses: a row per orbit and radius, the largest disks holding SO2

@@ -37,7 +37,7 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     return tpl
 
 
-def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None):
+def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None, threaded: bool = True):
     """A served page whose content is built after the page has loaded, off the server's event loop.
 
     Building a dashboard (reading granules, rendering the first map) takes about a second of CPU. Done while the
@@ -46,6 +46,10 @@ def deferred_page(title: str, current: str, build, sidebar: bool = True, availab
     indicator); ``build()`` runs when the browser has connected (``pn.state.onload``: on Panel's thread pool,
     which ``fumarole serve`` starts with ``--num-threads``) and returns ``(main, sidebar)`` lists that replace the
     placeholders. An error while building is shown on the page, named, instead of a blank page.
+
+    ``threaded=False`` builds on the event loop after the page has loaded (the request itself still returns at
+    once): for a dashboard whose first render sends model updates that BokehJS can receive out of order when they
+    are made on another thread (the GEO ring's five images: "reference … isn't known" in the browser).
     """
     main_col = pn.Column(pn.indicators.LoadingSpinner(value=True, size=40),
                          sizing_mode="stretch_width")
@@ -66,6 +70,6 @@ def deferred_page(title: str, current: str, build, sidebar: bool = True, availab
         main_col[:] = list(main)
 
     # on a thread of the pool when the server has one (not during the warm-up run at start, which has none yet)
-    pn.state.onload(_load, threaded=bool(pn.config.nthreads))
+    pn.state.onload(_load, threaded=threaded and bool(pn.config.nthreads))
     return tpl
 
