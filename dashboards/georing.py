@@ -22,5 +22,4 @@ def build():
 
 if pn.state.served:
     available = {p.stem for p in DASHBOARDS.glob("*.py")}
-    deferred_page("GEO ring — geostationary imagery", "georing", build, available=available,
-                  threaded=False).servable()
+    deferred_page("GEO ring — geostationary imagery", "georing", build, available=available).servable()

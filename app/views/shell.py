@@ -37,19 +37,18 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     return tpl
 
 
-def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None, threaded: bool = True):
-    """A served page whose content is built after the page has loaded, off the server's event loop.
+def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None):
+    """A served page whose content is built after the page has loaded, in a callback of its own.
 
     Building a dashboard (reading granules, rendering the first map) takes about a second of CPU. Done while the
-    page is requested, it runs on the server's one event loop and holds up every other page, API request and
-    static file meanwhile. Here the request returns the shell at once (title bar, links and a loading
-    indicator); ``build()`` runs when the browser has connected (``pn.state.onload``: on Panel's thread pool,
-    which ``fumarole serve`` starts with ``--num-threads``) and returns ``(main, sidebar)`` lists that replace the
-    placeholders. An error while building is shown on the page, named, instead of a blank page.
+    page is requested, it ran inside the request on the server's one event loop, and twenty visitors arriving
+    together held up every API request and static file for tens of seconds. Here the request returns the shell
+    at once (title bar, links and a loading indicator); ``build()`` runs when the browser says the page is ready
+    (``pn.state.onload``), so the loop answers others between two builds, and returns ``(main, sidebar)`` lists
+    that replace the placeholders. An error while building is shown on the page, named, instead of a blank page.
 
-    ``threaded=False`` builds on the event loop after the page has loaded (the request itself still returns at
-    once): for a dashboard whose first render sends model updates that BokehJS can receive out of order when they
-    are made on another thread (the GEO ring's five images: "reference … isn't known" in the browser).
+    When the server runs Panel's session threads (``FUMAROLE_SESSION_THREADS``, experimental) the build runs on
+    them.
     """
     main_col = pn.Column(pn.indicators.LoadingSpinner(value=True, size=40),
                          sizing_mode="stretch_width")
@@ -70,6 +69,6 @@ def deferred_page(title: str, current: str, build, sidebar: bool = True, availab
         main_col[:] = list(main)
 
     # on a thread of the pool when the server has one (not during the warm-up run at start, which has none yet)
-    pn.state.onload(_load, threaded=threaded and bool(pn.config.nthreads))
+    pn.state.onload(_load, threaded=bool(pn.config.nthreads))
     return tpl
 
