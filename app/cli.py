@@ -33,8 +33,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser() if args.out else None
     if args.resolution == "tiny":
         scenario = scenario if scenario != "soufriere" else "soufriere-tiny"
-        out = out or tiny_archive()
-    out = out or default_archive()
+    if out is None:  # our own default folder (data/ of a fresh checkout, the data home): its parents are ours to make
+        out = tiny_archive() if args.resolution == "tiny" else default_archive()
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserInputError(f"the archive folder {out} cannot be made: {exc.strerror or exc}") from None
     if not 1 <= args.workers <= 64:
         raise UserInputError(f"--workers {args.workers}: give 1 to 64 processes")
     products = _items(args.products) if args.products is not None else list(PRODUCTS)

@@ -87,6 +87,19 @@ def test_an_empty_folder_is_accepted(tmp_path, capsys):
     assert len(list(out.glob("tropomi/2021/04/12/*.nc"))) == 15
 
 
+def test_the_default_folder_of_a_fresh_checkout_is_made_with_its_parents(tmp_path, capsys, monkeypatch):
+    # a fresh clone has no data/ folder: `make test` runs `fumarole sample --resolution tiny` with no --out
+    import app.cli as cli
+
+    fresh = tmp_path / "fresh-clone" / "data" / "tiny"
+    monkeypatch.setattr(cli, "tiny_archive", lambda: fresh)
+    assert main(["sample", *ONE_DAY]) == 0
+    assert len(list(fresh.glob("tropomi/2021/04/12/*.nc"))) == 15
+    # a folder the user names must exist up to its parent: a typo is not made into folders
+    rc, err = _run(["sample", *ONE_DAY, "--out", str(tmp_path / "typo" / "archive")], capsys)
+    assert rc == 2 and "does not exist" in err
+
+
 @pytest.mark.parametrize(("argv", "says"), [
     (["--days", "3000-01-01"], "day 3000-01-01 is not a day of scenario soufriere-tiny: 2021-04-12"),
     (["--days", "1677-09-21"], "day 1677-09-21 is not a day of scenario soufriere-tiny"),
