@@ -48,6 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,6 +282,17 @@ class Session:
     error: str | None = None
 
 
+def _run_coroutine(coro) -> None:
+    """Run ``coro`` to its end: here, or on a thread of its own when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(coro)
+        return
+    with ThreadPoolExecutor(1) as one:
+        one.submit(asyncio.run, coro).result()
+
+
 def open_session(base: str, path: str, arguments: dict | None = None, *, ready: bool = True,
                  timeout_s: float = REQUEST_TIMEOUT_S) -> Session:
     """Load a dashboard as a browser does, timed end to end, and say what the session held once built.
@@ -311,8 +323,8 @@ def open_session(base: str, path: str, arguments: dict | None = None, *, ready: 
             out.error = f"the page {path} holds no session token"
         else:
             try:
-                asyncio.run(_session(base.replace("http", "ws", 1) + path + "/ws" + query, token.group(1), ready,
-                                     deadline, out))
+                _run_coroutine(_session(base.replace("http", "ws", 1) + path + "/ws" + query, token.group(1), ready,
+                                        deadline, out))
             except TimeoutError:
                 out.error = (f"the dashboard {path} was not built within {timeout_s:.0f} s "
                              f"({out.patches} patches came)")
