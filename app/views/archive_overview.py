@@ -193,8 +193,7 @@ class ArchiveOverview(pn.viewable.Viewer):
                 f"The archive of the catalogue {catalog_label(self.archive.catalog_source)} holds no granule yet. "
                 "Write the sample archive with `fumarole sample`.", alert_type="warning",
             )
-        return pn.widgets.Tabulator(df, show_index=False, disabled=True, sizing_mode="stretch_width",
-                                    name="granules")
+        return pn.widgets.Tabulator(df, show_index=False, disabled=True, sizing_mode="stretch_width")
 
     @param.depends("refreshes")
     def _skipped(self):
