@@ -37,6 +37,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -117,7 +118,8 @@ class Server:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1",
                  "--num-procs", str(self.num_procs)],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
+                start_new_session=True)  # its own process group: --num-procs children are stopped with it
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -137,13 +139,17 @@ class Server:
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # the server, then any --num-procs child that outlived it
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                return
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=20)
+                pass
 
     def memory(self) -> dict[str, float | None]:
         """Resident memory now and its peak so far (MB)."""
