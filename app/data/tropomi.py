@@ -4,16 +4,25 @@ The reader opens the file with netCDF4 and reads only what is asked for: the geo
 scanline times and, by default, the pixel corners), the requested variables, and only the requested window of
 scanlines (the operational files are chunked along ``scanline``, so a window costs the chunks it touches).
 
-Columns are converted from mol m⁻² to DU with each variable's own ``multiplication_factor_to_convert_to_DU``;
+Columns are converted from mol m⁻² to DU with each variable's own ``multiplication_factor_to_convert_to_DU``
+(the product constant :data:`DU_PER_MOL_M2`, with a log line naming the file and variable, when it is missing);
 ``_FillValue`` becomes NaN; ``scale_factor``/``add_offset`` are applied (``qa_value`` 0–100 -> 0–1). Anything wrong
 with the file — unreadable, truncated, a group, variable or attribute missing, a variable of the wrong shape —
 raises :class:`~app.data.errors.GranuleError` naming the file and what is wrong, never a bare netCDF error.
+A box-profile column the file does not have (processors before 01.01.01 have none; the 3 km one comes with
+02.08.00) raises :class:`LevelUnavailable`, a GranuleError naming the level and the reason; the rest of the file
+still reads.
+
+The layout is the real one (``docs/architecture.md``, Swath): ``PRODUCT/delta_time`` per pixel or per scanline,
+``time_coverage_*`` with or without a trailing ``Z``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,8 +34,10 @@ import xarray as xr
 from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError
 
-__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "read_swath", "read_attrs", "open_granule",
-           "check_dimensions"]
+__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "DU_PER_MOL_M2", "LevelUnavailable",
+           "read_swath", "read_attrs", "open_granule", "check_dimensions", "processor_version_tuple"]
+
+logger = logging.getLogger(__name__)
 
 PRODUCT = "PRODUCT"
 GEOLOCATIONS = "PRODUCT/SUPPORT_DATA/GEOLOCATIONS"
@@ -40,8 +51,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "so2_1km": (DETAILED_RESULTS, f"{_COLUMN}_1km"),
     "so2_7km": (DETAILED_RESULTS, f"{_COLUMN}_7km"),
     "so2_15km": (DETAILED_RESULTS, f"{_COLUMN}_15km"),
+    "so2_3km": (DETAILED_RESULTS, f"{_COLUMN}_3km"),
     "so2_pbl_precision": (PRODUCT, f"{_COLUMN}_precision"),
     "so2_1km_precision": (DETAILED_RESULTS, f"{_COLUMN}_1km_precision"),
+    "so2_3km_precision": (DETAILED_RESULTS, f"{_COLUMN}_3km_precision"),
     "so2_7km_precision": (DETAILED_RESULTS, f"{_COLUMN}_7km_precision"),
     "so2_15km_precision": (DETAILED_RESULTS, f"{_COLUMN}_15km_precision"),
     "qa_value": (PRODUCT, "qa_value"),
@@ -73,6 +86,18 @@ GEOLOCATION: dict[str, tuple[str, str]] = {
 DIMENSIONS = ("time", "scanline", "ground_pixel")
 
 _DU_ATTR = "multiplication_factor_to_convert_to_DU"
+#: DU per mol m⁻² as the S5P SO2 product writes it in ``multiplication_factor_to_convert_to_DU`` (1 DU =
+#: 4.4615e-4 mol m⁻²): used, with a log line, for a column variable that lacks the attribute.
+DU_PER_MOL_M2 = 2241.15
+
+#: Box-profile level (the VolcPlume level key) -> the processor version that first wrote its column (HARP's S5P
+#: ingestion: 1/7/15 km from 01.01.01, 3 km from 02.08.00). The PBL column is in every version.
+BOX_LEVELS: dict[str, tuple[int, int, int]] = {
+    "1km": (1, 1, 1),
+    "3km": (2, 8, 0),
+    "7km": (1, 1, 1),
+    "15km": (1, 1, 1),
+}
 _TIME_UNITS = {
     "seconds": 1.0,
     "milliseconds": 1e-3,
@@ -86,6 +111,20 @@ _FOOTPRINT_GROUP = "METADATA/EOP_METADATA/om:featureOfInterest/eop:multiExtentOf
 
 
 # --- opening and looking things up, with errors that read like sentences -------------------------------------
+
+
+class LevelUnavailable(GranuleError):
+    """A box-profile SO2 column asked for is not in the granule; the rest of the granule still reads.
+
+    ``level`` (e.g. ``"7km"``) and ``reason`` say which and why (e.g. the processor version predates it).
+    """
+
+    def __init__(self, path: object, level: str, reason: str, variable: str | None = None):
+        self.level = level
+        self.reason = reason
+        self.variable = variable or f"so2_{level}"
+        label = level.replace("km", " km")
+        super().__init__(path, f"the SO2 column of the {label} box profile (level {level}) is unavailable: {reason}")
 
 
 #: What netCDF4/HDF5 raise on a damaged file, or numpy on values of the wrong kind: a GranuleError, never these.
@@ -213,17 +252,47 @@ def _units_since(path: str, where: str, units: str, default_base=None) -> tuple[
 
 
 def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice, n_rows: int) -> np.ndarray:
+    """The time of each scanline of ``window``: ``PRODUCT/time`` + ``PRODUCT/delta_time`` (ms), NaT where unknown.
+
+    ``delta_time`` is ``(time, scanline)`` in some S5P L2 products (NO2, CO, CH4) and per pixel, ``(time, scanline,
+    ground_pixel)``, in others (SO2, O3, HCHO, CLOUD; HARP's ``s5p_delta_time_num_dims``). Per pixel, the time of
+    a scanline is the earliest valid time of its pixels (they are measured together; fill values are skipped); a
+    scanline with no valid time is NaT.
+    """
     tvar = _variable(nc, path, PRODUCT, "time", "the scanline times")
     dvar = _variable(nc, path, PRODUCT, "delta_time", "the scanline times")
     factor, base = _units_since(path, "PRODUCT/time", getattr(tvar, "units", ""))
     t_ref = base + np.timedelta64(int(round(float(_read_raw(path, tvar, (0,), "PRODUCT/time")) * factor * 1e9)), "ns")
-    check_dimensions(path, dvar, "PRODUCT/delta_time", DIMENSIONS[:2])
+    per_pixel = dvar.ndim >= 3
+    check_dimensions(path, dvar, "PRODUCT/delta_time", DIMENSIONS if per_pixel else DIMENSIONS[:2])
+    if dvar.ndim > 3:
+        raise GranuleError(path, f"variable PRODUCT/delta_time has {dvar.ndim} dimensions, expected 2 or 3")
     _check_shape(path, "PRODUCT/delta_time", dvar.shape, (1,))
     dfactor, dbase = _units_since(path, "PRODUCT/delta_time", getattr(dvar, "units", ""), default_base=t_ref)
-    delta = _read_raw(path, dvar, (0, window), "PRODUCT/delta_time").astype(np.float64)
+    index = (0, window, slice(None)) if per_pixel else (0, window)
+    raw = _read_raw(path, dvar, index, "PRODUCT/delta_time")
+    delta = _decode_time(dvar, raw)
+    if per_pixel:
+        with np.errstate(invalid="ignore"):
+            delta = np.fmin.reduce(delta, axis=1) if delta.ndim == 2 and delta.shape[1] else np.full(n_rows, np.nan)
     if delta.ndim != 1 or delta.size != n_rows:
         raise GranuleError(path, f"variable PRODUCT/delta_time holds {delta.size} scanline times, expected {n_rows}")
-    return dbase + np.round(delta * dfactor * 1e9).astype("int64").astype("timedelta64[ns]")
+    known = np.isfinite(delta)
+    ns = np.zeros(n_rows, dtype="int64")
+    ns[known] = np.round(delta[known] * dfactor * 1e9).astype("int64")
+    times = dbase + ns.astype("timedelta64[ns]")
+    times[~known] = np.datetime64("NaT")
+    return times
+
+
+def _decode_time(var: netCDF4.Variable, raw: np.ndarray) -> np.ndarray:
+    """``delta_time`` as float64 with NaN where it holds its fill value (or the netCDF default fill)."""
+    out = raw.astype(np.float64)
+    fill = var.getncattr("_FillValue") if "_FillValue" in var.ncattrs() else \
+        netCDF4.default_fillvals.get(raw.dtype.str[1:])
+    if fill is not None:
+        out[raw == np.asarray(fill, dtype=raw.dtype)] = np.nan
+    return out
 
 
 # --- public API --------------------------------------------------------------------------------------------------
@@ -240,16 +309,104 @@ def _check_names(path, variables: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _level_of(name: str) -> str | None:
+    """The box level of a canonical column name (``so2_7km_precision`` -> ``7km``), None for the others."""
+    parts = name.split("_")
+    return parts[1] if len(parts) > 1 and parts[0] == "so2" and parts[1] in BOX_LEVELS else None
+
+
+def processor_version_tuple(text: object) -> tuple[int, ...] | None:
+    """``'01.01.07'`` (the ``processor_version`` attribute) or ``'010107'`` (the file name's field) -> (1, 1, 7).
+
+    None when the text is not a version.
+    """
+    text = str(text).strip()
+    if re.fullmatch(r"\d+(\.\d+)+", text):
+        return tuple(int(p) for p in text.split("."))
+    if re.fullmatch(r"\d{6}", text):
+        return int(text[:2]), int(text[2:4]), int(text[4:])
+    return None
+
+
+def _processor_version(nc: netCDF4.Dataset, path: str) -> str:
+    """The granule's processor version as ``NN.NN.NN``: the root attribute, else the file name's field, else ''."""
+    version = str(_root(nc, "processor_version", "")).strip()
+    if version:
+        return version
+    from app.data.filenames import parse_filename
+
+    try:
+        field = str(parse_filename(path, "tropomi_so2").get("processor") or "")
+    except GranuleError:
+        return ""
+    parsed = processor_version_tuple(field.zfill(6)) if field.isdigit() else None
+    return ".".join(f"{p:02d}" for p in parsed) if parsed else ""
+
+
+def _unavailable_reason(nc: netCDF4.Dataset, path: str, level: str) -> str | None:
+    """Why the granule has no column for box ``level``, or None when it has it."""
+    group, var_name = VARIABLES[f"so2_{level}"]
+    node = nc
+    for part in group.split("/"):
+        node = node.groups.get(part) if node is not None else None
+    if node is not None and var_name in node.variables:
+        return None
+    version = _processor_version(nc, path)
+    since = BOX_LEVELS[level]
+    parsed = processor_version_tuple(version)
+    since_text = ".".join(f"{p:02d}" for p in since)
+    if parsed is not None and parsed < since:
+        return (f"processor version {version} predates it (the {level.replace('km', ' km')} box-profile column "
+                f"comes with processor {since_text})")
+    which = f"processor version {version}" if version else "an unknown processor version"
+    return f"variable {var_name} is missing from group {group} (the file is from {which})"
+
+
+def unavailable_levels(nc: netCDF4.Dataset, path: str) -> dict[str, str]:
+    """Box level -> the reason its column is missing, for the levels the open granule ``nc`` does not have."""
+    reasons = {level: _unavailable_reason(nc, path, level) for level in BOX_LEVELS}
+    return {level: reason for level, reason in reasons.items() if reason is not None}
+
+
+_FALLBACK_SAID: set[tuple[str, str]] = set()
+_FALLBACK_LOCK = threading.Lock()
+
+
+def _du_factor(path: str, var: netCDF4.Variable, where: str) -> float:
+    """The variable's own factor to DU; the product constant, said once per file and variable, when it has none."""
+    if _DU_ATTR in var.ncattrs():
+        factor = float(np.asarray(var.getncattr(_DU_ATTR)).ravel()[0])
+        if np.isfinite(factor) and factor > 0:
+            return factor
+        problem = f"has {_DU_ATTR} = {factor!r}, not a positive number"
+    else:
+        problem = f"has no {_DU_ATTR} attribute"
+    key = (path, where)
+    with _FALLBACK_LOCK:
+        first = key not in _FALLBACK_SAID
+        if first:
+            if len(_FALLBACK_SAID) > 10_000:
+                _FALLBACK_SAID.clear()
+            _FALLBACK_SAID.add(key)
+    if first:
+        logger.warning("%s: variable %s %s; using the product constant %s DU per mol m-2 (1 DU = 4.4615e-4 mol m-2)",
+                       Path(path).name, where, problem, DU_PER_MOL_M2)
+    return DU_PER_MOL_M2
+
+
 def _read_field(nc, path: str, name: str, group: str, var_name: str, window: slice, shape: tuple) -> np.ndarray:
+    level = _level_of(name)
+    if level is not None:
+        reason = _unavailable_reason(nc, path, level)
+        if reason is not None:
+            raise LevelUnavailable(path, level, reason, variable=name)
     var = _variable(nc, path, group, var_name, name)
     where = f"{group}/{var_name}"
     check_dimensions(path, var, where, DIMENSIONS + (("corner",) if name.endswith("_bounds") else ()))
     _check_shape(path, where, var.shape[1:], shape[1:])
     data = _decode(path, var, _read_raw(path, var, (0, window) + (slice(None),) * (var.ndim - 2), where), where)
     if UNITS.get(name) == "DU":
-        if _DU_ATTR not in var.ncattrs():
-            raise GranuleError(path, f"variable {where} has no {_DU_ATTR} attribute (needed for {name} in DU)")
-        data = data * np.float32(var.getncattr(_DU_ATTR))
+        data = data * np.float32(_du_factor(path, var, where))
     return data
 
 
@@ -334,7 +491,7 @@ def _swath_attrs(nc: netCDF4.Dataset, path: str) -> dict[str, Any]:
         "orbit": _orbit(nc, path),
         "time_coverage_start": str(nc.getncattr("time_coverage_start")),
         "time_coverage_end": str(nc.getncattr("time_coverage_end")),
-        "processor_version": str(_root(nc, "processor_version", "")),
+        "processor_version": _processor_version(nc, path),
         "ground_pixel_step": _ground_pixel_step(nc),
         "source": path,
     }
@@ -378,8 +535,9 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     files; the decimation of a reduced sample file), ``time_coverage_start`` /
     ``time_coverage_end`` (ISO strings) and ``start`` / ``end`` (``datetime64[ns]``), ``lat_min``, ``lat_max``,
     ``lon_min``, ``lon_max`` (the ``geospatial_*`` attributes; NaN when absent), ``n_scanlines``,
-    ``n_ground_pixels``, and ``footprint``: the swath outline as an ``(n, 2)`` array of (lat, lon) from the
-    product's GML ``posList`` metadata, or None.
+    ``n_ground_pixels``, ``footprint``: the swath outline as an ``(n, 2)`` array of (lat, lon) from the
+    product's GML ``posList`` metadata, or None, and ``unavailable_levels``: box level (``"1km"``, ``"3km"``,
+    ``"7km"``, ``"15km"``) -> the reason the file has no column for it (e.g. its processor version predates it).
     """
     path_s = str(path)
     with _open(path) as nc:
@@ -396,6 +554,7 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
             "n_scanlines": len(dims["scanline"]),
             "n_ground_pixels": len(dims["ground_pixel"]),
             "footprint": _footprint(nc),
+            "unavailable_levels": unavailable_levels(nc, path_s),
         }
         for key in ("lat_min", "lat_max", "lon_min", "lon_max"):
             value = _root(nc, f"geospatial_{key}", np.nan)
