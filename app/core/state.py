@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["state_dir", "archive_state_dir", "write_state", "secret_key", "said_once_reset"]
+__all__ = ["state_dir", "archive_state_dir", "write_state", "secret_key", "say_once", "said_once_reset"]
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,21 @@ def archive_state_dir(root: str | os.PathLike) -> Path:
     return state_dir() / "archives" / f"{slug}-{digest}"
 
 
-def _say_once(where: str, message: str) -> None:
+def say_once(where: str, message: str, logger: logging.Logger | None = None) -> bool:
+    """Log ``message`` as a warning the first time ``where`` (a file, a folder, a cache entry) comes up.
+
+    Later calls for the same ``where`` in this process say nothing; returns whether it was said. The memory of
+    what was said is bounded (forgotten past 10,000 places: a long-running server then says a lasting problem
+    again, which is right).
+    """
     with _SAID_LOCK:
         if where in _SAID:
-            return
+            return False
+        if len(_SAID) >= 10_000:
+            _SAID.clear()
         _SAID.add(where)
-    log.warning("%s", message)
+    (logger or log).warning("%s", message)
+    return True
 
 
 def said_once_reset() -> None:
@@ -85,7 +94,7 @@ def write_state(path: str | os.PathLike, write: Callable[[str], None], what: str
             tmp.unlink(missing_ok=True)
         except OSError:
             pass
-        _say_once(str(path.parent), f"cannot write the {what} in {path.parent} ({exc.strerror or exc}); "
+        say_once(str(path.parent), f"cannot write the {what} in {path.parent} ({exc.strerror or exc}); "
                                     "going on in memory, nothing is lost but the time to derive it again")
         return False
 

@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.locks import HDF_LOCK
+from app.core.state import say_once
 from app.data.errors import GranuleError, UserInputError
 from app.science.filters import Filters
 from app.science.flux import flux_from_mass_table
@@ -480,17 +481,6 @@ def default_cache_dir(archive_root: str | os.PathLike | None) -> Path:
 
 _RECORD_FIELDS = frozenset(TABLE_COLUMNS)
 _NS_MIN, _NS_MAX = EARLIEST.as_unit("ns").value, LATEST.as_unit("ns").value
-_SAID_LOCK = threading.Lock()
-_SAID: set[str] = set()
-
-
-def _say_once(where: str, message: str) -> None:
-    """Log a warning once per process for ``where`` (a cache entry, a folder)."""
-    with _SAID_LOCK:
-        if where in _SAID:
-            return
-        _SAID.add(where)
-    logger.warning("%s", message)
 
 
 def _canonical(value: Any) -> bytes:
@@ -604,7 +594,7 @@ class TimeseriesCache:
 
     def _reject(self, path: Path, problem: str) -> None:
         self.rejected += 1
-        _say_once(str(path), f"time-series cache entry {path.name} in {self.folder} is not used: {problem}; "
+        say_once(str(path), f"time-series cache entry {path.name} in {self.folder} is not used: {problem}; "
                              "the granule is computed again and the entry replaced")
 
     def get(self, key: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 import xarray as xr
 
 from app.core.locks import HDF_LOCK
+from app.core.state import say_once
 from app.data.errors import GranuleError
 
 __all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "DU_PER_MOL_M2", "LevelUnavailable",
@@ -368,10 +368,6 @@ def unavailable_levels(nc: netCDF4.Dataset, path: str) -> dict[str, str]:
     return {level: reason for level, reason in reasons.items() if reason is not None}
 
 
-_FALLBACK_SAID: set[tuple[str, str]] = set()
-_FALLBACK_LOCK = threading.Lock()
-
-
 def _du_factor(path: str, var: netCDF4.Variable, where: str) -> float:
     """The variable's own factor to DU; the product constant, said once per file and variable, when it has none."""
     if _DU_ATTR in var.ncattrs():
@@ -381,16 +377,8 @@ def _du_factor(path: str, var: netCDF4.Variable, where: str) -> float:
         problem = f"has {_DU_ATTR} = {factor!r}, not a positive number"
     else:
         problem = f"has no {_DU_ATTR} attribute"
-    key = (path, where)
-    with _FALLBACK_LOCK:
-        first = key not in _FALLBACK_SAID
-        if first:
-            if len(_FALLBACK_SAID) > 10_000:
-                _FALLBACK_SAID.clear()
-            _FALLBACK_SAID.add(key)
-    if first:
-        logger.warning("%s: variable %s %s; using the product constant %s DU per mol m-2 (1 DU = 4.4615e-4 mol m-2)",
-                       Path(path).name, where, problem, DU_PER_MOL_M2)
+    say_once(f"{path}\0{where}", f"{Path(path).name}: variable {where} {problem}; using the product constant "
+             f"{DU_PER_MOL_M2} DU per mol m-2 (1 DU = 4.4615e-4 mol m-2)", logger)
     return DU_PER_MOL_M2
 
 
