@@ -143,7 +143,7 @@ def test_a_non_editable_install_writes_the_sample_and_serves_it(tmp_path):
     import subprocess
     import urllib.request
 
-    from conftest import _free_port, wait_for_http
+    from conftest import _free_port, stop_process, wait_for_http
 
     venv = _installed_venv(tmp_path)
     work = tmp_path / "elsewhere"
@@ -171,9 +171,4 @@ def test_a_non_editable_install_writes_the_sample_and_serves_it(tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/volcplume", timeout=120) as r:
             assert r.status == 200 and "<html" in r.read().decode().lower()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=5)
