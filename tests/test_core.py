@@ -175,3 +175,44 @@ def test_clusters_come_from_the_operator_only(monkeypatch, tmp_path):
     with pytest.raises(settings.SettingsError, match="NAME=ADDRESS"):
         settings.clusters()
     settings.reload()
+
+
+# --- time and longitude helpers (app.core.timefmt, app.core.lonlat) ---------------------------------------------
+
+def test_iso_utc_same_text_for_every_kind_of_time():
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from app.core.timefmt import iso_utc
+
+    want = "2021-04-12T15:18:23.456Z"
+    naive = dt.datetime(2021, 4, 12, 15, 18, 23, 456789)
+    assert iso_utc(naive) == want
+    assert iso_utc(np.datetime64("2021-04-12T15:18:23.456789123")) == want
+    assert iso_utc(pd.Timestamp("2021-04-12T15:18:23.456789")) == want
+    paris = dt.timezone(dt.timedelta(hours=2))
+    assert iso_utc(dt.datetime(2021, 4, 12, 17, 18, 23, 456000, tzinfo=paris)) == want
+    with pytest.raises(ValueError, match="NaT"):
+        iso_utc(np.datetime64("NaT"))
+
+
+def test_wrap_lon_hand_values():
+    import numpy as np
+
+    from app.core.lonlat import lon_difference, wrap_lon
+
+    assert wrap_lon(180.0) == -180.0
+    assert wrap_lon(-180.0) == -180.0
+    assert wrap_lon(190.0) == -170.0
+    assert wrap_lon(-190.0) == 170.0
+    assert wrap_lon(540.0) == -180.0
+    assert isinstance(wrap_lon(10), float)
+    # Pacific-centred map: [0, 360)
+    np.testing.assert_allclose(wrap_lon(np.array([-175.0, 175.0, 0.0, -1e-14]), central=180.0),
+                               [185.0, 175.0, 0.0, 0.0], atol=1e-9)
+    out = wrap_lon(np.array([-1e-14]), central=180.0)
+    assert 0.0 <= out[0] < 360.0
+    assert lon_difference(-175.0, 175.0) == 10.0
+    assert lon_difference(175.0, -175.0) == -10.0

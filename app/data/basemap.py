@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.lonlat import wrap_lon
 from app.data.errors import FumaroleError, UserInputError
 from app.paths import ASSETS
 
@@ -92,11 +93,8 @@ def land_polygons(scale: str = "50m") -> tuple[np.ndarray, np.ndarray, np.ndarra
 
 
 def wrap_longitude(lon: np.ndarray, central_longitude: float = 0.0) -> np.ndarray:
-    """Return *lon* wrapped into ``[central_longitude - 180, central_longitude + 180)`` (float64)."""
-    west = float(central_longitude) - 180.0
-    wrapped = np.mod(np.asarray(lon, dtype=np.float64) - west, 360.0) + west
-    # np.mod can round a tiny negative offset up to exactly 360.
-    return np.where(wrapped >= west + 360.0, wrapped - 360.0, wrapped)
+    """Return *lon* wrapped into ``[central_longitude - 180, central_longitude + 180)`` (a float64 array)."""
+    return np.asarray(wrap_lon(lon, central_longitude), dtype=np.float64)
 
 
 def split_at_antimeridian(

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from app.core.locks import HDF_LOCK
+from app.core.timefmt import iso_utc
 from app.data.errors import FumaroleError, GranuleError, UserInputError
 
 __all__ = [
@@ -347,10 +348,6 @@ def _day_night(path: str, flags: np.ndarray) -> str:
     return ""
 
 
-def _iso(t: np.datetime64) -> str:
-    return str(np.datetime_as_string(np.datetime64(t, "ms"), unit="ms")) + "Z"
-
-
 def _geolocation(g: _Granule, rows: slice) -> dict[str, np.ndarray]:
     lat = g.read("Latitude", rows).reshape(-1).astype(np.float32)
     lon = g.read("Longitude", rows).reshape(-1).astype(np.float32)
@@ -366,8 +363,8 @@ def _attrs(g: _Granule, geo: dict, flags: np.ndarray) -> dict:
         "instrument": "CALIOP",
         "product": "CALIOP_L1B",
         "day_night": _day_night(g.path, flags),
-        "time_coverage_start": _iso(t.min()) if t.size else "",
-        "time_coverage_end": _iso(t.max()) if t.size else "",
+        "time_coverage_start": iso_utc(t.min()) if t.size else "",
+        "time_coverage_end": iso_utc(t.max()) if t.size else "",
         "source": g.path,
     }
 

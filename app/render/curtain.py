@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from app.core.lonlat import wrap_lon
 from app.render.colormaps import SteppedScale, bin_index, colorbar_ticks, scale_for
 
 __all__ = [
@@ -231,7 +232,7 @@ def tick_label(time: np.datetime64, lat: float, lon: float) -> str:
     """The curtain's x tick label: "HH:MM:SS" over "13.2N 58.1W" (longitude written in −180 … 180)."""
     if np.isnat(np.datetime64(time)) or not (np.isfinite(lat) and np.isfinite(lon)):
         return ""
-    lon = (float(lon) + 180.0) % 360.0 - 180.0
+    lon = wrap_lon(float(lon))
     hms = str(np.datetime64(time, "s"))[11:19]
     return f"{hms}\n{abs(lat):.1f}{'N' if lat >= 0 else 'S'} {abs(lon):.1f}{'E' if lon >= 0 else 'W'}"
 

@@ -16,6 +16,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
+from app.core.lonlat import lon_difference
 from app.data.basemap import border_paths, coastline_paths, split_at_antimeridian, wrap_longitude
 from app.science.geodesy import destination
 
@@ -153,7 +154,7 @@ def circle_lines(
     for radius in radii_km:
         clat, clon = destination(lat, lon, bearings, float(radius))
         # continuous around the centre: each vertex's offset from the centre taken the short way
-        offset = np.rad2deg(np.unwrap(np.deg2rad((clon - lon + 180.0) % 360.0 - 180.0)))
+        offset = np.rad2deg(np.unwrap(np.deg2rad(lon_difference(clon, lon))))
         x = centre + offset
         for shift in (0.0, -360.0, 360.0):
             xs = x + shift

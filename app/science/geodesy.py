@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from app.core.lonlat import lon_difference, wrap_lon
+
 #: Mean Earth radius (IUGG R1), km.
 EARTH_RADIUS_KM = 6371.0088
 
@@ -80,7 +82,7 @@ def _fast_quad_area(lat_b: np.ndarray, lon_b: np.ndarray, radius_km: float) -> n
     exact path. Longitudes are taken relative to corner 0 and wrapped to [−180°, 180°), so antimeridian pixels
     are right.
     """
-    x = np.radians((lon_b - lon_b[:, :1] + 180.0) % 360.0 - 180.0)
+    x = np.radians(lon_difference(lon_b, lon_b[:, :1]))
     y = np.sin(np.radians(lat_b))
     x_next = np.roll(x, -1, axis=1)
     y_next = np.roll(y, -1, axis=1)
@@ -170,5 +172,5 @@ def destination(
     sin_phi2 = np.sin(phi1) * np.cos(delta) + np.cos(phi1) * np.sin(delta) * np.cos(theta)
     phi2 = np.arcsin(np.clip(sin_phi2, -1.0, 1.0))
     lam2 = lam1 + np.arctan2(np.sin(theta) * np.sin(delta) * np.cos(phi1), np.cos(delta) - np.sin(phi1) * sin_phi2)
-    lon2 = (np.degrees(lam2) + 180.0) % 360.0 - 180.0
+    lon2 = wrap_lon(np.degrees(lam2))
     return np.degrees(phi2), lon2

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.lonlat import wrap_lon
+
 
 @dataclass(frozen=True)
 class Zone:
@@ -33,12 +35,9 @@ class Zone:
 
     def bbox(self) -> tuple[float, float, float, float]:
         """The zone for index queries: longitudes in [-180, 180), lon_min > lon_max across the antimeridian."""
-        def wrap(x: float) -> float:
-            return (x + 180.0) % 360.0 - 180.0
-
         if self.lon_max - self.lon_min >= 360.0:
             return (-180.0, self.lat_min, 180.0, self.lat_max)
-        lo, hi = wrap(self.lon_min), wrap(self.lon_max)
+        lo, hi = wrap_lon(self.lon_min), wrap_lon(self.lon_max)
         if hi == -180.0:
             hi = 180.0
         return (lo, self.lat_min, hi, self.lat_max)
