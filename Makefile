@@ -42,10 +42,12 @@ chromium:
 test: setup-test chromium
 	$(BIN)/fumarole sample --resolution tiny --if-missing
 	$(BIN)/ruff check app dashboards tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 lint: setup-test
 	$(BIN)/ruff check app dashboards tests benchmarks
+	$(BIN)/lint-imports
 
 bench: setup-test
 	$(BIN)/python -m benchmarks.run

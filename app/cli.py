@@ -13,48 +13,18 @@ from pathlib import Path
 
 from app.core.settings import SettingsError
 from app.data.errors import FumaroleError, UserInputError
-from app.paths import ASSETS, DASHBOARDS, RESOURCES, default_archive, tiny_archive
-
-
-def _progress(i: int, n: int, what: str) -> None:
-    print(f"[{i}/{n}] {what}", file=sys.stderr, flush=True)
-
-
-def _items(text: str | None) -> list[str] | None:
-    """A comma-separated flag value as a list (None when the flag is not given)."""
-    return None if text is None else [p.strip() for p in text.split(",") if p.strip()]
+from app.paths import ASSETS, DASHBOARDS, RESOURCES
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    """Write the sample archive (every argument and the folder checked before any work)."""
-    from app.sample.archive import PRODUCTS, check_out_folder, check_request, is_complete, write_archive
+    """Write the sample archive: :func:`app.sample.cli.cmd_sample`.
 
-    scenario = args.scenario
-    out = Path(args.out).expanduser() if args.out else None
-    if args.resolution == "tiny":
-        scenario = scenario if scenario != "soufriere" else "soufriere-tiny"
-    if out is None:  # our own default folder (data/ of a fresh checkout, the data home): its parents are ours to make
-        out = tiny_archive() if args.resolution == "tiny" else default_archive()
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserInputError(f"the archive folder {out} cannot be made: {exc.strerror or exc}") from None
-    if not 1 <= args.workers <= 64:
-        raise UserInputError(f"--workers {args.workers}: give 1 to 64 processes")
-    products = _items(args.products) if args.products is not None else list(PRODUCTS)
-    days = _items(args.days)
-    check_request(scenario, args.resolution, products, days)
-    if args.if_missing and is_complete(out):
-        print(f"sample archive already complete at {out}", file=sys.stderr)
-        return 0
-    check_out_folder(out)
-    summary = write_archive(
-        out, scenario=scenario, resolution=args.resolution, products=products, days=days,
-        workers=args.workers, progress=_progress,
-    )
-    mb = summary["bytes"] / 1e6
-    print(f"wrote {summary['files']} files, {mb:.1f} MB, in {summary['seconds']:.1f} s to {out}")
-    return 0
+    The one import of :mod:`app.sample` by the CLI, lazy and named in the layer contracts (``.importlinter``:
+    ``app.cli -> app.sample.cli``): the other commands, and every view and API module, never import it.
+    """
+    from app.sample.cli import cmd_sample as write_sample
+
+    return write_sample(args)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -67,6 +37,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     report = index.refresh()
     for path, reason in report.skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
+    for path, reason in report.empty:
+        print(f"empty {path}: {reason}", file=sys.stderr)
     print(index.summary())
     return 0
 
@@ -305,58 +277,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.execve(sys.executable, cmd, env)
 
 
-def _scenario_of_archive(cat) -> str:
-    """The scenario the sample archive was written from (its ``.complete`` stamp), for the scenario's wind."""
-    import json
+def _check_flux_flags(args: argparse.Namespace) -> None:
+    import math
 
-    from app.data.catalog import archive_root
-
-    stamp = Path(archive_root(cat)) / ".complete"
-    try:
-        return str(json.loads(stamp.read_text())["scenario"])
-    except (OSError, ValueError, KeyError):
-        raise UserInputError(
-            f"--plume-height-km takes the wind of the archive's scenario, but {stamp} does not name one: "
-            "give --scenario (soufriere, hunga-tonga, etna) or the wind with --wind-ms or --wind-csv"
-        ) from None
+    if args.wind_ms is not None and args.wind_csv is not None:
+        raise UserInputError("give the wind at plume height with --wind-ms SPEED or --wind-csv FILE, not both "
+                             "(without either, the catalogue's wind entry is used)")
+    if not (math.isfinite(args.min_coverage) and 0.0 <= args.min_coverage <= 1.0):
+        raise UserInputError(f"--min-coverage must be a fraction between 0 and 1; got {args.min_coverage:g}")
+    if args.plume_height_km is not None and not (math.isfinite(args.plume_height_km)
+                                                  and 0.0 <= args.plume_height_km <= 32.0):
+        raise UserInputError(f"--plume-height-km must be a height between 0 and 32 km; got {args.plume_height_km:g}")
 
 
 def _flux_wind(args: argparse.Namespace, catalog) -> tuple[object, str]:
-    """The wind for the flux from the flags, checked before any work, and a description of it for the CSV header.
+    """The wind source for the flux and, when there is none, why (checked before any work).
 
-    ``catalog()`` opens the catalogue, only when the scenario's wind needs the archive's scenario.
+    ``--wind-ms`` (a constant) or ``--wind-csv`` (a table) when given: a bad one is an error. Else the catalogue's
+    wind entry (``catalog()`` opens the catalogue): a catalogue without one, or whose wind file cannot be used, gives
+    no wind and the reason, which the flux then says (stderr and the flux CSV's header) while the masses are
+    computed as asked.
     """
-    import math
+    from app.data.errors import CatalogError
+    from app.data.wind import ConstantWind, CsvWind, WindError, no_wind_reason, wind_from_catalog
 
-    from app.data.timeseries import check_wind_speed
-
-    given = [name for name in ("wind_ms", "wind_csv", "plume_height_km") if getattr(args, name) is not None]
-    if len(given) != 1:
-        raise UserInputError(
-            "--flux needs the wind at plume height from exactly one of --wind-ms SPEED, --wind-csv FILE or "
-            f"--plume-height-km KM (the scenario's wind); got {len(given)}"
-        )
-    if not (math.isfinite(args.min_coverage) and 0.0 <= args.min_coverage <= 1.0):
-        raise UserInputError(f"--min-coverage must be a fraction between 0 and 1; got {args.min_coverage:g}")
+    _check_flux_flags(args)
     if args.wind_ms is not None:
-        speed = check_wind_speed(args.wind_ms, "--wind-ms")
-        return speed, f"{speed:g} m/s (constant)"
-    if args.plume_height_km is not None and not (math.isfinite(args.plume_height_km)
-                                                  and 0.0 <= args.plume_height_km <= 50.0):
-        raise UserInputError(f"--plume-height-km must be a height between 0 and 50 km; got {args.plume_height_km:g}")
+        from app.services.timeseries import check_wind_speed
+
+        return ConstantWind("constant", check_wind_speed(args.wind_ms, "--wind-ms")), ""
     if args.wind_csv is not None:
-        from app.data.timeseries import load_wind_csv
-
-        return load_wind_csv(args.wind_csv), f"time series from {args.wind_csv}"
-    from app.sample.scenario import get_scenario
-
-    name = args.scenario or _scenario_of_archive(catalog())
+        return CsvWind.from_file(args.wind_csv, args.wind_csv), ""
+    cat = catalog()
     try:
-        scenario = get_scenario(name)
-    except KeyError as exc:
-        raise UserInputError(str(exc.args[0])) from None
-    speed = float(scenario.wind_speed_ms(args.plume_height_km))
-    return speed, f"{speed:.3f} m/s: the wind of scenario {name} at {args.plume_height_km:g} km"
+        source = wind_from_catalog(cat)
+    except (WindError, CatalogError) as exc:
+        return None, f"the catalogue's wind cannot be used: {exc}"
+    if source is None:
+        return None, no_wind_reason(str((cat.metadata or {}).get("name") or args.catalog or "sample"))
+    return source, ""
 
 
 def cmd_timeseries(args: argparse.Namespace) -> int:
@@ -371,7 +330,9 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from app.data.catalog import open_catalog
-    from app.data.timeseries import (
+    from app.data.wind import PLUME_HEIGHT_KM
+    from app.science.filters import Filters
+    from app.services.timeseries import (
         check_csv_output,
         check_scheduler,
         check_variable,
@@ -382,7 +343,6 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
         resolve_volcano,
         write_timeseries_csv,
     )
-    from app.science.filters import Filters
 
     filters = Filters(qa_min=args.qa_min, sza_max=args.sza_max, edge_pixels=args.edge_pixels, min_du=args.min_du)
     radii = parse_radii(args.radii)
@@ -398,7 +358,10 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
         if flux_output.resolve() == output.resolve():
             raise UserInputError(f"--flux-output {flux_output} is the mass CSV of -o: give another file")
     catalog = functools.cache(lambda: open_catalog(args.catalog))
-    wind = _flux_wind(args, catalog) if wants_flux else None
+    wind, no_wind = _flux_wind(args, catalog) if wants_flux else (None, "")
+    height = args.plume_height_km if args.plume_height_km is not None else PLUME_HEIGHT_KM.get(args.variable, 7.0)
+    if wants_flux and wind is None:
+        print(f"fumarole: no flux: {no_wind}", file=sys.stderr)  # said once, before the work; the CSV says it too
     cat = catalog()
     bars: list[tqdm] = []  # made at the first progress call: bad input fails with no bar drawn
 
@@ -425,9 +388,13 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
     )
     outputs = [(table, output, None)]
     flux = None
-    if wind is not None:  # computed before anything is written: a flux that fails leaves no half result
-        flux = compute_flux_timeseries(table, wind[0], min_coverage=args.min_coverage)
-        outputs.append((flux, flux_output, {"wind": wind[1], "min_coverage": args.min_coverage}))
+    if wants_flux:  # computed before anything is written: a flux that fails leaves no half result
+        flux = compute_flux_timeseries(table, wind, plume_height_km=height, volcano=report.volcano,
+                                       why_no_wind=no_wind or None, min_coverage=args.min_coverage)
+        described = (wind.describe(height, report.volcano.latitude, report.volcano.longitude) if wind is not None
+                     else f"none: {no_wind}")
+        outputs.append((flux, flux_output, {"wind": described, "plume_height_km": height,
+                                            "min_coverage": args.min_coverage}))
     for data, path, extra in outputs:
         try:
             write_timeseries_csv(data, path, **provenance, extra=extra)
@@ -445,6 +412,20 @@ def cmd_timeseries(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number_or_none(text: str) -> float | None:
+    """A flag value that is a number or ``none`` (no limit)."""
+    if text.strip().lower() in ("none", ""):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'none'") from None
+
+
+def _shown(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line on stderr (exit status 2), not the usage and a line."""
 
@@ -456,6 +437,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
+    from app.science.filters import Filters
+
     parser = _Parser(prog="fumarole", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is read and skipped")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -519,10 +502,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--radii", default="25,50,75,100,150,200,250,300,400,500,1000,2000",
                    help="disk radii in km, comma-separated (default: 25 ... 2000)")
     p.add_argument("--variable", default="so2_7km", help="so2_pbl, so2_1km, so2_7km (default) or so2_15km")
-    p.add_argument("--qa-min", type=float, default=0.5, help="keep pixels with qa_value >= this (default 0.5)")
-    p.add_argument("--sza-max", type=float, default=None, help="keep pixels with solar zenith angle <= this")
-    p.add_argument("--edge-pixels", type=int, default=0, help="drop this many outermost ground pixels each side")
-    p.add_argument("--min-du", type=float, default=None, help="truncate columns below this (DU)")
+    default = Filters.default()  # the one default of the map, the panel, the API and this command
+    p.add_argument("--qa-min", type=float, default=default.qa_min,
+                   help=f"keep pixels with qa_value > this (default {default.qa_min:g})")
+    p.add_argument("--sza-max", type=_number_or_none, default=default.sza_max,
+                   help=f"keep pixels with solar zenith angle <= this, degrees, or 'none' (default "
+                        f"{_shown(default.sza_max)})")
+    p.add_argument("--edge-pixels", type=int, default=default.edge_pixels,
+                   help=f"drop this many outermost ground pixels each side (default {default.edge_pixels})")
+    p.add_argument("--min-du", type=_number_or_none, default=default.min_du,
+                   help=f"truncate columns below this (DU), or 'none' (default {_shown(default.min_du)})")
     p.add_argument("--scheduler", help="where to compute: threads (default), processes, sync, a Dask scheduler "
                                        "address (tcp://host:8786) or the name of a cluster of the settings "
                                        "(FUMAROLE_CLUSTERS)")
@@ -530,11 +519,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="cache folder (default: the archive's folder in the per-user state folder, "
                                        "$FUMAROLE_STATE_DIR or $XDG_STATE_HOME/fumarole, never the archive)")
     p.add_argument("--no-cache", action="store_true", help="compute every granule again, store nothing")
-    p.add_argument("--flux", action="store_true", help="also the disk-method flux per orbit (a wind flag implies it)")
+    p.add_argument("--flux", action="store_true",
+                   help="also the disk-method flux per orbit, with the catalogue's wind entry unless --wind-ms or "
+                        "--wind-csv is given (a wind flag implies --flux)")
     p.add_argument("--wind-ms", type=float, help="flux: constant wind speed at plume height, m/s")
-    p.add_argument("--wind-csv", help="flux: CSV of time, wind_ms")
-    p.add_argument("--plume-height-km", type=float, help="flux: the scenario's wind at this height")
-    p.add_argument("--scenario", help="flux: scenario of --plume-height-km (default: the archive's)")
+    p.add_argument("--wind-csv", help="flux: CSV of time, speed_ms[, direction_deg][, height_km]")
+    p.add_argument("--plume-height-km", type=float,
+                   help="flux: the height the wind is taken at, km (default: the column's box-profile height, "
+                        "e.g. 7 for so2_7km)")
     p.add_argument("--min-coverage", type=float, default=0.5,
                    help="flux: fit only radii whose disk is covered at least this much (default 0.5)")
     p.add_argument("--flux-output", help="flux CSV (default: the output with the suffix .flux.csv)")

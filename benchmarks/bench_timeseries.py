@@ -39,13 +39,13 @@ import pandas as pd
 
 from app.data.catalog import open_catalog
 from app.data.index import open_index
-from app.data.timeseries import compute_mass_timeseries, resolve_volcano
 from app.data.tropomi import VARIABLES, read_swath
 from app.paths import REPO
 from app.sample.orbit import SENTINEL_5P
 from app.sample.tropomi import tropomi_path, write_tropomi_orbit
 from app.science.filters import Filters
 from app.science.mass import DEFAULT_RADII_KM, so2_mass_within_radii
+from app.services.timeseries import compute_mass_timeseries, resolve_volcano
 
 SCENARIO = "soufriere"
 VOLCANO = "Soufriere St Vincent"

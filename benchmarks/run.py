@@ -7,14 +7,16 @@ Each benchmark times our way and its baseline in this same process (so both see 
 - TROPOMI read (``bench_tropomi_read``): ``read_swath`` + ``apply_filters`` on one full-resolution orbit against
   plain ``xarray.open_dataset`` of every group;
 - sample generation (``bench_sample``): the demo archive against the issue's target (3 min on 2 cores, 500 MB),
-  and one orbit at demo against full resolution.
+  and one orbit at demo against full resolution;
+- GEO read (``bench_geo_read``, full run only: about 4 minutes): a cold Ash RGB frame of a full-resolution ABI full
+  disk through the satpy-backed read against the old hand-written read, and satpy's own path against ours.
 
 Usage::
 
     .venv/bin/python -m benchmarks.run [--quick]
 
-``--quick`` skips the demo archive generation (a few minutes). Each benchmark's own tables are printed as it
-goes; the summary table comes last.
+``--quick`` skips the demo archive generation (a few minutes) and the GEO read. Each benchmark's own tables are
+printed as it goes; the summary table comes last.
 """
 
 from __future__ import annotations
@@ -27,7 +29,15 @@ import re
 import sys
 import time
 
-from benchmarks import bench_index, bench_sample, bench_tropomi_read, fmt_s, load_average, machine_line
+from benchmarks import (
+    bench_geo_read,
+    bench_index,
+    bench_sample,
+    bench_tropomi_read,
+    fmt_s,
+    load_average,
+    machine_line,
+)
 
 _ROW = re.compile(r"^\|\s*(?P<name>[^|]+?)\s*\|\s*(?P<value>[\d.,]+)\s*(?P<unit>ms|s)\s*\|")
 
@@ -130,6 +140,20 @@ def sample_rows(quick: bool) -> list[tuple]:
     return rows
 
 
+def geo_read_rows() -> list[tuple]:
+    """Run bench_geo_read (repeat 3) and return its summary rows."""
+    r = bench_geo_read.main(["--repeat", "3"])
+    print()
+    res = r["results"]
+    ours, old, nearest = (res[v]["median"] for v in ("satpy-read", "handwritten", "satpy-own-nearest"))
+    return [
+        ("GEO read: Ash RGB frame of a 5424² ABI full disk, satpy-backed read (baseline: old hand-written read)",
+         ours, old, old / ours, "ours ≤ 1.5 × baseline", ours <= 1.5 * old),
+        ("GEO read: the same frame (baseline: satpy load → ash → nearest resample → enhance)",
+         ours, nearest, nearest / ours, "≥ 5×", nearest / ours >= 5),
+    ]
+
+
 def print_table(rows: list[tuple]) -> None:
     """The summary table; the ratio is baseline ÷ ours (above 1: ours is faster)."""
     print("| benchmark | our time | baseline time | ratio (baseline ÷ ours) | target | met? |")
@@ -160,6 +184,10 @@ def main(argv=None) -> int:
     print("## TROPOMI read\n")
     rows += tropomi_rows()
     loads.append(load_average())
+    if not args.quick:
+        print("## GEO read\n")
+        rows += geo_read_rows()
+        loads.append(load_average())
     print("## Summary\n")
     print(
         f"{'Quick run (demo archive skipped)' if args.quick else 'Full run'}, {time.perf_counter() - t0:.0f} s "

@@ -10,7 +10,8 @@ from app.views.volcplume import VolcPlume
 
 pn.extension("tabulator", notifications=True)
 
-URL_STATE = ["zone", "level", "secondary", "date", "so2_min", "so2_max", "qa_min", "edge_pixels", "sza_max",
+URL_STATE = ["zone", "level", "quantity", "secondary", "date", "so2_min", "so2_max", "height_min", "height_max",
+             "qa_min", "edge_pixels", "sza_max",
              "show_borders", "show_timestamps", "orbits", "volcano", "radii", "caliop_granule", "x_range", "y_range"]
 
 def build():

@@ -74,8 +74,9 @@ def test_image_of_a_bbox_is_regridded_to_lat_lon(api):
 
 
 def test_the_whole_disk_and_another_composite(api):
-    status, _, body = _get(f"{api}/api/geo/image.png?satellite=GOES-East&time=2021-04-12T15:00&width=300")
+    status, headers, body = _get(f"{api}/api/geo/image.png?satellite=GOES-East&time=2021-04-12T15:00&width=300")
     assert status == 200
+    assert headers["X-Fumarole-Satellite"] == "GOES-16" and headers["X-Fumarole-Position"] == "GOES-East"
     ash = _png(body)
     assert ash.shape == (226, 226, 4)  # the tiny disk is 226 pixels wide: at most its own resolution
     assert ash[0, 0, 3] == 0 and ash[ash.shape[0] // 2, ash.shape[1] // 2, 3] == 255  # space transparent
@@ -126,14 +127,29 @@ def test_slots_list_a_day(api):
     slots = json.loads(body)
     assert [s["time"] for s in slots] == ["2021-04-12T12:00:00Z", "2021-04-12T15:00:00Z"]
     assert slots[0]["files"] == 12 and slots[0]["cloud_top"] and "ir_105" in slots[0]["channels"]
+    assert {s["platform"] for s in slots} == {"G16"}
     _, _, body = _get(f"{api}/api/geo/slots?satellite=Meteosat%20IODC&date=2021-04-12")
-    assert [s["time"] for s in json.loads(body)] == ["2021-04-12T12:00:00Z"]
+    assert [(s["time"], s["platform"]) for s in json.loads(body)] == [("2021-04-12T12:00:00Z", "MSG1")]
+    # the position of another date is held by another satellite (Meteosat-9 since 2022-06-01): none here
+    _, _, body = _get(f"{api}/api/geo/slots?satellite=Meteosat%20IODC&date=2025-07-08")
+    assert json.loads(body) == []
+    # a position without a date: every slot of whoever held it
+    _, _, body = _get(f"{api}/api/geo/slots?satellite=Meteosat%20IODC")
+    assert [s["platform"] for s in json.loads(body)] == ["MSG1"]
     _, _, body = _get(f"{api}/api/geo/slots?satellite=H08&date=2021-04-13")
     assert json.loads(body) == []
 
 
 @pytest.mark.parametrize(("query", "status", "error"), [
-    ("image.png?satellite=G99", 400, "unknown geostationary satellite 'G99'; the ring has G17 (GOES-17, GOES-West)"),
+    ("image.png?satellite=G99", 400, "unknown geostationary satellite 'G99'; the ring today has G18 (GOES-18, "
+                                     "GOES-West), G19 (GOES-19, GOES-East)"),
+    ("image.png?satellite=G99&time=2021-04-12T15:00", 400, "unknown geostationary satellite 'G99'; the ring on "
+                                                           "2021-04-12 has G17 (GOES-17, GOES-West), G16"),
+    # a position is resolved by the time asked for: in 2025 GOES-East is GOES-19, which the 2021 archive lacks
+    ("image.png?satellite=GOES-East&time=2025-07-08T12:00", 404,
+     "no GOES-19 slot at 2025-07-08 12:00 UTC: the archive has no GOES-19 (GOES-East from 2025-04-07) slot at all"),
+    ("value?satellite=GOES-West&time=2016-01-01T00:00&lat=0&lon=-137", 404,
+     "no satellite we read held GOES-West on 2016-01-01"),
     ("image.png?satellite=G16&product=volcano", 400, "unknown product 'volcano'; products are ash, dust"),
     ("image.png?satellite=G16&bbox=-100,40,-40", 400, "bbox '-100,40,-40' must be four numbers"),
     ("image.png?satellite=G16&bbox=-100,40,-40,10", 400, "latitudes must satisfy"),
@@ -383,9 +399,9 @@ def test_a_damaged_channel_is_named_relative_to_the_archive_and_the_rest_is_serv
     c13.write_bytes(c13.read_bytes()[:1000])
     name = str(c13.relative_to(tiny_copy))
     with serve_api(copy_archive) as url:
-        # the Ash RGB needs C13: a 500 that names the file relative to the archive root
+        # the Ash RGB needs C13: a 422 (the file's fault, not a 5xx) that names the file relative to the archive root
         status, headers, body = _get(f"{url}/api/geo/image.png?satellite=G16&time=2021-04-12T15:00&width=100")
-        assert status == 500 and headers["Content-Type"].startswith("application/json")
+        assert status == 422 and headers["Content-Type"].startswith("application/json")
         message = json.loads(body)["error"]
         assert message.startswith(f"a file of this slot cannot be read: {name}: ")
         assert str(tiny_copy) not in message and "/tmp" not in message

@@ -20,7 +20,7 @@ from app.data.filenames import PATTERNS, caliop_filename, tropomi_filename
 
 REPO = Path(__file__).parents[1]
 START = dt.datetime(2021, 4, 12, 16, 59, 31)
-GEO_PRODUCTS = ["geo_abi_l1b", "geo_ahi_hsd", "geo_seviri_nc", "nwcsaf_ctth"]
+GEO_PRODUCTS = ["geo_abi_l1b", "geo_ahi_hsd", "geo_seviri_nc", "geo_fci_l1c", "nwcsaf_ctth"]
 
 
 def write_tiny_tropomi(folder: Path) -> Path:
@@ -80,7 +80,7 @@ def test_sample_catalogue_products_and_metadata():
     assert so2.root_url == str(REPO / "data" / "sample" / "tropomi")
     assert so2.glob == "*/*/*/S5P_*_L2__SO2____*.nc"
     assert so2.pattern == PATTERNS["tropomi_so2"].pattern and so2.filename_pattern() is PATTERNS["tropomi_so2"]
-    assert so2.reader == "app.data.tropomi:read_swath" and so2.entry == "tropomi_so2"
+    assert so2.reader == "tropomi_l2_so2" and so2.entry == "tropomi_so2"
     assert so2.units["so2_7km"] == "DU" and so2.labels["so2_pbl"].startswith("SO2 column")
     assert so2.defaults["clim"] == [0.0, 20.0] and so2.defaults["cmap"] == "rainbow4"
     assert so2.defaults["log"] is False and so2.defaults["qa_min"] == 0.5
@@ -90,7 +90,7 @@ def test_sample_catalogue_products_and_metadata():
     assert cal.root_url == str(REPO / "data" / "sample" / "caliop")
     assert cal.defaults["clim"] == [1e-4, 1e-1] and cal.defaults["log"] is True
     assert cal.units["total_attenuated_backscatter_532"] == "km-1 sr-1"
-    assert cal.reader == "app.data.caliop:read_curtain"
+    assert cal.reader == "caliop_l1b"
 
 
 def test_default_catalogue_is_the_environment_then_sample(monkeypatch, tmp_path):
@@ -204,7 +204,7 @@ def test_unknown_product_lists_the_available_ones(tiny):
         catalog.product_info(cat, "modis_aod")
     assert str(e.value) == (
         f"catalogue {tiny[0]} has no product 'modis_aod'; available products: tropomi_so2, caliop_l1b, "
-        "geo_abi_l1b, geo_ahi_hsd, geo_seviri_nc, nwcsaf_ctth"
+        "geo_abi_l1b, geo_ahi_hsd, geo_seviri_nc, geo_fci_l1c, nwcsaf_ctth"
     )
     with pytest.raises(CatalogError, match="has no product 'modis_aod'"):
         catalog.granule_reader(cat, "modis_aod", tiny[2])

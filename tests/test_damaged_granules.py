@@ -9,6 +9,7 @@ VolcPlume's reads skip them and its log says so.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import netCDF4
 import numpy as np
 import pyhdf.VS  # noqa: F401  (HDF.vstart() needs the VS module loaded)
 import pytest
-from hypothesis import HealthCheck, given, settings
+import xarray as xr
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyhdf.HDF import HC, HDF
 from pyhdf.SD import SD, SDC
@@ -79,15 +81,42 @@ def test_truncated_granules_are_granule_errors(originals, tmp_path, kind, fracti
             assert "truncated" in err.problem or "corrupt" in err.problem, (name, err.problem)
 
 
+def _same(a, b) -> bool:
+    """Whether two reader results are equal: datasets, dicts, dataclasses of arrays (NaN equal to NaN).
+
+    The file's own name (``source``) differs between the cut copy and the original and is left out.
+    """
+    if isinstance(a, xr.Dataset):
+        return a.equals(b) and _same({k: v for k, v in a.attrs.items() if k != "source"},
+                                     {k: v for k, v in b.attrs.items() if k != "source"})
+    if dataclasses.is_dataclass(a):
+        return all(_same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a if k != "source")
+    if isinstance(a, np.ndarray):
+        return np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+    return a == b
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.floats(0.0, 1.0, exclude_max=True), kind=st.sampled_from(["tropomi", "caliop"]))
-def test_any_truncation_is_a_granule_error(originals, tmp_path, cut, kind):
+@example(cut=0.9999999999999998, kind="caliop")  # the last byte of an HDF4 file: it still reads, the same
+@example(cut=0.9999999999999998, kind="tropomi")
+def test_any_truncation_is_a_granule_error_or_harmless(originals, tmp_path, cut, kind):
+    """A cut file is a GranuleError naming it, or (the last bytes of an HDF4 file hold nothing a reader needs) it
+    reads exactly as the whole file: never a wrong value, never another exception."""
     data = originals[kind].read_bytes()
     path = tmp_path / f"cut-{kind}" / originals[kind].name
     path.parent.mkdir(exist_ok=True)
-    path.write_bytes(data[: int(len(data) * cut)])
-    for read in READERS[kind].values():
-        _granule_error(read, path)
+    # at least one byte goes: a cut of 0.9999999999999998 of a file would otherwise keep it whole
+    path.write_bytes(data[: min(int(len(data) * cut), len(data) - 1)])
+    for name, read in READERS[kind].items():
+        try:
+            got = read(path)
+        except GranuleError as err:
+            assert err.path == str(path) and err.problem and str(path) not in err.problem
+            continue
+        assert _same(got, read(originals[kind])), f"{name} read a cut file ({cut:.6f}) without error but not the same"
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -340,3 +369,90 @@ def test_volcplume_skips_a_granule_damaged_after_indexing_and_says_so(tiny_copy,
     # the other orbits are shown, with SO2 pixels
     assert len(vp.layers) >= 1 and sum(vp.pixel_counts().values()) > 0
     assert int(rows["orbit"].iloc[0]) not in vp.pixel_counts()
+
+
+# --- read_many: any reader failure is one skipped granule, named with its reason -------------------------------
+
+
+def _damaged_kinds(folder: Path, original: Path) -> dict[str, Path]:
+    """Damaged TROPOMI granules of several kinds under valid names, in ``folder``."""
+    def name(hour: int, orbit: int) -> Path:
+        return folder / tropomi_filename(DAY.replace(hour=hour), DAY.replace(hour=hour, minute=50), orbit)
+
+    truncated = name(23, 18300)
+    truncated.write_bytes(original.read_bytes()[:5000])
+    wrong_dims = _tropomi_like(name(22, 18301), dims=("time", "ground_pixel", "scanline"))
+    wrong_dtype = _tropomi_like(name(21, 18302))
+    with netCDF4.Dataset(wrong_dtype, "a") as nc:  # the column as text: a variable of the wrong dtype
+        det = nc["PRODUCT/SUPPORT_DATA/DETAILED_RESULTS"]
+        det.renameVariable("sulfurdioxide_total_vertical_column_7km", "old")
+        text = det.createVariable("sulfurdioxide_total_vertical_column_7km", str, ("time", "scanline", "ground_pixel"))
+        text[0, 0, 0] = "a lot of SO2"
+    not_netcdf = name(20, 18303)
+    import h5py
+
+    with h5py.File(not_netcdf, "w") as h5:  # HDF5 with the right names but no netCDF dimensions
+        grp = h5.create_group("PRODUCT")
+        grp.create_dataset("latitude", data=np.zeros((1, 12, 12), "f4"))
+        grp.create_dataset("time", data=np.zeros(1, "i4"))
+        h5.attrs["time_coverage_start"] = "2021-04-12T20:00:00"
+    return {"truncated": truncated, "wrong dimensions": wrong_dims, "wrong dtype": wrong_dtype,
+            "HDF5 not netCDF": not_netcdf}
+
+
+def test_read_many_skips_any_reader_failure_and_names_it(tiny_copy, tmp_path):
+    from app.data.archive import read_swath_cached
+
+    archive = Archive(str(_catalogue_for(tiny_copy, tmp_path)))
+    good = sorted((tiny_copy / "tropomi").rglob("S5P_*.nc"))[:2]
+    damaged = _damaged_kinds(good[0].parent, good[0])
+    surprise = good[1]  # a good file whose reader fails in a way no one planned: still one skipped granule
+
+    def reader(path):
+        if Path(path) == surprise:
+            raise ZeroDivisionError("division by zero")
+        return read_swath_cached(path, ("so2_7km", "qa_value"))
+
+    said = []
+    result = archive.read_many([good[0], *damaged.values(), surprise], reader, lambda lvl, msg: said.append(msg))
+    assert [ds.attrs["source"] for ds in result.datasets] == [str(good[0])]  # the rest is read
+    reasons = dict(result.skipped)
+    rel = {kind: str(p.relative_to(tiny_copy)) for kind, p in damaged.items()}
+    assert set(reasons) == {*rel.values(), str(surprise.relative_to(tiny_copy))}
+    assert reasons[rel["truncated"]].startswith(f"{rel['truncated']}: cannot be opened as a netCDF-4 file")
+    assert reasons[rel["wrong dimensions"]] == (
+        f"{rel['wrong dimensions']}: variable PRODUCT/latitude has dimensions (time, ground_pixel, scanline), "
+        "expected (time, scanline, ground_pixel) first")
+    assert reasons[rel["wrong dtype"]] == (f"{rel['wrong dtype']}: cannot be read (truncated or corrupt file?): "
+                                           "ValueError: could not convert string to float: 'a lot of SO2'")
+    assert reasons[rel["HDF5 not netCDF"]] == (  # HDF5 without dimension scales: netCDF4 sees phony dimensions
+        f"{rel['HDF5 not netCDF']}: variable PRODUCT/latitude has dimensions (phony_dim_0, phony_dim_1, phony_dim_2), "
+        "expected (time, scanline, ground_pixel) first")
+    assert reasons[str(surprise.relative_to(tiny_copy))] == (
+        f"{surprise.relative_to(tiny_copy)}: cannot be read (ZeroDivisionError: division by zero)")
+    assert len(said) == 5 and all(m.startswith("skipped ") for m in said)
+    assert all(str(tiny_copy) not in m for m in said)  # named relative to the archive root, never the server path
+
+
+def test_volcplume_draws_the_rest_when_a_reader_raises_anything(tiny_copy, tmp_path, monkeypatch):
+    import app.views.volcplume as view
+    from app.views.log_console import LogConsole
+
+    archive = Archive(str(_catalogue_for(tiny_copy, tmp_path)))
+    rows = archive.granules("tropomi_so2", "2021-04-12", "2021-04-13", (-90.0, 5.0, -55.0, 30.0))
+    victim = str(rows["path"].iloc[0])
+    real = view.read_swath_cached
+
+    def flaky(path, variables, with_bounds=False):
+        if str(path) == victim:
+            raise KeyError("sulfurdioxide_total_vertical_column_7km")  # a reader's own bug, not a GranuleError
+        return real(path, variables, with_bounds)
+
+    monkeypatch.setattr(view, "read_swath_cached", flaky)
+    log = LogConsole()
+    vp = view.VolcPlume(archive=archive, log=log, date=dt.date(2021, 4, 12), zone="Caribbean")
+    name = str(Path(victim).relative_to(tiny_copy))
+    errors = [m for m in log.messages("error") if name in m]
+    assert errors == [f"skipped {name}: cannot be read (KeyError: 'sulfurdioxide_total_vertical_column_7km')"]
+    assert int(rows["orbit"].iloc[0]) not in vp.pixel_counts()
+    assert len(vp.layers) == len(rows) - 1 and sum(vp.pixel_counts().values()) > 0

@@ -179,3 +179,19 @@ def test_the_api_is_served_with_the_dashboards(dashboard_server):
     with urllib.request.urlopen(url + "&width=400", timeout=60) as r:
         assert r.headers["Content-Type"] == "image/png"
         assert Image.open(io.BytesIO(r.read())).size == (400, 400)
+
+
+def test_the_ring_of_another_date_names_that_dates_satellites(dashboard_server, page, shots):
+    """The ring is the one of the date viewed: on 2025-07-08 GOES-18, GOES-19, Meteosat-12, Meteosat-9, Himawari-9
+    (none of which the 2021 tiny archive holds: each card says so), and a permalink by position follows the date."""
+    page.goto(f"{dashboard_server}/georing?mode=ring&date=2025-07-08&time=12:00")
+    _wait_until(lambda: len(page.locator(".georing-name").all_inner_texts()) == 5, page)
+    satellites = page.locator(".georing-satellite").all_inner_texts()
+    assert satellites == ["GOES-18 · 137.2° W", "GOES-19 · 75.2° W", "Meteosat-12 · 0°", "Meteosat-9 · 45.5° E",
+                          "Himawari-9 · 140.7° E"]
+    assert page.locator(".georing-time").all_inner_texts() == ["no slot in the archive"] * 5
+    page.screenshot(path=str(shots / "georing-ring-2025.png"), full_page=True)
+    # a position in the URL is resolved by the date: GOES-East on the sample day is GOES-16
+    page.goto(f"{dashboard_server}/georing?mode=satellite&satellite=GOES-East&date=2021-04-12&time=15:00")
+    _wait_until(lambda: _painted_map(page), page)
+    assert _title(page).startswith("GOES-16 (GOES-East, 75.2° W)")

@@ -36,9 +36,11 @@ def test_compute_shows_the_mass_plot_and_a_complete_progress(dashboard_server, p
     compute = page.get_by_role("button", name="Compute time series")
     compute.wait_for(state="visible", timeout=30_000)
     # the volcano and filters come from the map; add the two largest disks so two orbits are in the table
-    assert page.get_by_text("Filters (from the map): QA ≥ 0.5").is_visible()
+    assert page.get_by_text("Filters (from the map): QA > 0.5, SZA ≤ 80°").is_visible()
     # where it runs is a configured cluster chosen by name: no field takes a scheduler address
     assert page.get_by_text("Run on (cluster)").is_visible()
+    # the wind for the flux comes from the catalogue by default (no scenario of the sample archive)
+    assert page.get_by_text("Catalogue wind").is_visible()
     assert page.locator("input[placeholder*='://']").count() == 0 and page.get_by_text("Dask scheduler").count() == 0
     assert page.locator("select", has=page.locator("option", has_text="local")).count() == 1
     for radius in ("1000", "2000"):

@@ -67,9 +67,27 @@ def test_permalink_restores_zone_and_level(dashboard_server, page, browser, shot
     page.screenshot(path=str(shots / "volcplume-world-15km.png"), full_page=True)
     assert page.locator("select").first.input_value() == "World"
     active = page.locator(".bk-btn.bk-active").all_inner_texts()
-    assert "15km" in active
+    assert "15 km" in active and "SO2 column (DU)" in active  # the label of level=15km; the column is shown
     # all 15 orbits of the day cross the World zone
     assert page.get_by_text("#18112: 00:").count() >= 1
+
+
+def test_a_level_the_files_lack_says_why_over_an_empty_map(dashboard_server, page, shots):
+    _open(page, f"{dashboard_server}/volcplume")
+    before = _so2_pixels(_map_pixels(page))
+    reason = "processor version 02.01.04 predates it"
+    # beside the selector, before anything is chosen: the 2021 files have no 3 km column and no layer height
+    page.get_by_text("unavailable: " + reason).first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="3 km").click()
+    alert = page.get_by_text("SO2 3 km is unavailable on 2021-04-12").first  # the alert above the map
+    alert.wait_for(timeout=45_000)
+    assert reason in alert.inner_text()
+    # the plume's pixels go (about 1,000 at 7 km; the red left is the volcano triangles' and the colour bar's),
+    # but the orbits stay listed
+    _wait_until(lambda: _so2_pixels(_map_pixels(page)) < before - 500, page=page)
+    assert page.get_by_text("#18121: 16:").count() >= 1
+    assert "level=3km" in page.url
+    page.screenshot(path=str(shots / "volcplume-3km-unavailable.png"), full_page=True)
 
 
 def test_curtain_appears_for_a_day_with_caliop(dashboard_server, page, shots):

@@ -15,10 +15,11 @@ from app.data import catalog, geo
 from app.data.archive import Archive
 from app.data.errors import UserInputError
 from app.data.filenames import parse_filename
-from app.data.geo_abi import abi_file_name
+from app.data.geo_abi import abi_file_name, read_abi
 from app.data.geo_ahi import hsd_file_name
 from app.data.geo_seviri import seviri_file_name
 from app.data.index import CELL_DEG, N_LON, unpack_cells
+from app.data.readers import reader_for
 from app.sample.archive import DEMO, FULL, TINY, geo_slot_times
 from app.sample.scenario import get_scenario
 
@@ -60,14 +61,16 @@ def test_stamp_counts_the_geo_files(tiny_archive_path):
 
 def test_index_has_every_ring_position(archive):
     table = archive.index.table
-    for pos in geo.RING:
+    ring = geo.ring_at(DAY, archive)
+    for pos in ring:
         imager = table[(table["product"] == pos.product) & (table["platform"] == pos.platform)]
         ctth = table[(table["product"] == geo.CLOUD_TOP_PRODUCT) & (table["platform"] == pos.platform)]
         assert len(imager) > 0 and len(ctth) > 0, pos.name
         assert (imager["start"].dt.strftime("%Y-%m-%d") == DAY).all()
         assert (imager["end"] > imager["start"]).all()
-    assert [p.name for p in geo.RING] == ["GOES-West", "GOES-East", "Meteosat", "Meteosat IODC", "Himawari"]
-    assert [p.sub_lon for p in geo.RING] == [-137.2, -75.2, 0.0, 41.5, 140.7]
+    assert [p.name for p in ring] == ["GOES-West", "GOES-East", "Meteosat", "Meteosat IODC", "Himawari"]
+    assert [p.platform for p in ring] == ["G17", "G16", "MSG4", "MSG1", "H08"]
+    assert [p.sub_lon for p in ring] == [-137.2, -75.2, 0.0, 41.5, 140.7]
 
 
 def test_index_footprint_is_the_disk(archive):
@@ -91,7 +94,7 @@ def test_slots_list_the_slot_times(archive):
     expected = {"G17": ["12:00", "15:00"], "G16": ["12:00", "15:00"], "MSG4": ["12:00", "15:00"],
                 "MSG1": ["12:00"], "H08": ["12:00", "15:00"]}
     files = {"abi": 12, "ahi": 130, "seviri": 1}
-    for pos in geo.RING:
+    for pos in geo.ring_at(DAY, archive):
         table = geo.slots(archive, pos.platform, DAY, "2021-04-13")
         assert list(table["time"].dt.strftime("%H:%M")) == expected[pos.platform], pos.name
         assert (table["platform"] == pos.platform).all() and table["complete"].all()
@@ -183,7 +186,12 @@ def test_missing_slot_says_which_is_nearest(archive):
 
 
 def test_bad_satellite_or_channel_is_one_sentence(archive):
-    with pytest.raises(UserInputError, match=r"unknown geostationary satellite 'GOES-18'; the ring has G17"):
+    with pytest.raises(UserInputError, match=r"unknown geostationary satellite 'GOES-20'; the ring on 2021-04-12 has "
+                                             r"G17 \(GOES-17, GOES-West\), G16 .* platforms known are G16, G17, G18"):
+        geo.read_scene(archive, "GOES-20", f"{DAY}T12:00")
+    # a satellite known but not in this archive: the slot is missing, and the sentence says when it served
+    with pytest.raises(geo.MissingSlotError, match=r"no GOES-18 slot at 2021-04-12 12:00 UTC: the archive has no "
+                                                   r"GOES-18 \(GOES-West from 2023-01-04\) slot at all"):
         geo.read_scene(archive, "GOES-18", f"{DAY}T12:00")
     with pytest.raises(UserInputError, match=r"GOES-16 \(ABI\) has no channel 'ir_108'; its channels are vis_04"):
         geo.read_scene(archive, "G16", f"{DAY}T12:00", ["ir_108"])
@@ -197,7 +205,7 @@ def test_catalogue_entries_open_geo_files_through_intake(archive):
     abi = geo.slots(archive, "G16", DAY, "2021-04-13")["paths"].iloc[0]
     c13 = next(p for p in abi if "-M6C13_" in p)
     reader = catalog.granule_reader(cat, "geo_abi_l1b", c13)
-    assert reader.metadata["reader"] == "app.data.geo_abi:read_abi"
+    assert reader.metadata["reader"] == "abi_l1b" and reader_for(reader.metadata["reader"]) is read_abi
     assert reader.metadata["platforms"]["G16"]["sub_lon"] == -75.2
     ds = reader.read()
     assert isinstance(ds, xr.Dataset) and "Rad" in ds and int(ds["band_id"].values[0]) == 13
@@ -210,7 +218,7 @@ def test_catalogue_entries_open_geo_files_through_intake(archive):
     raw = catalog.granule_reader(cat, "geo_ahi_hsd", hsd).read()
     assert isinstance(raw, bytes) and raw.startswith(b"BZh")  # the raw .DAT.bz2 file
     info = catalog.product_info(cat, "geo_seviri_nc")
-    assert info.reader == "app.data.geo_seviri:read_seviri" and info.units["ir_108"] == "K"
+    assert info.reader == "seviri_l1b" and info.units["ir_108"] == "K"
 
 
 def test_geo_file_names_parse_back():

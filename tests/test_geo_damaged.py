@@ -22,6 +22,7 @@ from app.data.geo_ahi import read_ahi
 from app.data.geo_seviri import read_seviri
 from app.data.nwcsaf import read_ctth
 from app.render import geo as render
+from app.services import geo as services
 
 T15 = pd.Timestamp("2021-04-12T15:00")
 DAMAGES = ("truncated", "zero_bytes", "garbage", "wrong_variables", "transposed")
@@ -218,10 +219,10 @@ def test_other_channels_and_products_of_a_slot_are_still_served(tiny_copy, tmp_p
     assert scene.attrs["damaged"][0]["channel"] == "ir_105" and scene.attrs["damaged"][0]["path"] == str(c13)
     assert 180 < float(np.nanmean(scene["ir_120"].values)) < 320
     # a product that does not need C13 is drawn; one that does names the file
-    natural = render.frame(render.load_product(archive, "G16", T15, "natural_color"), "natural_color", width=64)
+    natural = render.frame(services.load_product(archive, "G16", T15, "natural_color"), "natural_color", width=64)
     assert natural.shape == (64, 64, 4) and (natural.values[..., 3] == 255).any()
     with pytest.raises(GranuleError, match="OR_ABI-L1b-RadF-M6C13_G16"):
-        render.load_product(archive, "G16", T15, "ash")
+        services.load_product(archive, "G16", T15, "ash")
 
     # AHI: a damaged B13 segment spoils B13 only
     with pytest.raises(GranuleError, match="HS_H08_20210412_1500_B13_FLDK_R20_S0510"):
@@ -237,3 +238,48 @@ def test_other_channels_and_products_of_a_slot_are_still_served(tiny_copy, tmp_p
         geo.read_cloud_top(archive, "MSG4", T15)
     # and the other slot of the same satellite is untouched
     assert geo.read_cloud_top(archive, "MSG4", "2021-04-12T12:00")["cloud_top_height"].shape == (232, 232)
+
+
+# --- whatever a reader raises is a skipped file, named with its reason -----------------------------------------------
+
+
+def test_any_reader_exception_is_a_granule_error_naming_the_file(tiny_copy, tmp_path, monkeypatch):
+    """A reader that fails with something other than a GranuleError (a bug of the layout it met, a library's
+    ValueError) costs only the files it was reading: named relative to the archive root, the rest served."""
+    import app.data.geo_abi as geo_abi
+    import app.data.nwcsaf as nwcsaf
+
+    real_abi = geo_abi.read_abi
+
+    def abi_failing_on_c13(paths, channels):
+        if "ir_105" in channels:
+            raise ValueError("conflicting sizes for dimension 'y'")
+        return real_abi(paths, channels)
+
+    def ctth_failing(path):
+        raise IndexError("tuple index out of range")
+
+    monkeypatch.setattr(geo_abi, "read_abi", abi_failing_on_c13)
+    monkeypatch.setattr(nwcsaf, "read_ctth", ctth_failing)
+    geo.clear_cache()
+    archive = archive_over(tiny_copy, tmp_path)
+    c13 = _one("abi/G16/*/*/*/OR_ABI-L1b-RadF-M6C13_G16_s2021102150*.nc", tiny_copy)
+
+    with pytest.raises(GranuleError) as caught:
+        geo.read_scene(archive, "G16", T15, ["ir_105", "ir_120"])
+    assert caught.value.path == str(c13)
+    assert caught.value.problem == "cannot be read: ValueError: conflicting sizes for dimension 'y'"
+    assert archive.describe(caught.value) == (f"{c13.relative_to(tiny_copy)}: cannot be read: ValueError: "
+                                              "conflicting sizes for dimension 'y'")
+    scene = geo.read_scene(archive, "G16", T15, skip_damaged=True)
+    assert "ir_105" not in scene and len(scene.data_vars) == 11
+    assert scene.attrs["damaged"] == [{"channel": "ir_105", "path": str(c13),
+                                       "problem": "cannot be read: ValueError: conflicting sizes for dimension 'y'"}]
+    assert 180 < float(np.nanmean(scene["ir_120"].values)) < 320
+
+    ctth = _one("nwcsaf_ctth/GOES16/*/*/*/*T150000Z.nc", tiny_copy)
+    with pytest.raises(GranuleError) as caught:
+        geo.read_cloud_top(archive, "G16", T15)
+    assert caught.value.path == str(ctth)
+    assert caught.value.problem == "cannot be read: IndexError: tuple index out of range"
+    geo.clear_cache()

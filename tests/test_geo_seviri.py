@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from pathlib import Path
 
 import netCDF4
 import numpy as np
@@ -60,7 +61,7 @@ def scene(slot):
 
 @pytest.fixture(scope="module")
 def ours(slot):
-    return read_seviri(slot["path"], channels=[*writer.l15.VISIR_GENERIC, "hrv"])
+    return read_seviri(slot["path"])  # the eleven VIS/IR channels (satpy's seviri_l1b_nc has no HRV)
 
 
 def test_file_is_named_as_eumetsat_netcdf(slot):
@@ -93,7 +94,9 @@ def test_canonical_geoscene(slot, ours):
 
 def test_our_reader_gives_back_every_field_to_half_a_count(slot, ours):
     sat_id = PLATFORMS[slot["platform"]][2]
-    for generic, number in writer.l15.GENERIC_SEVIRI.items():
+    assert list(ours.data_vars) == list(writer.l15.VISIR_GENERIC)
+    for generic in writer.l15.VISIR_GENERIC:
+        number = writer.l15.GENERIC_SEVIRI[generic]
         channel = writer.l15.SEVIRI_CHANNELS[number][0]
         field, got = slot["fields"][generic], ours[generic].values
         assert np.array_equal(np.isnan(field), np.isnan(got)), generic
@@ -194,5 +197,23 @@ def test_channel_errors(one_file):
         read_seviri(one_file, channels=["ir_105"])
     with pytest.raises(UserInputError, match="one slot file at a time"):
         read_seviri([one_file, one_file])
+    with pytest.raises(UserInputError, match="seviri_l1b_nc reader does not implement the HRV channel"):
+        read_seviri(one_file, channels=["ir_108", "hrv"])
     ds = read_seviri(one_file, channels=["ir_120"])  # written as no data
     assert np.isnan(ds["ir_120"].values).all()
+
+
+def test_the_satpy_reader_is_chosen_by_file_name():
+    from app.data.geo_seviri import _hrit_files, seviri_format
+
+    assert seviri_format("W_XX-EUMETSAT-Darmstadt,VIS+IR+HRV+IMAGERY,MSG4+SEVIRI_C_EUMG_20210412120009.nc") \
+        == "seviri_l1b_nc"
+    assert seviri_format("MSG4-SEVI-MSG15-0100-NA-20210412121243.106000000Z-NA.nat") == "seviri_l1b_native"
+    names = ["H-000-MSG4__-MSG4________-_________-PRO______-202104121200-__",
+             "H-000-MSG4__-MSG4________-_________-EPI______-202104121200-__",
+             "H-000-MSG4__-MSG4________-IR_108___-000001___-202104121200-C_",
+             "H-000-MSG4__-MSG4________-IR_120___-000001___-202104121200-C_",
+             "H-000-MSG4__-MSG4________-VIS006___-000008___-202104121200-__.bz2"]
+    assert {seviri_format(n) for n in names} == {"seviri_l1b_hrit"}
+    kept = [p.name for p in _hrit_files([Path(n) for n in names], ["ir_108", "vis_06"])]
+    assert kept == [names[0], names[1], names[2], names[4]]  # prologue, epilogue and the channels asked for

@@ -21,6 +21,7 @@ from app.data.archive import Archive
 from app.paths import REPO
 from app.render import geo as render
 from app.science import rgb as rgbmod
+from app.services import geo as services
 from app.views.georing import GeoRing
 from app.views.log_console import LogConsole
 
@@ -110,7 +111,7 @@ def test_geos_forward_agrees_with_proj(archive):
 
 
 def test_frame_at_native_size_is_the_composite(archive):
-    scene = render.load_product(archive, "G16", T15, "ash")
+    scene = services.load_product(archive, "G16", T15, "ash")
     assert sorted(scene.data_vars) == ["ir_105", "ir_112", "ir_120", "ir_87"]  # only what the recipe reads
     frame = render.frame(scene, "ash", width=scene.sizes["x"], cache=False)
     assert frame.attrs["kind"] == "rgb" and frame.attrs["view_factor"] == 1
@@ -122,7 +123,7 @@ def test_frame_at_native_size_is_the_composite(archive):
 
 
 def test_frames_are_cached(archive):
-    scene = render.load_product(archive, "H08", T12, "dust")
+    scene = services.load_product(archive, "H08", T12, "dust")
     first = render.frame(scene, "dust", width=100)
     hits = render.FRAMES.hits
     again = render.frame(scene, "dust", width=100)
@@ -132,7 +133,7 @@ def test_frames_are_cached(archive):
 def test_composites_change_the_picture(archive):
     pictures = {}
     for product in ("ash", "dust", "natural_color", "so2"):
-        scene = render.load_product(archive, "G16", T15, product)
+        scene = services.load_product(archive, "G16", T15, product)
         pictures[product] = render.frame(scene, product, width=200).values.astype(int)
     names = list(pictures)
     for i, a in enumerate(names):
@@ -141,7 +142,7 @@ def test_composites_change_the_picture(archive):
 
 
 def test_cloud_top_frame_has_units_and_a_colour_bar(archive):
-    data = render.load_product(archive, "G16", T15, "cloud_top_height")
+    data = services.load_product(archive, "G16", T15, "cloud_top_height")
     frame = render.frame(data, "cloud_top_height", width=200)
     assert frame.attrs["kind"] == "field" and frame.attrs["units"] == "km"
     values = frame.values[np.isfinite(frame.values)]
@@ -176,9 +177,9 @@ def test_coastlines_are_projected_per_satellite(archive):
 
 def _ring_scenes(archive, t, product="ash"):
     out = {}
-    for pos in geo.RING:
+    for pos in geo.ring_at(DAY, archive):
         try:
-            out[pos.platform] = render.load_product(archive, pos.platform, t, product)
+            out[pos.platform] = services.load_product(archive, pos.platform, t, product)
         except geo.MissingSlotError:
             out[pos.platform] = None
     return out
@@ -212,7 +213,7 @@ def test_mosaic_falls_back_when_a_slot_is_missing(archive):
     assert set(src[indian_ocean]) <= {"MSG4", "H08"} and (m["source"].values[indian_ocean] >= 0).all()
     # no gap where an available satellite sees the ground well (viewing zenith angle below 75°)
     seen = np.zeros(lat.shape, bool)
-    for pos in geo.RING:
+    for pos in geo.ring_at(DAY, archive):
         if scenes[pos.platform] is not None:
             seen |= render.viewing_zenith(pos.sub_lon, lon, lat) < 75
     assert seen.sum() > 0.8 * seen.size
@@ -335,3 +336,68 @@ def test_mosaic_mode_says_which_satellite_is_missing(archive):
     assert app.check() is False
     app.time = "12:00"
     assert app.mosaic_at(width=360, height=160) is not None and app.alert == "" and app.check()
+
+
+# --- the ring of the date viewed -----------------------------------------------------------------------------------
+
+
+def test_the_satellite_list_is_the_ring_of_the_date(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G16")
+    assert list(app.param.satellite.objects) == ["G17", "G16", "MSG4", "MSG1", "H08"]
+    assert list(app.param.satellite.names) == [
+        "GOES-West — GOES-17 (137.2° W)", "GOES-East — GOES-16 (75.2° W)", "Meteosat — Meteosat-11 (0°)",
+        "Meteosat IODC — Meteosat-8 (41.5° E)", "Himawari — Himawari-8 (140.7° E)"]
+    # a date after the handovers: the list names that date's satellites, and the position shown is followed
+    app.date = pd.Timestamp("2025-07-08").date()
+    assert app.satellite == "G19"  # GOES-East then
+    assert list(app.param.satellite.names)[:2] == ["GOES-West — GOES-18 (137.2° W)", "GOES-East — GOES-19 (75.2° W)"]
+    assert list(app.param.satellite.objects) == ["G18", "G19", "MTI1", "MSG2", "H09"]
+    assert app.title() == "GOES-19 (GOES-East, 75.2° W) — Ash RGB — 2025-07-08 15:00 UTC"
+    assert app.current_frame() is None
+    assert app.alert.startswith("GOES-19 2025-07-08 15:00 UTC Ash RGB cannot be shown: no GOES-19 slot at 2025-07-08 "
+                                "15:00 UTC: the archive has no GOES-19 (GOES-East from 2025-04-07) slot at all")
+    app.date = pd.Timestamp(DAY).date()
+    assert app.satellite == "G16"
+
+
+def test_a_permalink_may_name_a_position_or_a_satellite_outside_the_ring(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="Meteosat IODC", date=T15.date())
+    assert app.satellite == "MSG1" and app.position.name == "Meteosat IODC"
+    # set later, as the URL does: the name becomes the platform id of the date shown
+    app.satellite = "GOES-East"
+    assert app.satellite == "G16" and app.title().startswith("GOES-16 (GOES-East, 75.2° W)")
+    app.satellite = "Himawari-8"
+    assert app.satellite == "H08"
+    # Meteosat-8 on a day it no longer served: kept, labelled by name, and the list still offers that day's ring
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="MSG1",
+                  date=pd.Timestamp("2023-01-10").date(), time="12:00")
+    assert app.satellite == "MSG1"
+    assert list(app.param.satellite.objects) == ["G18", "G16", "MSG4", "MSG2", "H09", "MSG1"]
+    assert app.title() == "Meteosat-8 (41.5° E) — Ash RGB — 2023-01-10 12:00 UTC"  # in no ring position then
+
+
+def test_the_ring_view_is_the_ring_of_the_time_viewed(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="ring", date=pd.Timestamp("2025-07-08").date(),
+                  time="12:00")
+    table = app.ring_table()
+    assert list(table["platform"]) == ["G18", "G19", "MTI1", "MSG2", "H09"]
+    assert list(table["satellite"]) == ["GOES-18", "GOES-19", "Meteosat-12", "Meteosat-9", "Himawari-9"]
+    assert table["stale"].all() and table["time"].isna().all()  # the 2021 archive has none of them
+    assert table["note"].iloc[0] == "the archive has no GOES-18 slot at or before 2025-07-08 12:00 UTC"
+    text = " ".join(str(getattr(c, "object", "")) for card in [app._ring_card(r) for r in table.itertuples()]
+                    for c in card)
+    assert "GOES-19" in text and "Meteosat-12" in text and "GOES-16" not in text
+    # a day when nobody we read held GOES-West: the card says so, nothing breaks
+    old = GeoRing(archive=archive, log=LogConsole(), mode="ring", date=pd.Timestamp("2016-06-01").date(),
+                  time="12:00").ring_table()
+    assert old["platform"].iloc[0] == "" and old["note"].iloc[0].startswith("no satellite we read held GOES-West "
+                                                                          "on 2016-06-01")
+
+
+def test_an_unknown_satellite_in_the_url_is_said_and_replaced(archive):
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G16")
+    app.satellite = "G99"
+    assert app.satellite == "G16"
+    assert app.alert.startswith("unknown geostationary satellite 'G99'; the ring today has G18 (GOES-18, GOES-West)")
+    app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G99", date=T15.date(), time="15:00")
+    assert app.satellite == "G16" and "unknown geostationary satellite 'G99'" in app.alert

@@ -400,7 +400,10 @@ def test_empty_and_missing_folders_are_reported(tmp_path):
     index, report = build(root)
     assert len(index) == 0
     reasons = dict(report.skipped)
-    assert "no tropomi_so2 granule: no file matches */*/*/S5P_*" in reasons["tropomi"]
+    # an empty folder skips no file: it is said apart; a missing folder is a skip
+    assert "tropomi" not in reasons
+    assert "no tropomi_so2 granule: no file matches */*/*/S5P_*" in dict(report.empty)["tropomi"]
+    assert "empty tropomi: no tropomi_so2 granule" in str(report)
     assert reasons["caliop"] == "folder of caliop_l1b does not exist"
     empty = index.query("tropomi_so2", "2021-04-12", "2021-04-13", CARIBBEAN)
     assert empty.empty and list(empty.columns) == gi.COLUMNS
@@ -440,7 +443,7 @@ def test_open_index_through_the_tiny_catalogue(tmp_path):
     # only TROPOMI and CALIOP files here: the catalogue's GEO product folders are reported missing, nothing else
     skipped = index.last_report.skipped
     assert len(index) == 2 and all(reason.endswith("does not exist") for _, reason in skipped)
-    assert sorted(path for path, _ in skipped) == ["abi", "ahi", "nwcsaf_ctth", "seviri"]  # relative to the root
+    assert sorted(path for path, _ in skipped) == ["abi", "ahi", "fci", "nwcsaf_ctth", "seviri"]  # relative to the root
     stored = gi.open_index(str(yaml_path), refresh=False)
     assert list(stored.orbits_for_day("2021-04-12", CARIBBEAN)["path"]) == [str(caribbean)]
 
@@ -569,3 +572,49 @@ def test_concurrent_reads_of_swaths_curtains_and_geolocations(tiny_archive_path)
     assert {kind for kind, _, _ in results} == {"swath", "curtain", "tropomi geo", "caliop geo"}
     for kind, p, got in results:
         assert got == expected[(kind, p)], (kind, p.name)
+
+
+# --- any failure of a geolocator, or of its task, is a named skip --------------------------------------------------
+
+
+def test_any_geolocator_failure_is_skipped_and_named(archive, monkeypatch):
+    """A geolocator raising anything (ZeroDivisionError, IndexError...) skips that file only, named with the reason."""
+    root, paths = archive
+    real = gi.GEOLOCATORS["tropomi_so2"]
+
+    def flaky(path, stride=16):
+        if "_18109_" in os.path.basename(path):
+            raise ZeroDivisionError("float division by zero")
+        if "_18103_" in os.path.basename(path):
+            raise IndexError("index 4 is out of bounds for axis 0 with size 4")
+        return real(path, stride)
+
+    monkeypatch.setitem(gi.GEOLOCATORS, "tropomi_so2", flaky)
+    index, report = build(root)
+    reasons = dict(report.skipped)
+    africa, pacific = (str(paths[k].relative_to(root)) for k in ("africa", "pacific"))
+    assert reasons == {africa: "cannot be read (ZeroDivisionError: float division by zero)",
+                       pacific: "cannot be read (IndexError: index 4 is out of bounds for axis 0 with size 4)"}
+    assert set(index.table["path"]) == {str(paths[k]) for k in ("caribbean", "next_day", "caliop")}
+
+
+def test_a_geolocation_task_that_dies_where_it_runs_is_skipped_and_named(archive):
+    """An executor whose task fails outside the geolocator (a worker that died) skips that file, named."""
+    import concurrent.futures as cf
+
+    root, paths = archive
+
+    class DiesOnTheCaribbeanOrbit(cf.Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            future: cf.Future = cf.Future()
+            if "_18112_" in os.path.basename(args[1]):
+                future.set_exception(RuntimeError("worker tcp://10.0.0.7:40001 died"))
+            else:
+                future.set_result(fn(*args, **kwargs))
+            return future
+
+    index, report = build(root, executor=DiesOnTheCaribbeanOrbit())
+    caribbean = str(paths["caribbean"].relative_to(root))
+    assert dict(report.skipped) == {
+        caribbean: "its geolocation task failed (RuntimeError: worker tcp://10.0.0.7:40001 died)"}
+    assert len(index) == 4 and str(paths["caribbean"]) not in set(index.table["path"])

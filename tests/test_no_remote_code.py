@@ -17,7 +17,7 @@ import panel as pn
 import param
 import pytest
 
-import app.data.timeseries as engine
+import app.services.timeseries as engine
 from app.data.archive import Archive
 from app.data.errors import UserInputError
 from app.views.timeseries_panel import TimeSeriesPanel

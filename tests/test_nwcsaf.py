@@ -140,3 +140,30 @@ def test_missing_variable_raises_a_granule_error(goes, tmp_path):
     with pytest.raises(GranuleError, match="ctth_tempe") as err:
         read_ctth(bad)
     assert bad.name in str(err.value)
+
+
+def test_v2025_layout_has_a_time_dimension_and_reads_the_same(goes, scenario, tmp_path):
+    """The NWC/GEO v2025 layout: (time, ny, nx) everywhere, no nominal_product_time; ours and satpy read it."""
+    satpy = pytest.importorskip("satpy")
+    _, v2018, _ = goes
+    grid = GeoGrid.full_disk("G16", RES_KM)
+    path = write_ctth_slot(scenario, "GOES16", SLOT, tmp_path, grid, version="v2025")
+    with netCDF4.Dataset(path) as nc:
+        assert nc["ctth_alti"].dimensions == ("time", "ny", "nx") and nc["ctth_alti"].shape == (1, 339, 339)
+        assert nc["ctth_status_flag"].dimensions == ("time", "ny", "nx")
+        assert "nominal_product_time" not in nc.ncattrs() and nc.getncattr("source").endswith("v2025.1")
+    ds = read_ctth(path)
+    assert ds.attrs["start_time"] == "2021-04-12T15:00:00.000Z"  # from the file name
+    for name in ("cloud_top_height", "cloud_top_pressure", "cloud_top_temperature"):
+        xr.testing.assert_identical(ds[name], v2018[name])
+    scn = satpy.Scene([str(path)], reader="nwcsaf-geo")
+    scn.load(["ctth_alti"])
+    np.testing.assert_allclose(scn["ctth_alti"].values, ds.cloud_top_height.values, rtol=1e-6)
+
+
+def test_default_version_follows_the_slot_year():
+    from app.sample.geo.ctth import nwcsaf_version_for
+
+    assert nwcsaf_version_for("2021-04-12T15:00") == "v2018"
+    assert nwcsaf_version_for("2024-12-31T23:50") == "v2018"
+    assert nwcsaf_version_for("2025-07-07T00:00") == "v2025"

@@ -66,8 +66,9 @@ def readonly_archive(tiny_archive_path, tmp_path):
 
 def _use_everything(root: Path, catalogue: Path) -> dict:
     """Index, VolcPlume map, CALIOP curtain, GEO frame and time series on the archive; what each gave."""
-    from app.data.timeseries import compute_mass_timeseries
     from app.render import geo as render
+    from app.services import geo as services
+    from app.services.timeseries import compute_mass_timeseries
     from app.views.log_console import LogConsole
     from app.views.volcplume import VolcPlume
 
@@ -86,7 +87,7 @@ def _use_everything(root: Path, catalogue: Path) -> dict:
     curtain = read_curtain_cached(str(caliop), ["total_attenuated_backscatter_532"])
     out["curtain_finite"] = int(np.isfinite(curtain["total_attenuated_backscatter_532"].values).sum())
 
-    scene = render.load_product(archive, "G16", pd.Timestamp(f"{DAY}T15:00"), "ash")
+    scene = services.load_product(archive, "G16", pd.Timestamp(f"{DAY}T15:00"), "ash")
     frame = render.frame(scene, "ash", width=200, cache=False)
     out["frame_opaque"] = int((np.asarray(frame.values)[..., 3] > 0).sum())
 

@@ -13,7 +13,8 @@ from app.cli import main
 from app.sample import archive as archive_mod
 
 ONE_DAY = ["--resolution", "tiny", "--products", "tropomi", "--days", "2021-04-12", "--workers", "1"]
-GRANULE = "tropomi/2021/04/12/S5P_OFFL_L2__SO2____20210412T000441_20210412T014611_18112_02_020104_20210412T044611.nc"
+#: collection 01 and processor 02.01.04, as the real OFFL granules of that day
+GRANULE = "tropomi/2021/04/12/S5P_OFFL_L2__SO2____20210412T000441_20210412T014611_18112_01_020104_20210412T044611.nc"
 
 
 def _run(argv, capsys):
@@ -51,7 +52,8 @@ def test_a_users_file_inside_an_archive_is_never_overwritten(tmp_path, capsys):
     out = tmp_path / "arch"
     assert main(["sample", *ONE_DAY, "--out", str(out)]) == 0
     stamp = json.loads((out / ".complete").read_text())
-    assert len(stamp["manifest"]) == 15 and GRANULE in stamp["manifest"]
+    # one day of TROPOMI (15 orbits) and the scenario's wind file for the flux
+    assert len(stamp["manifest"]) == 16 and GRANULE in stamp["manifest"] and "wind/era5_wind.nc" in stamp["manifest"]
     written = (out / GRANULE).read_bytes()
     assert written[:4] == b"\x89HDF"
     # the user puts a file of theirs under the name of a sample file (not one of ours: drop it from the manifest)
@@ -67,16 +69,16 @@ def test_a_users_file_inside_an_archive_is_never_overwritten(tmp_path, capsys):
     assert last.startswith(f"fumarole: 1 file(s) in {out} that Fumarole did not write") and GRANULE in last
     assert (out / GRANULE).read_bytes() == b"the user's own granule"
     assert (out / "README.txt").read_text() == "mine"
-    # the archive is incomplete, its 14 other granules ours, and no staging folder left behind
+    # the archive is incomplete, its 14 other granules and the wind file ours, and no staging folder left behind
     assert not (out / ".complete").exists()
-    assert len(json.loads((out / ".fumarole-writing").read_text())["manifest"]) == 14
+    assert len(json.loads((out / ".fumarole-writing").read_text())["manifest"]) == 15
     assert not list(out.glob(".fumarole-staging-*"))
     # the user moves their file away: the next run completes and replaces only its own files
     (out / GRANULE).unlink()
     capsys.readouterr()
     assert main(["sample", *ONE_DAY, "--out", str(out)]) == 0
     assert (out / GRANULE).read_bytes()[:4] == b"\x89HDF"
-    assert len(json.loads((out / ".complete").read_text())["manifest"]) == 15
+    assert len(json.loads((out / ".complete").read_text())["manifest"]) == 16  # 15 granules and the wind file
     assert (out / "README.txt").read_text() == "mine" and not (out / ".fumarole-writing").exists()
 
 
@@ -89,7 +91,7 @@ def test_an_empty_folder_is_accepted(tmp_path, capsys):
 
 def test_the_default_folder_of_a_fresh_checkout_is_made_with_its_parents(tmp_path, capsys, monkeypatch):
     # a fresh clone has no data/ folder: `make test` runs `fumarole sample --resolution tiny` with no --out
-    import app.cli as cli
+    import app.sample.cli as cli
 
     fresh = tmp_path / "fresh-clone" / "data" / "tiny"
     monkeypatch.setattr(cli, "tiny_archive", lambda: fresh)
@@ -105,7 +107,8 @@ def test_the_default_folder_of_a_fresh_checkout_is_made_with_its_parents(tmp_pat
     (["--days", "1677-09-21"], "day 1677-09-21 is not a day of scenario soufriere-tiny"),
     (["--days", "2021-13-01"], "day '2021-13-01' is not a date YYYY-MM-DD"),
     (["--days", ","], "no day given"),
-    (["--scenario", "vesuvius"], "unknown scenario 'vesuvius'; known scenarios: etna, hunga-tonga, soufriere"),
+    (["--scenario", "vesuvius"], "unknown scenario 'vesuvius'; known scenarios: etna, hunga-tonga, lewotobi-2025, "
+                                       "lewotobi-2025-tiny, soufriere, "),
     (["--products", "tropomi,modis"], "unknown product 'modis'; known products: tropomi, caliop, geo"),
     (["--resolution", "huge"], "argument --resolution: invalid choice: 'huge'"),
     (["--workers", "0"], "--workers 0: give 1 to 64 processes"),

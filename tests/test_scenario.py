@@ -97,3 +97,38 @@ def test_standard_atmosphere():
 def test_unknown_scenario_lists_known_ones():
     with pytest.raises(KeyError, match="soufriere"):
         get_scenario("pinatubo")
+
+
+def test_lewotobi_2025_scenario():
+    sc = get_scenario("lewotobi-2025")
+    v = sc.volcano
+    assert (v.name, v.number, v.latitude, v.longitude, v.elevation_m) == ("Lewotobi Laki-laki", 264180, -8.542,
+                                                                          122.775, 1703.0)
+    assert [str(d) for d in sc.days] == ["2025-07-07", "2025-07-08", "2025-07-09"]
+    assert max(p.top_km for p in sc.pulses) == 18.0 and "illustrative" in sc.caption
+    tiny = get_scenario("lewotobi-2025-tiny")
+    assert [str(d) for d in tiny.days] == ["2025-07-07"] and tiny.volcano == v
+    # before the explosion only the degassing plume; three hours after it, SO2 and ash near the vent, high up
+    la, lo, area = _grid(-14, -3, 116, 130, 0.1)
+    before = sc.so2_column_du(la, lo, np.datetime64("2025-07-07T02:30"))
+    after = sc.so2_column_du(la, lo, np.datetime64("2025-07-07T06:00"))
+    assert (after * area).sum() > 10 * (before * area).sum()
+    thick = after > 5
+    assert np.nanmedian(sc.so2_layer_height_km(la, lo, np.datetime64("2025-07-07T06:00"))[thick]) > 8
+    assert np.nanmax(sc.ash_loading_g_m2(la, lo, np.datetime64("2025-07-07T04:00"))) > 1.0
+
+
+def test_the_2025_archive_has_the_2025_ring_and_no_caliop(tmp_path, caplog):
+    from app.sample.archive import TINY, _jobs, geo_platforms_on
+
+    assert geo_platforms_on("2025-07-07") == ("G18", "G19", "MTI1", "MSG2", "H09")
+    assert geo_platforms_on("2021-04-12") == ("G17", "G16", "MSG4", "MSG1", "H08")
+    with caplog.at_level("WARNING", logger="app.sample.archive"):
+        jobs = _jobs(["tropomi", "caliop", "geo"], "lewotobi-2025-tiny", ["2025-07-07"], str(tmp_path), TINY)
+    assert sorted(j[5] for j in jobs if j[0] == "geo") == ["G18", "G19", "H09", "MSG2", "MTI1"]
+    assert [j[0] for j in jobs if j[0] != "geo"] == ["tropomi"]
+    said = [r.getMessage() for r in caplog.records if "CALIOP" in r.getMessage()]
+    assert len(said) == 1 and "August 2023" in said[0] and "2025-07-07" in said[0]
+    jobs = _jobs(["caliop", "geo"], "soufriere-tiny", ["2021-04-12"], str(tmp_path), TINY)
+    assert sorted(j[5] for j in jobs if j[0] == "geo") == ["G16", "G17", "H08", "MSG1", "MSG4"]
+    assert [j[0] for j in jobs if j[0] != "geo"] == ["caliop"]

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from app.data.errors import UserInputError
-from app.science.filters import Filters, apply_filters, valid_mask
+from app.science.filters import DEFAULT_FILTERS, Filters, apply_filters, valid_mask
 from app.science.geodesy import EARTH_RADIUS_KM, great_circle_distance_km, pixel_area_km2, spherical_cap_area_km2
 from app.science.mass import DEFAULT_RADII_KM, MASS_COLUMNS, so2_mass_within_radii, swath_pixel_area_km2
 from app.science.units import SO2_KG_PER_DU_KM2
@@ -107,8 +107,9 @@ def test_filters_change_counts_exactly(crafted):
     assert count(sza_max=80.0, edge_pixels=2) == 62 - 36  # ground pixels 0, 1, 6, 7 on scanlines 1-9
     assert count(qa_min=0.0, min_du=4.0) == 40 - 1  # ground pixels 4-7, less the NaN
     assert count(qa_min=0.0, edge_pixels=4) == 0
-    # the boundaries are inclusive
-    assert count(qa_min=0.3) == 79
+    # QA is strict (qa_value > qa_min, the S5P SO2 recommendation): the scanline at exactly 0.3 goes; SZA inclusive
+    assert count(qa_min=0.3) == 79 - 8
+    assert count(qa_min=0.2999) == 79
     assert count(qa_min=0.0, sza_max=85.0) == 79
 
 
@@ -155,7 +156,7 @@ def test_filters_value_key_and_dict():
     assert Filters(qa_min=0.75, sza_max=80.0, edge_pixels=2.0, min_du=0.0) == g
     assert hash(Filters(qa_min=0.75, sza_max=80.0, edge_pixels=2, min_du=0.0)) == hash(g)
     assert Filters.coerce(g.as_dict()) == g
-    assert Filters.coerce(None) == f
+    assert Filters.coerce(None) == DEFAULT_FILTERS == Filters(sza_max=80.0)
     with pytest.raises(AttributeError):
         g.qa_min = 0.1  # frozen
 

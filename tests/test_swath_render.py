@@ -58,3 +58,23 @@ def test_coarse_blocks_give_the_same_picture_for_wide_views():
     block = layer.coarse(4)
     assert block.values.shape == (200, 30)
     assert float(np.nanmean(block.values)) == pytest.approx(float(np.nanmean(v)), rel=1e-3)
+
+
+def test_scanlines_without_geolocation_are_stepped_over():
+    """Real granules may hold scanlines whose geolocation is fill: they stay NaN, the rest stays continuous."""
+    lat, lon, values, time = _swath(178.5)
+    lat, lon = lat.copy(), lon.copy()
+    lon[:100] = np.nan  # leading rows with fill
+    lat[:100] = np.nan
+    lon[200:210] = np.nan  # a gap across the antimeridian crossing's rows
+    lon[250, 30] = np.nan  # one middle pixel of fill
+    out = continuous_longitude(lon, central_longitude=180.0)
+    fill = np.isnan(lon)
+    assert np.array_equal(np.isnan(out), fill)
+    assert np.nanmax(np.abs(np.diff(out, axis=1))) < 1.0 and np.nanmax(np.abs(np.diff(out, axis=0))) < 1.0
+    np.testing.assert_allclose(out[~fill], lon[~fill] % 360.0, atol=1e-9)  # the same places, in [0, 360)
+    assert 178.0 < np.nanmin(out) and np.nanmax(out) < 190.0  # one frame: 178.5° … 185.5°, no 360° jumps
+    layer = make_layer(lat, lon, values, time, orbit=1, central_longitude=180.0)
+    assert layer.pixel_deg == pytest.approx(0.05, rel=0.05)
+    agg = aggregate([layer], (175.0, 195.0), (-10.0, 15.0), 200, 200)
+    assert np.isfinite(agg.values).sum() > 1000

@@ -1,4 +1,5 @@
-"""The SO2 mass time-series engine (app.data.timeseries): index skip, window reads, cache, bad input, CSV, CLI, Dask.
+"""The SO2 mass time-series engine (app.services.timeseries): index skip, window reads, cache, bad input, CSV, CLI,
+Dask.
 
 Runs on the tiny sample archive (data/tiny: one day of La Soufrière, 15 TROPOMI orbits at 16 × 9 decimation), of
 which three orbits pass near St Vincent in daylight.
@@ -7,6 +8,7 @@ which three orbits pass near St Vincent in daylight.
 from __future__ import annotations
 
 import io
+import math
 import os
 import shutil
 import threading
@@ -19,7 +21,12 @@ import pytest
 from app.cli import main
 from app.data.errors import UserInputError
 from app.data.index import open_index
-from app.data.timeseries import (
+from app.data.tropomi import read_swath
+from app.paths import REPO
+from app.science.filters import DEFAULT_FILTERS, Filters
+from app.science.geodesy import destination, great_circle_distance_km
+from app.science.mass import so2_mass_within_radii
+from app.services.timeseries import (
     ENGINE_VERSION,
     MAX_RADIUS_KM,
     TABLE_COLUMNS,
@@ -35,11 +42,6 @@ from app.data.timeseries import (
     skipped_from_header,
     write_timeseries_csv,
 )
-from app.data.tropomi import read_swath
-from app.paths import REPO
-from app.science.filters import Filters
-from app.science.geodesy import destination, great_circle_distance_km
-from app.science.mass import so2_mass_within_radii
 
 DAY = "2021-04-12"
 VOLCANO = "Soufriere St Vincent"
@@ -228,7 +230,8 @@ def test_a_granule_that_breaks_after_indexing_is_reported_and_the_rest_computes(
         ({"radii_km": [-5]}, r"a radius must be more than 0 km; got -5 km"),
         ({"radii_km": [25, 6000]}, r"a radius must be at most 5,000 km; got 6000 km"),
         ({"radii_km": []}, r"give at least one radius in km"),
-        ({"variable": "so2_3km"}, r"unknown SO2 column 'so2_3km'; choose one of so2_pbl, so2_1km, so2_7km, so2_15km"),
+        ({"variable": "so2_5km"},
+         r"unknown SO2 column 'so2_5km'; choose one of so2_pbl, so2_1km, so2_3km, so2_7km, so2_15km"),
         (
             {"start": "2021-05-01", "end": "2021-05-03"},
             r"^no TROPOMI granule between 2021-05-01 and 2021-05-03 reaches 2000 km of Soufriere St\. Vincent",
@@ -252,7 +255,7 @@ def test_an_orbit_belongs_to_the_period_of_its_overpass(first_run):
 
 
 def test_one_granule_per_orbit_prefers_offline_and_the_newest_processor():
-    from app.data.timeseries import _one_per_orbit
+    from app.services.timeseries import _one_per_orbit
 
     rows = pd.DataFrame({
         "path": ["nrti-a", "nrti-b", "offl-old", "offl-new", "other"],
@@ -374,7 +377,7 @@ def test_flux_with_a_constant_wind_or_a_wind_file(first_run, tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("when,speed\n2021-04-12,3\n", r"needs the columns time and wind_ms; it lacks time, wind_ms"),
+        ("when,speed\n2021-04-12,3\n", r"needs the columns time and speed_ms \(or wind_ms\); it lacks time, speed_ms"),
         ("time,wind_ms\n2021-04-12,fast\n", r"row 2: wind_ms 'fast' is not a speed >= 0 in m/s"),
         ("time,wind_ms\n2021-04-12,3\nyesterday,4\n", r"row 3: time 'yesterday' is not a time"),
         ("time,wind_ms\n2021-04-12,-3\n", r"row 2: wind_ms '-3' is not a speed"),
@@ -424,8 +427,8 @@ def test_csv_header_of_default_filters_round_trips(first_run, tmp_path):
     write_timeseries_csv(table, path, volcano=360150, start=DAY, end=DAY, variable="so2_7km", filters=None,
                          radii=RADII, n_granules=2)
     header, _ = read_timeseries_csv(path)
-    assert filters_from_header(header) == Filters()
-    assert header["filter_sza_max"] == "none" and header["filter_min_du"] == "none"
+    assert filters_from_header(header) == DEFAULT_FILTERS
+    assert header["filter_sza_max"] == "80.0" and header["filter_min_du"] == "none"
 
 
 # --- CLI -----------------------------------------------------------------------------------------------------------
@@ -436,8 +439,8 @@ def test_cli_writes_the_same_table_as_the_function(first_run, tmp_path, capsys):
     out = tmp_path / "soufriere.csv"
     status = main([
         "timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--radii", "25,50,100,200,500,1000,2000",
-        "--variable", "so2_7km", "--qa-min", "0.5", "--catalog", "tiny", "--cache-dir", str(tmp_path / "cache"),
-        "--flux", "--wind-ms", "10", "-o", str(out),
+        "--variable", "so2_7km", "--qa-min", "0.5", "--sza-max", "none", "--catalog", "tiny",
+        "--cache-dir", str(tmp_path / "cache"), "--flux", "--wind-ms", "10", "-o", str(out),
     ])
     assert status == 0
     header, got = read_timeseries_csv(out)
@@ -449,18 +452,49 @@ def test_cli_writes_the_same_table_as_the_function(first_run, tmp_path, capsys):
     assert "wrote 14 rows" in capsys.readouterr().err
 
 
-def test_cli_plume_height_takes_the_archives_scenario_wind(first_run, tmp_path):
+def test_cli_flux_takes_the_catalogues_era5_wind_at_the_plume_height(first_run, tiny_copy, tmp_path, capsys):
+    """No wind flag: the catalogue's wind entry (the scenario's wind as an ERA5 file) at --plume-height-km."""
+    from app.data.wind import Era5Wind
     from app.sample.scenario import get_scenario
+    from app.sample.wind import write_wind_file
 
     table, _, _ = first_run
+    write_wind_file("soufriere-tiny", tiny_copy)
     out = tmp_path / "a.csv"
     args = ["timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--radii", "25,50,100,200,500,1000,2000",
-            "--catalog", "tiny", "--cache-dir", str(tmp_path / "cache"), "--flux", "--plume-height-km", "12",
-            "-o", str(out)]
+            "--sza-max", "none", "--catalog", str(catalog_for(tiny_copy, tmp_path)), "--cache-dir",
+            str(tmp_path / "cache"), "--flux", "--plume-height-km", "12", "-o", str(out)]
     assert main(args) == 0
+    assert "no flux" not in capsys.readouterr().err
     header, flux = read_timeseries_csv(out.with_suffix(".flux.csv"))
-    wind = float(get_scenario("soufriere-tiny").wind_speed_ms(12.0))
-    assert np.allclose(flux["wind_ms"], wind) and "scenario soufriere-tiny at 12 km" in header["wind"]
+    assert header["wind"].startswith("ERA5 u/v from wind/era5_wind.nc at 12 km (193.3 hPa, standard atmosphere)")
+    assert header["plume_height_km"] == "12.0"
+    v = resolve_volcano(VOLCANO)
+    era5 = Era5Wind("era5", str(tiny_copy / "wind" / "era5_wind.nc"))
+    assert np.allclose(flux["wind_ms"], era5.speed_ms(flux["time"], 12.0, v.latitude, v.longitude))
+    # the scenario's wind at 12 km, which the file holds on pressure levels: within the ln(p)-versus-height error
+    assert np.allclose(flux["wind_ms"], float(get_scenario("soufriere-tiny").wind_speed_ms(12.0)), atol=0.3)
+    assert np.isfinite(flux["flux_t_day"]).any()
+
+
+def test_cli_flux_without_any_wind_says_why_once_and_writes_the_masses(first_run, tiny_copy, tmp_path, capsys):
+    """A catalogue whose wind file is missing: the masses are written, the flux is blank, and why is said once on
+    stderr and in the flux CSV's header and rows."""
+    out = tmp_path / "a.csv"
+    args = ["timeseries", "--volcano", VOLCANO, "--start", DAY, "--end", DAY, "--radii", "25,50,100,200,500,1000,2000",
+            "--catalog", str(catalog_for(tiny_copy, tmp_path)), "--no-cache", "--flux", "-o", str(out)]
+    shutil.rmtree(tiny_copy / "wind")  # the sample archive has one: take it away
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    why = "the catalogue's wind cannot be used: the wind file wind/era5_wind.nc does not exist"
+    assert err.count("no flux") == 1 and f"fumarole: no flux: {why}" in err
+    _, table = read_timeseries_csv(out)
+    assert len(table) == 14
+    header, flux = read_timeseries_csv(out.with_suffix(".flux.csv"))
+    assert header["wind"] == f"none: {why}"
+    no_wind = flux["reason"].str.startswith("no wind")
+    assert flux["flux_t_day"].isna().all() and no_wind.any()
+    assert (flux.loc[no_wind, "reason"] == f"no wind: {why}").all()
 
 
 @pytest.mark.parametrize(
@@ -472,7 +506,6 @@ def test_cli_plume_height_takes_the_archives_scenario_wind(first_run, tmp_path):
         (["--radii", "25,9000"], "at most 5,000 km"),
         (["--variable", "so2"], "unknown SO2 column 'so2'"),
         (["--start", "2021-05-01", "--end", "2021-05-03"], "no TROPOMI granule between 2021-05-01 and 2021-05-03"),
-        (["--flux"], "--flux needs the wind"),
         (["--flux", "--wind-csv", "missing.csv"], "the wind file missing.csv does not exist"),
         (["--scheduler", "nowhere"], "neither a Dask scheduler address"),
     ],
@@ -556,15 +589,27 @@ def test_any_reader_failure_is_a_named_skip_and_the_period_goes_on(tiny_archive_
     assert f"skipped {name}: {reason}" in str(report)
 
 
-def test_a_bug_of_ours_is_not_taken_for_a_damaged_granule(tiny_archive_path, monkeypatch):
+def test_any_failure_of_the_reader_skips_that_granule_and_the_period_goes_on(tiny_archive_path, monkeypatch,
+                                                                               caplog):
+    """Even a failure that looks like a bug (a NameError) skips only its granule, named with the reason; the error
+    log keeps the traceback. The other orbits are computed as before."""
     import app.data.tropomi as tropomi
 
-    def broken(*_args, **_kwargs):
-        raise NameError("name 'scale' is not defined")
+    real = tropomi.read_swath
 
-    monkeypatch.setattr(tropomi, "read_swath", broken)
-    with pytest.raises(NameError):
-        run(scheduler="sync")
+    def broken_on_18122(path, *args, **kwargs):
+        if "_18122_" in os.path.basename(path):
+            raise NameError("name 'scale' is not defined")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(tropomi, "read_swath", broken_on_18122)
+    with caplog.at_level("ERROR", logger="app.services.timeseries"):
+        table, report = run(scheduler="sync")
+    assert sorted(table["orbit"].unique()) == [18121]
+    [(name, reason)] = report.skipped_granules()
+    assert name.startswith("tropomi/2021/04/12/S5P_OFFL_L2__SO2____") and "_18122_" in name
+    assert reason == "cannot be used (unexpected failure of the reader: NameError: name 'scale' is not defined)"
+    assert any(r.exc_info and r.exc_info[0] is NameError for r in caplog.records)
 
 
 # --- the CLI checks every argument before any work -----------------------------------------------------------------
@@ -574,7 +619,7 @@ def test_a_bug_of_ours_is_not_taken_for_a_damaged_granule(tiny_archive_path, mon
 def no_work(monkeypatch):
     """Fail the test if the CLI opens the catalogue or starts computing."""
     import app.data.catalog as catalogs
-    import app.data.timeseries as engine
+    import app.services.timeseries as engine
 
     def forbidden(*_args, **_kwargs):
         raise AssertionError("the CLI started working before checking its arguments")
@@ -600,7 +645,7 @@ def no_work(monkeypatch):
         (["--radii", "25,x"], "'x' is not a number"),
         (["--radii", "nan"], "a radius must be more than 0 km; got nan km"),
         (["--scheduler", "my laptop"], "neither a Dask scheduler address"),
-        (["--plume-height-km", "-2"], "--plume-height-km must be a height between 0 and 50 km"),
+        (["--plume-height-km", "-2"], "--plume-height-km must be a height between 0 and 32 km"),
         (["--wind-ms", "3", "--min-coverage", "2"], "--min-coverage must be a fraction between 0 and 1"),
         (["--qa-min", "2"], "qa_min must be between 0 and 1"),
         (["--volcano"], "argument --volcano: expected one argument"),
@@ -666,3 +711,130 @@ def test_cli_lists_the_skipped_granules_on_stderr_and_in_both_headers(tiny_copy,
         assert [n for n, _ in skipped_from_header(header)] == [name]
     _, got = read_timeseries_csv(out)
     pd.testing.assert_frame_equal(got, table[table["orbit"] != 18122].reset_index(drop=True))
+
+
+# --- real-layout granules (tests/conformance, not our writer) enter the time series; any failure is a named skip ----
+
+
+def _renamed(path: Path, orbit: int) -> Path:
+    new = path.with_name(path.name.replace("_12367_", f"_{orbit}_"))
+    path.rename(new)
+    return new
+
+
+@pytest.fixture(scope="module")
+def conformance_archive(tmp_path_factory):
+    """Real-layout granules (tests/conformance/s5p_so2.py) of 2020-03-03, one good and four damaged otherwise.
+
+    12367 good; 12368 a real-layout file whose 7 km column has an unexpected shape (time, scanline); 12369
+    truncated; 12370 good on disk, but its read raises a KeyError (monkeypatched in the test); 12371 garbage bytes.
+    """
+    from tests.conformance import s5p_so2
+
+    root = tmp_path_factory.mktemp("conformance-archive")
+    folder = root / "tropomi" / "2020" / "03" / "03"
+    good = s5p_so2.build(folder)
+    scratch = tmp_path_factory.mktemp("scratch")
+    odd = s5p_so2.build(scratch)
+    with netCDF4_dataset(odd.path) as nc:
+        group = nc["PRODUCT/SUPPORT_DATA/DETAILED_RESULTS"]
+        group.renameVariable("sulfurdioxide_total_vertical_column_7km", "sulfurdioxide_7km_moved")
+        bad = group.createVariable("sulfurdioxide_total_vertical_column_7km", "f4", ("time", "scanline"))
+        bad.units, bad.multiplication_factor_to_convert_to_DU = "mol m-2", np.float32(2241.15)
+    shutil.move(str(odd.path), folder / odd.path.name.replace("_12367_", "_12368_"))
+    data = good.path.read_bytes()
+    (folder / good.path.name.replace("_12367_", "_12369_")).write_bytes(data[: len(data) // 2])
+    shutil.copyfile(good.path, folder / good.path.name.replace("_12367_", "_12370_"))
+    (folder / good.path.name.replace("_12367_", "_12371_")).write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(4096))
+    return root, good
+
+
+def netCDF4_dataset(path):
+    import netCDF4
+
+    return netCDF4.Dataset(path, "a")
+
+
+def hand_mass_t(granule, lat0: float, lon0: float, radius_km: float) -> float:
+    """The 7 km mass within the disk by hand: Σ column (mol m-2) × pixel area × 64.066 g/mol over the pixels whose
+    centre is within the radius and whose qa_value is above 0.5. The pixel is the parallelogram of the steps of the
+    centres along (0.04076° lat, -0.05° lon per scanline) and across (0.002°, 0.058° per pixel) track."""
+    lat, lon = np.radians(granule.latitude), np.radians(granule.longitude)
+    la0, lo0 = math.radians(lat0), math.radians(lon0)
+    hav = np.sin((lat - la0) / 2) ** 2 + np.cos(lat) * math.cos(la0) * np.sin((lon - lo0) / 2) ** 2
+    distance = 2 * 6371.0088 * np.arcsin(np.sqrt(hav))
+    keep = (distance <= radius_km) & (granule.qa_raw > 50) & (granule.qa_raw != 255)
+    col = np.where(keep, np.nan_to_num(granule.columns["7km"].astype(float)), 0.0)
+    step_deg2 = abs((170.0 / 4171) * 0.058 - (-0.05) * 0.002)
+    km_per_deg = math.pi / 180 * 6371.0088
+    area_m2 = step_deg2 * km_per_deg**2 * np.cos(lat) * 1e6
+    return float((col * area_m2).sum() * 64.066e-6)
+
+
+def test_real_layout_granules_enter_the_time_series_and_every_damaged_one_is_named(conformance_archive, tmp_path,
+                                                                                  monkeypatch):
+    import app.data.tropomi as tropomi
+    from app.services.timeseries import VolcanoRef
+
+    root, good = conformance_archive
+    real = tropomi.read_swath
+
+    def key_error_on_12370(path, *args, **kwargs):
+        if "_12370_" in os.path.basename(path):
+            raise KeyError("sulfurdioxide_total_vertical_column_7km")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(tropomi, "read_swath", key_error_on_12370)
+    peak = (30, 225)
+    volcano = VolcanoRef("conformance plume", None, float(good.latitude[peak]), float(good.longitude[peak]))
+    radii = (25.0, 50.0, 100.0)
+    table, report = compute_mass_timeseries(catalog_for(root, tmp_path), volcano, "2020-03-03", "2020-03-03",
+                                            radii, "so2_7km", cache_dir=False, scheduler="threads")
+    assert table["orbit"].unique().tolist() == [12367]
+    for radius in radii:
+        got = float(table.loc[table["radius_km"] == radius, "mass_t"].iloc[0])
+        assert got == pytest.approx(hand_mass_t(good, volcano.latitude, volcano.longitude, radius), rel=0.01)
+    assert table["mass_t"].iloc[0] > 50  # tonnes: a real plume, not the 1e-5 mol m-2 background
+    overpass = good.scanline_time(30).astype("datetime64[ns]")
+    assert abs(table["time"].iloc[0] - pd.Timestamp(overpass)) < pd.Timedelta(seconds=30)
+    skipped = dict(report.skipped_granules())
+    names = {orbit: next(n for n in skipped if f"_{orbit}_" in n) for orbit in (12368, 12369, 12370, 12371)}
+    assert all(n.startswith("tropomi/2020/03/03/S5P_OFFL_L2__SO2____20200303T013547_") for n in names.values())
+    assert "sulfurdioxide_total_vertical_column_7km" in skipped[names[12368]]
+    assert "KeyError" in skipped[names[12370]] and "sulfurdioxide_total_vertical_column_7km" in skipped[names[12370]]
+    for orbit in (12369, 12371):
+        assert "netCDF" in skipped[names[orbit]] or "HDF" in skipped[names[orbit]], skipped[names[orbit]]
+    buffer = io.StringIO()
+    write_timeseries_csv(table, buffer, volcano=volcano, start="2020-03-03", end="2020-03-03", variable="so2_7km",
+                         filters=report.filters, radii=radii, n_granules=report.n_granules,
+                         skipped=report.skipped_granules())
+    buffer.seek(0)
+    header, _ = read_timeseries_csv(buffer)
+    assert header["n_skipped_granules"] == "4"
+    assert sorted(name for name, _ in skipped_from_header(header)) == sorted(names.values())
+    assert str(root) not in str(report)
+
+
+def test_a_task_that_dies_where_it_runs_is_a_skipped_granule(tiny_archive_path):
+    """The Dask path: a worker that dies (KilledWorker) on one granule's task skips that granule; the rest compute."""
+    import concurrent.futures as cf
+
+    from distributed.scheduler import KilledWorker
+
+    class Worker:  # what distributed's KilledWorker names: the worker it died on
+        address = "tcp://10.0.0.7:40001"
+
+    class DiesOn18122(cf.Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            future: cf.Future = cf.Future()
+            if "_18122_" in os.path.basename(args[0]):
+                future.set_exception(KilledWorker("task-18122", Worker(), 3))
+            else:
+                future.set_result(fn(*args, **kwargs))
+            return future
+
+    table, report = run(scheduler=DiesOn18122())
+    assert table["orbit"].unique().tolist() == [18121]
+    [(name, reason)] = report.skipped_granules()
+    assert "_18122_" in name and reason.startswith("its task failed (KilledWorker: ")
+    assert "tcp://10.0.0.7:40001" in reason

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.data.timeseries import CACHE_FORMAT, TimeseriesCache, compute_mass_timeseries, resolve_volcano
 from app.science.filters import Filters
+from app.services.timeseries import CACHE_FORMAT, TimeseriesCache, compute_mass_timeseries, resolve_volcano
 
 DAY = "2021-04-12"
 VOLCANO = "Soufriere St Vincent"
@@ -92,7 +92,7 @@ def test_entries_are_signed_json_of_the_documented_format(filled):
 def test_a_null_empty_or_non_entry_file_is_computed_again(filled, baseline, content, caplog):
     folder, entries, _ = filled
     entries[0].write_bytes(content)
-    with caplog.at_level(logging.WARNING, logger="app.data.timeseries"):
+    with caplog.at_level(logging.WARNING, logger="app.services.timeseries"):
         rerun_and_check(folder, baseline, 1, len(entries))
     warned = [r for r in caplog.records if "is not used" in r.getMessage()]
     assert len(warned) == 1 and entries[0].name in warned[0].getMessage()
@@ -113,7 +113,7 @@ def test_a_forged_entry_with_a_valid_looking_key_and_a_bad_signature_is_not_used
     for record in entry["records"]:
         record["mass_t"] = 123456.0  # plausible, well-typed, but not what the granule holds
     path.write_text(json.dumps(entry))  # the key is right, the signature is the old one
-    with caplog.at_level(logging.WARNING, logger="app.data.timeseries"):
+    with caplog.at_level(logging.WARNING, logger="app.services.timeseries"):
         rerun_and_check(folder, baseline, 1, len(entries))
     assert any("signature does not match" in r.getMessage() for r in caplog.records)
     assert 123456.0 not in run(folder)[0]["mass_t"].tolist()
@@ -182,7 +182,7 @@ def _resign_and_rerun(filled, baseline, change, problem, caplog):
     body = {k: v for k, v in entry.items() if k != "hmac"}
     entry["hmac"] = sign_like_the_cache(folder, body)
     path.write_text(json.dumps(entry))
-    with caplog.at_level(logging.WARNING, logger="app.data.timeseries"):
+    with caplog.at_level(logging.WARNING, logger="app.services.timeseries"):
         rerun_and_check(folder, baseline, 1, len(entries))
     assert any(problem in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 

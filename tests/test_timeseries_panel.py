@@ -18,7 +18,7 @@ import pytest
 
 from app.cli import main
 from app.data.archive import Archive
-from app.data.timeseries import TABLE_COLUMNS, compute_flux_timeseries, read_timeseries_csv
+from app.services.timeseries import TABLE_COLUMNS, compute_flux_timeseries, read_timeseries_csv
 from app.views.timeseries_panel import DEFAULT_RADII_KM, TimeSeriesPanel
 from app.views.volcplume import RADII_KM, VolcPlume
 
@@ -26,8 +26,32 @@ DAY = dt.date(2021, 4, 12)
 
 
 @pytest.fixture(scope="module")
-def archive(tiny_archive_path):
-    return Archive("tiny")
+def archive_root(tiny_archive_path, tmp_path_factory):
+    """The tiny archive's TROPOMI granules and the scenario's ERA5-layout wind, with catalogs/tiny.yaml next to it,
+    and catalogs/nowind.yaml: the same without its wind entry."""
+    import shutil
+
+    import yaml
+
+    from app.paths import REPO
+    from app.sample.wind import write_wind_file
+
+    root = tmp_path_factory.mktemp("ts-panel-archive")
+    (root / "catalogs").mkdir()
+    text = (REPO / "catalogs" / "tiny.yaml").read_text()
+    (root / "catalogs" / "tiny.yaml").write_text(text)
+    doc = yaml.safe_load(text)
+    del doc["entries"]["wind"], doc["data"]["wind_file"]
+    doc["metadata"]["name"] = "nowind"
+    (root / "catalogs" / "nowind.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    shutil.copytree(tiny_archive_path / "tropomi", root / "data" / "tiny" / "tropomi")
+    write_wind_file("soufriere-tiny", root / "data" / "tiny")
+    return root
+
+
+@pytest.fixture(scope="module")
+def archive(archive_root):
+    return Archive(str(archive_root / "catalogs" / "tiny.yaml"))
 
 
 @pytest.fixture
@@ -119,7 +143,8 @@ def test_the_flux_of_the_chosen_orbit_is_finite_or_the_reason_is_shown(computed)
     flux = computed.flux.set_index("orbit")
     assert np.isfinite(flux.loc[18122, "flux_t_day"]) and "only 0 radii" in flux.loc[18121, "reason"]
     assert any(note.startswith("orbit #18121") for note in computed.flux_notes())
-    assert "scenario soufriere-tiny at 7 km" in computed.wind_label
+    assert computed.wind_label == ("ERA5 u/v from wind/era5_wind.nc at 7 km (410.6 hPa, standard atmosphere), "
+                                   "bilinear at 13.33, -61.18, linear in time")
 
 
 def test_the_wind_changes_the_flux_not_the_masses(computed):
@@ -139,10 +164,10 @@ def test_the_wind_changes_the_flux_not_the_masses(computed):
         assert computed.flux.set_index("orbit").loc[18122, "wind_ms"] == pytest.approx(4 + 4 * 17.9 / 24, abs=0.01)
 
         computed.wind_file = b"time,speed\n2021-04-12,4\n"
-        assert "the wind file era5.csv needs the columns time and wind_ms" in computed.message
+        assert "the wind file era5.csv needs the columns time and speed_ms (or wind_ms)" in computed.message
         assert "/tmp" not in computed.message and computed.message_type == "warning"
     finally:
-        computed.param.update(wind_source="scenario", wind_file=None, wind_filename="")
+        computed.param.update(wind_source="catalog", wind_file=None, wind_filename="")
 
 
 def test_several_variables_give_a_table_each(archive, tmp_path):
@@ -230,7 +255,7 @@ def test_download_csv_equals_the_cli_csv(computed, tmp_path):
     status = main([
         "timeseries", "--volcano", "Soufriere St. Vincent", "--start", "2021-04-12", "--end", "2021-04-12",
         "--radii", ",".join(map(str, RADII_KM)), "--variable", "so2_7km", "--qa-min", "0.5", "--sza-max", "80",
-        "--edge-pixels", "0", "--catalog", "tiny", "--cache-dir", str(tmp_path / "cache"),
+        "--edge-pixels", "0", "--catalog", str(computed.archive.catalog_source), "--cache-dir", str(tmp_path / "cache"),
         "--flux", "--plume-height-km", "7", "-o", str(out),
     ])
     assert status == 0
@@ -278,3 +303,40 @@ def test_an_unreadable_granule_is_in_the_alert_and_the_log_and_the_rest_computes
     header, table = read_timeseries_csv(panel.mass_csv())
     assert header["n_skipped_granules"] == "1" and header["skipped_granule_1"].startswith(f"{broken}: cannot")
     assert list(table["orbit"].unique()) == [18121]
+
+
+# --- no wind: the flux says why, once ------------------------------------------------------------------------------
+
+
+def test_without_a_wind_the_flux_is_blank_and_says_why_once(archive_root, tmp_path):
+    """A catalogue without a wind entry: the masses compute; the alert and the log say once why there is no flux;
+    each orbit's reason and the flux CSV's header say it too; a constant wind then gives the flux."""
+    panel = TimeSeriesPanel(archive=Archive(str(archive_root / "catalogs" / "nowind.yaml")), cache_dir=tmp_path,
+                            radii=RADII_KM, start=DAY, end=DAY)
+    assert panel.wind_source == "catalog"
+    panel.compute(sync=True)
+    why = ("the catalogue nowind has no wind entry: give a constant speed or a wind CSV (time, speed_ms), or add a "
+           "wind entry (constant, csv or era5) to the catalogue")
+    assert sorted(panel.table["orbit"].unique()) == [18121, 18122]
+    assert panel.message_type == "warning" and panel.message.endswith(f" No flux: {why}")
+    assert panel.flux["flux_t_day"].isna().all()
+    assert panel.flux.set_index("orbit").loc[18122, "reason"] == f"no wind: {why}"
+    header, _ = read_timeseries_csv(panel.flux_csv())
+    assert header["wind"] == f"none: {why}"
+    panel.min_coverage = 0.4  # the flux is made again: the reason is not said again
+    panel.min_coverage = 0.5
+    assert sum(why in m for m in panel.log.messages()) == 1
+    panel.param.update(wind_source="constant", wind_ms=10.0)
+    assert np.isfinite(panel.flux.set_index("orbit").loc[18122, "flux_t_day"])
+    assert panel.wind_label == "10 m/s (constant)"
+
+
+def test_no_view_module_imports_app_sample():
+    """The panel takes its wind from the catalogue: importing the views loads nothing of app.sample."""
+    import subprocess
+    import sys
+
+    code = ("import sys, app.views.timeseries_panel, app.views.volcplume; "
+            "print(sorted(m for m in sys.modules if m.startswith('app.sample')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -55,7 +55,8 @@ def test_file_name_folder_and_orbit(granule):
     path, _ = granule
     fields = parse_filename(path, "tropomi_so2")
     assert fields["mode"] == "OFFL" and fields["orbit"] == ORBIT
-    assert fields["processor"] == 20104 and fields["collection"] == 2
+    # as the real OFFL granules of 2021-04-12 (e.g. orbit 18121: ..._18121_01_020104_...): collection 01
+    assert fields["processor"] == 20104 and fields["collection"] == 1
     assert int(SENTINEL_5P.orbit_number(np.datetime64(fields["start"]) + np.timedelta64(1, "s"))) == ORBIT
     duration = (fields["end"] - fields["start"]).total_seconds()
     assert duration == pytest.approx(SENTINEL_5P.period_s, abs=2)
@@ -248,9 +249,20 @@ def test_qa_value_scale_and_invalid_pixels(granule):
 # --- independent reader, cheap attributes, day writer ---------------------------------------------------------
 
 
-def test_satpy_reads_our_file_like_our_reader(granule):
+def test_satpy_reads_our_file_like_our_reader(granule, tmp_path):
+    """Satpy's ``tropomi_l2`` reads our data arrays as ours does.
+
+    Its reader parses ``time_coverage_*`` with a trailing ``Z`` (``DATE_FMT`` in satpy/readers/tropomi_l2.py, 0.60
+    and its main branch), which the real DLR files (and so ours) do not have: the copy it is given gets one.
+    """
     satpy = pytest.importorskip("satpy")
-    path, _ = granule
+    original, _ = granule
+    path = tmp_path / original.name
+    shutil.copy(original, path)
+    with netCDF4.Dataset(path, "a") as nc:
+        assert not nc.time_coverage_start.endswith("Z")  # the real form
+        nc.time_coverage_start += "Z"
+        nc.time_coverage_end += "Z"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         scn = satpy.Scene(reader="tropomi_l2", filenames=[str(path)])

@@ -7,7 +7,12 @@ app.api.geo`` adds :data:`ROUTES` to its Tornado application, next to the dashbo
     /api/geo/value?satellite=G16&time=2021-04-12T15:00&lat=13.33&lon=-61.18[&channels=ir_105,ir_120]
     /api/geo/slots?satellite=G16&date=2021-04-12
 
-- ``satellite``: platform id (``G16``), satellite (``GOES-16``) or ring position (``GOES-East``).
+- ``satellite``: platform id (``G16``, ``G19``, ``MTI1`` …), satellite (``GOES-16``) or ring position
+  (``GOES-East``). A position is resolved by the time asked for: ``GOES-East`` is GOES-16 on 2021-04-12 and
+  GOES-19 from 2025-04-07 (``assets/platforms.yaml``, overridden by the catalogue); without a time, its latest
+  holder with slots in the archive. ``slots`` of a position list the slots of whoever held it then (each with its
+  ``platform``). Answers name the satellite and the position it held then (``X-Fumarole-Satellite``,
+  ``X-Fumarole-Position``).
 - ``product``: an RGB composite (``ash``, ``dust``, ``natural_color``, ``true_color``, ``day_microphysics``,
   ``so2``) or ``cloud_top_height`` / ``cloud_top_temperature`` / ``cloud_top_pressure``; default ``ash``.
 - ``time``: the slot, ISO (``2021-04-12T15:00``, UTC), years 1970 … 2100; default (or ``latest``) the
@@ -37,13 +42,14 @@ among those only drops what it feeds (``cloud_top: null``, or the channels it ho
 ``"warnings": ["<file, relative to the archive root>: <reason>"]``, with 200.
 
 Errors are JSON ``{"error": "<a sentence naming the value at fault>"}``: 400 for a bad parameter, 404 for a slot or
-point that is not there, 500 for a damaged file the answer needs (named relative to the archive root — an answer
-never shows a server path), 503 (with ``Retry-After``) when too many requests wait, 504 when one takes longer
-than its time bound; anything unexpected is a JSON 500 ``"internal error: <type>"`` (logged with its traceback),
-never Tornado's HTML page. Every answer allows any origin (``Access-Control-Allow-Origin: *``) so other web pages
-can embed the images and fetch the values.
+point that is not there (or a position nobody we read held then), 422 for a damaged file the answer needs (named
+relative to the archive root — an answer never shows a server path; whatever the reader raised on it), 503
+(with ``Retry-After``) when too many requests wait, 504 when one takes longer than its time bound; anything
+unexpected is a JSON 500 ``"internal error: <type>"`` (logged with its traceback), never Tornado's HTML page.
+Every answer allows any origin (``Access-Control-Allow-Origin: *``) so other web pages can embed the images and
+fetch the values.
 
-The work is the dashboard's own: :func:`app.render.geo.load_product`, :func:`~app.render.geo.frame`,
+The work is the dashboard's own: :func:`app.services.geo.load_product`, :func:`~app.render.geo.frame`,
 :func:`~app.render.geo.lonlat_frame`, :func:`~app.render.geo.pixel_values`. It runs on the API's own bounded
 pool (:mod:`app.api.pool`), never on the event loop nor on Tornado's default executor, so neither pages nor API
 requests starve the other; identical concurrent requests are computed once.
@@ -69,6 +75,7 @@ from app.data.archive import Archive, get_archive
 from app.data.errors import FumaroleError, GranuleError, UserInputError
 from app.data.index import without_root
 from app.render import geo as render
+from app.services import geo as services
 
 __all__ = ["ROUTES", "NotFound", "ImageRequest", "ImageAnswer", "image_request", "image_size", "image_png",
            "value_json", "slots_json", "relative_message", "ImageHandler", "ValueHandler", "SlotsHandler",
@@ -152,15 +159,20 @@ def _timestamp(name: str, text: str, expected: str) -> pd.Timestamp:
     return pd.Timestamp(t).as_unit("ns")
 
 
-def _time(archive: Archive, args: dict, pos: geo.RingPosition) -> pd.Timestamp:
+def _satellite_and_time(archive: Archive, args: dict) -> tuple[geo.RingPosition, pd.Timestamp]:
+    """The satellite asked for (a position resolved by the time) and the slot time (default: its latest slot)."""
+    name = _required(args, "satellite")
     text = args.get("time")
     if text is None or str(text).strip() in ("", "latest"):
+        pos = geo.ring_position(name, None, archive)
         slot = geo.latest_slot(archive, pos.platform)
         if slot is None:
-            raise geo.MissingSlotError(f"the archive has no {pos.satellite} ({pos.name}) slot at all", pos.platform,
+            held = f" ({pos.name})" if pos.name else ""
+            raise geo.MissingSlotError(f"the archive has no {pos.satellite}{held} slot at all", pos.platform,
                                        pd.NaT, None)
-        return slot.time
-    return _timestamp("time", str(text).strip(), "YYYY-MM-DDTHH:MM")
+        return geo.ring_position(pos.platform, slot.time, archive), slot.time
+    t = _timestamp("time", str(text).strip(), "YYYY-MM-DDTHH:MM")
+    return geo.ring_position(name, t, archive), t
 
 
 def _product(args: dict) -> str:
@@ -242,7 +254,7 @@ class ImageAnswer:
 def image_request(archive: Archive, args: dict) -> ImageRequest:
     """The checked parameters of ``/api/geo/image.png`` (UserInputError naming the one at fault)."""
     _check_names(args, ("satellite", "product", "time", "bbox", "width", "height"))
-    pos = geo.ring_position(_required(args, "satellite"))
+    _required(args, "satellite")
     product = _product(args)
     width = _integer(args, "width", None, WIDTH_BOUNDS)
     height = _integer(args, "height", None, WIDTH_BOUNDS)
@@ -252,14 +264,16 @@ def image_request(archive: Archive, args: dict) -> ImageRequest:
         width, height = image_size(lon_range, lat_range, width, height)
     elif width is None:
         width = DEFAULT_WIDTH
-    t = _time(archive, args, pos)
+    pos, t = _satellite_and_time(archive, args)
     return ImageRequest(pos.platform, product, t, lon_range, lat_range, width, height)
 
 
-def _image_headers(req: ImageRequest) -> dict:
-    pos = geo.ring_position(req.platform)
+def _image_headers(archive: Archive, req: ImageRequest) -> dict:
+    pos = geo.ring_position(req.platform, req.time, archive)
     headers = {"X-Fumarole-Satellite": pos.satellite, "X-Fumarole-Time": f"{req.time:%Y-%m-%dT%H:%M:%SZ}",
                "X-Fumarole-Product": render.product_title(req.product)}
+    if pos.name:
+        headers["X-Fumarole-Position"] = pos.name
     if render.is_cloud_top(req.product):
         style = render.CLOUD_TOP[req.product]
         headers["X-Fumarole-Colour-Range"] = f"{style.clim[0]:g} {style.clim[1]:g} {style.units}"
@@ -268,7 +282,7 @@ def _image_headers(req: ImageRequest) -> dict:
 
 def _render_png(archive: Archive, req: ImageRequest) -> bytes:
     """Draw the picture of a request (the work the PNG cache and the merging of requests spare)."""
-    data = render.load_product(archive, req.platform, req.time, req.product)
+    data = services.load_product(archive, req.platform, req.time, req.product)
     if req.lon_range is not None:
         picture = render.lonlat_frame(data, req.product, req.lon_range, req.lat_range, req.width, req.height)
     else:
@@ -293,7 +307,7 @@ def image_png(archive: Archive, args: dict, if_none_match: str | None = None) ->
     req = image_request(archive, args)
     key = ("png", req, geo.slot_stamp(archive, req.platform, req.time))
     etag = '"' + hashlib.sha256(repr(key).encode("utf-8")).hexdigest()[:32] + '"'
-    headers = _image_headers(req)
+    headers = _image_headers(archive, req)
     if _matches(if_none_match, etag):
         return ImageAnswer(None, headers, etag)
     png = PNG_CACHE.get(key)
@@ -342,10 +356,10 @@ def value_json(archive: Archive, args: dict) -> dict:
     and adds a sentence to ``warnings`` naming it relative to the archive root.
     """
     _check_names(args, ("satellite", "time", "lat", "lon", "channels"))
-    pos = geo.ring_position(_required(args, "satellite"))
+    _required(args, "satellite")
     lat = _number(args, "lat", -90.0, 90.0, "degrees")
     lon = _number(args, "lon", -180.0, 360.0, "degrees")
-    t = _time(archive, args, pos)
+    pos, t = _satellite_and_time(archive, args)
     channels = None
     if args.get("channels") and str(args["channels"]).strip():
         channels = [c.strip() for c in str(args["channels"]).split(",") if c.strip()] or None
@@ -372,14 +386,16 @@ def value_json(archive: Archive, args: dict) -> dict:
 def slots_json(archive: Archive, args: dict) -> list[dict]:
     """The answer of ``/api/geo/slots``: the satellite's slots of a day (or of the whole archive), in time order."""
     _check_names(args, ("satellite", "date"))
-    pos = geo.ring_position(_required(args, "satellite"))
+    name = _required(args, "satellite")
     start = end = None
     if args.get("date") and str(args["date"]).strip():
         start = _timestamp("date", str(args["date"]).strip(), "YYYY-MM-DD").normalize()
         end = start + pd.Timedelta(days=1)
-    table = geo.slots(archive, pos.platform, start, end)
-    return [{"time": f"{r.time:%Y-%m-%dT%H:%M:%SZ}", "channels": list(r.channels), "files": int(r.n_files),
-             "cloud_top": r.cloud_top is not None, "complete": bool(r.complete)} for r in table.itertuples()]
+    geo.ring_position(name, start, archive)  # an unknown name is a 400 naming the known ones
+    table = geo.slots(archive, name, start, end)
+    return [{"time": f"{r.time:%Y-%m-%dT%H:%M:%SZ}", "platform": r.platform, "channels": list(r.channels),
+             "files": int(r.n_files), "cloud_top": r.cloud_top is not None, "complete": bool(r.complete)}
+            for r in table.itertuples()]
 
 
 # --------------------------------------------------------------------------------------------- file names
@@ -420,8 +436,8 @@ def _failure(exc: BaseException) -> tuple[int, str]:
         return 404, str(exc)
     if isinstance(exc, UserInputError):
         return 400, str(exc)
-    if isinstance(exc, GranuleError):
-        return 500, f"a file of this slot cannot be read: {exc}"
+    if isinstance(exc, GranuleError):  # the file's fault, not ours: not a 5xx
+        return 422, f"a file of this slot cannot be read: {exc}"
     if isinstance(exc, FumaroleError):
         return 500, str(exc)
     if isinstance(exc, tornado.web.HTTPError):

@@ -27,6 +27,7 @@ from app.core.cache import cached
 from app.data import catalog as catalogs
 from app.data.errors import FumaroleError, GranuleError
 from app.data.index import GranuleIndex, IndexReport, relative_name, without_root
+from app.data.tropomi import LevelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,15 @@ def _log_reporter(level: str, message: str) -> None:
 
 @dataclass
 class ReadResult:
-    """Datasets read, and the granules skipped with the reason (a sentence naming the file)."""
+    """Datasets read, granules skipped, and granules without an optional field asked for.
+
+    ``skipped``: ``(name, sentence naming the file and the reason)``; ``unavailable``: ``(name, level, reason)`` for
+    a granule that lacks the box-profile level or the layer height asked for.
+    """
 
     datasets: list[xr.Dataset] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    unavailable: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Archive:
@@ -124,22 +130,40 @@ class Archive:
     ) -> ReadResult:
         """Read each granule with ``reader``; a granule that fails is skipped and reported, the rest go on.
 
-        ``skipped`` holds ``(name, sentence)`` with the file named relative to the archive root.
+        Any exception out of the reader skips that granule, not only a GranuleError: a reader's bug on an
+        unexpected file must not blank a page. ``skipped`` holds ``(name, sentence)`` with the file named relative
+        to the archive root. A granule without an optional field asked for (``LevelUnavailable``: a box level its
+        processor predates, or no layer height) is not damaged: it goes to ``unavailable`` as ``(name, level,
+        reason)``, not reported here: the caller says it once (the VolcPlume level selector, for a whole day).
         """
         out = ReadResult()
         for path in paths:
             try:
                 out.datasets.append(reader(path))
+            except LevelUnavailable as exc:  # not damaged: the caller says it once for the day, not per granule
+                out.unavailable.append((self.name_of(path), exc.level, without_root(exc.reason, self.root)))
             except FumaroleError as exc:
                 msg = self.describe(exc)
                 out.skipped.append((self.name_of(path), msg))
                 report("warning", f"skipped {msg}")
-            except (OSError, ValueError, KeyError, RuntimeError, IndexError, TypeError) as exc:  # must not blank a page
-                why = without_root(str(exc), self.root)
+            except Exception as exc:  # noqa: BLE001 - any reader failure skips one granule; the rest is drawn
+                why = without_root(str(exc), self.root) or type(exc).__name__
                 msg = f"{self.name_of(path)}: cannot be read ({type(exc).__name__}: {why})"
                 out.skipped.append((self.name_of(path), msg))
+                log.warning("reader failed on %s", path, exc_info=True)  # the traceback for us, in the server log
                 report("error", f"skipped {msg}")
         return out
+
+    def unavailable_fields(self, path: str) -> dict[str, str]:
+        """The optional TROPOMI fields a granule lacks -> the reason (box levels, ``layer_height``).
+
+        From the file's attributes only, cached per file. A granule that cannot be read says nothing here (it is
+        skipped, with its reason, when read).
+        """
+        try:
+            return dict(_unavailable_cached(_stamp(path)))
+        except FumaroleError:
+            return {}
 
 
 @lru_cache(maxsize=8)  # a handful of catalogues per process; an Archive holds its index, not granules
@@ -180,6 +204,17 @@ def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = F
     Kept in the byte-bounded cache "swath granules"; identical concurrent reads are merged into one.
     """
     return _swath_cached(_stamp(path), tuple(variables), with_bounds)
+
+
+@cached("swath granules", SWATH_CACHE_SHARE, key=lambda stamp: ("unavailable fields", stamp))
+def _unavailable_cached(stamp: tuple[str, float, int]) -> tuple[tuple[str, str], ...]:
+    from app.data.tropomi import read_attrs
+
+    try:
+        attrs = read_attrs(stamp[0])
+    except Exception as exc:  # noqa: BLE001 - said when the granule is read; here only "nothing known"
+        raise GranuleError(stamp[0], f"cannot be read ({type(exc).__name__})") from None
+    return tuple({**attrs["unavailable_levels"], **attrs["unavailable_layers"]}.items())
 
 
 @cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp: ("track", stamp))

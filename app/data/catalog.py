@@ -48,6 +48,8 @@ __all__ = [
     "product_info",
     "products",
     "split_glob",
+    "wind_spec",
+    "WindSpec",
 ]
 
 #: The ``catalogs/`` folder (of the repository, or shipped in the installed package: :mod:`app.paths`).
@@ -71,12 +73,14 @@ class ProductInfo:
     root_url : the folder under which the product's granules are (a local absolute path, or an fsspec URL).
     glob : the glob, relative to ``root_url``, that lists every granule (``*/*/*/S5P_*_L2__SO2____*.nc``).
     pattern : the file-name pattern (trollsift syntax, see :mod:`app.data.filenames`).
-    reader : the Fumarole reader returning canonical data, as ``module:function``.
+    reader : the Fumarole reader returning canonical data: a key of :data:`app.data.readers.READERS`.
     entry : the catalogue entry that reads one granule with intake.
     labels, units : per canonical variable.
     defaults : plot defaults (``variable``, ``clim``, ``log``, ``cmap``, ...).
     storage_options : fsspec options for ``root_url`` (credentials stay out of Fumarole: use the fsspec config).
     catalog : the path or URL of the catalogue the product came from.
+    platforms : GEO products: the catalogue's overrides of ``assets/platforms.yaml`` (platform id -> satellite,
+        ring_position, sub_lon, from/until), applied by :func:`app.data.geo.constellation`.
     """
 
     product: str
@@ -93,6 +97,7 @@ class ProductInfo:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     catalog: str = ""
+    platforms: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -345,6 +350,7 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
         defaults=dict(meta["plot_defaults"]),
         storage_options=dict(files_data.storage_options or {}),
         catalog=source,
+        platforms=_platforms_map(source, product, meta.get("platforms")),
     )
 
 
@@ -355,6 +361,81 @@ def archive_root(cat: intake.Catalog) -> str:
         return normalise_url(_template(cat, archive))
     roots = [product_info(cat, p).root_url for p in products(cat)]
     return posixpath.commonpath(roots) if all("://" not in r for r in roots) else roots[0]
+
+
+@dataclass(frozen=True)
+class WindSpec:
+    """The catalogue's wind source for the flux (:mod:`app.data.wind` reads it).
+
+    ``kind`` is ``constant``, ``csv`` or ``era5``; ``url`` the file (a local absolute path or an fsspec URL; None
+    for a constant); ``speed_ms`` and ``direction_deg`` those of a constant; ``entry`` the catalogue entry's name,
+    ``title`` its title; ``catalog`` the catalogue's path or URL.
+    """
+
+    kind: str
+    entry: str
+    title: str
+    catalog: str
+    url: str | None = None
+    speed_ms: Any = None
+    direction_deg: Any = None
+
+
+WIND_KINDS = ("constant", "csv", "era5")
+
+
+def _wind_entry(cat: intake.Catalog) -> str | None:
+    """The name of the catalogue's wind entry: ``wind``, else the first entry with ``metadata.wind_source``."""
+    named = [name for name, entry in cat.entries.items() if "wind_source" in (entry.metadata or {})]
+    if not named:
+        return None
+    return "wind" if "wind" in named else named[0]
+
+
+def wind_spec(cat: intake.Catalog) -> WindSpec | None:
+    """The catalogue's wind source (the entry whose metadata has ``wind_source``), or None when it has none.
+
+    A wind entry is one of (see ``catalogs/real-archive.template.yaml``): ``wind_source: constant`` with the
+    reader's keywords ``speed_ms`` (and ``direction_deg``); ``wind_source: csv`` or ``era5`` with ``files:`` naming
+    the data entry of the file. Raises CatalogError for an unknown kind, a constant without a speed, or a file
+    entry that is missing.
+    """
+    name = _wind_entry(cat)
+    if name is None:
+        return None
+    source = _source(cat)
+    entry = cat.entries[name]
+    meta = dict(entry.metadata or {})
+    kind = meta["wind_source"]
+    title = str(meta.get("title", name))
+    if kind not in WIND_KINDS:
+        raise CatalogError(f"catalogue {source}: entry {name!r} has wind_source: {kind!r}; known kinds: "
+                           f"{', '.join(WIND_KINDS)}")
+    if kind == "constant":
+        kwargs = dict(getattr(entry, "kwargs", {}) or {})
+        speed = kwargs.get("speed_ms", meta.get("speed_ms"))
+        if speed is None:
+            raise CatalogError(f"catalogue {source}: the constant wind entry {name!r} has no speed_ms")
+        return WindSpec(kind, name, title, source, None, speed, kwargs.get("direction_deg", meta.get("direction_deg")))
+    files = meta.get("files")
+    if files not in cat.data:
+        raise CatalogError(f"catalogue {source}: the {kind} wind entry {name!r} names files: {files!r}, which is not "
+                           f"in the data section (data entries: {', '.join(cat.data)})")
+    try:
+        url = normalise_url(cat[files].url)
+    except Exception as e:  # intake raises many kinds; say which entry is wrong
+        raise CatalogError(f"catalogue {source}: data entry {files!r} cannot be built: {e}") from e
+    return WindSpec(kind, name, title, source, url)
+
+
+def _platforms_map(source: str, product: str, found) -> dict:
+    """A product's ``platforms:`` metadata as a dict (empty when absent); anything but a mapping is refused."""
+    if found is None:
+        return {}
+    if not isinstance(found, Mapping):
+        raise CatalogError(f"catalogue {source}: product {product!r}: platforms must map platform ids to their "
+                           f"satellite, ring_position, sub_lon, not {found!r}")
+    return dict(found)
 
 
 def granule_reader(cat: intake.Catalog, product: str, path: str | os.PathLike):

@@ -16,9 +16,10 @@ Supported field formats:
 A field name may appear once only. Times are naive UTC everywhere in Fumarole (as the canonical ``datetime64``
 coordinates are); aware datetimes given to the formatters are converted to UTC first.
 
-The geostationary products (``geo_abi_l1b``, ``geo_ahi_hsd``, ``geo_seviri_nc``, ``nwcsaf_ctth``) are named by
-platform and slot: one ABI file per band, one HSD file per band and segment (``.DAT`` or ``.DAT.bz2``), one
-SEVIRI file per slot, one CTTH file per slot (platform as NWC SAF names it: ``GOES16``, ``HIMAWARI8``).
+The geostationary products (``geo_abi_l1b``, ``geo_ahi_hsd``, ``geo_seviri_nc``, ``geo_fci_l1c``, ``nwcsaf_ctth``)
+are named by platform and slot: one ABI file per band, one HSD file per band and segment (``.DAT`` or ``.DAT.bz2``),
+one SEVIRI file per slot, one FCI L1c FDHSI body chunk per file (40 per repeat cycle), one CTTH file per slot
+(platform as NWC SAF names it: ``GOES16``, ``HIMAWARI8``, ``MTI1``).
 
 Adding a product is one :func:`register_pattern` call (see the bottom of this module), plus, for the granule
 index, one geolocation function in :mod:`app.data.index`.
@@ -43,6 +44,7 @@ __all__ = [
     "tropomi_filename",
     "caliop_filename",
     "nwcsaf_ctth_filename",
+    "fci_l1c_filename",
 ]
 
 # strftime directive -> regex of the digits it produces (only fixed-width directives: a file name must parse back).
@@ -349,6 +351,36 @@ GEO_SEVIRI_NC = register_pattern(
 )
 
 
+def _fci_derive(fields: dict[str, Any]) -> dict[str, Any]:
+    """The nominal slot (and ``start``/``end``): the chunk's day plus (repeat cycle − 1) × 10 min, as satpy has it.
+
+    The 40 chunks of a repeat cycle thus index as one slot.
+    """
+    midnight = fields["chunk_start"].replace(hour=0, minute=0, second=0, microsecond=0)
+    slot = midnight + dt.timedelta(minutes=10 * (fields["repeat_cycle"] - 1))
+    return {"slot": slot, "start": slot, "end": slot + dt.timedelta(minutes=10)}
+
+
+#: MTG-I FCI Level 1c FDHSI body chunks (FCI L1 PUG, EUMETSAT doc 45923; satpy's ``fci_l1c_nc`` pattern), e.g.
+#: ``W_XX-EUMETSAT-Darmstadt,IMG+SAT,MTI1+FCI-1C-RRAD-FDHSI-FD--CHK-BODY---NC4E_C_EUMT_20250707121215_IDPFI_OPE_
+#: 20250707120007_20250707120017_N__O_0073_0001.nc``: processing time, facility and environment, the chunk's scan
+#: start and end (fields ``chunk_start``/``chunk_end``), the repeat cycle of the day (1-based; 144 of 10 min) and
+#: the chunk number (1 south … 40 north). ``start``/``end``/``slot`` are derived: the repeat cycle's 10 minutes.
+GEO_FCI_L1C = register_pattern(
+    FilenamePattern(
+        product="geo_fci_l1c",
+        pattern=(
+            "W_XX-EUMETSAT-Darmstadt,IMG+SAT,{platform:4s}+FCI-1C-RRAD-FDHSI-{coverage:2s}--CHK-BODY--{purpose}"
+            "_C_EUMT_{created:%Y%m%d%H%M%S}_{facility}_{environment}_{chunk_start:%Y%m%d%H%M%S}_{chunk_end:%Y%m%d%H%M%S}"
+            "_{processing_mode:1s}_{compression_disposition}_{repeat_cycle:04d}_{chunk:04d}.nc"
+        ),
+        description="MTG FCI L1c FDHSI body chunk",
+        constants={"instrument": "FCI"},
+        derive=_fci_derive,
+    )
+)
+
+
 def tropomi_filename(
     start,
     end,
@@ -384,3 +416,21 @@ def caliop_filename(start, day_night: str, minor: str | int = "51", major: int =
 def nwcsaf_ctth_filename(start, platform: str, region: str) -> str:
     """The file name of an NWC SAF GEO cloud-top (CTTH) product, e.g. platform ``MSG4``, region ``MSG-N-BS``."""
     return NWCSAF_CTTH.format(platform=platform, region=region, start=start)
+
+
+def fci_l1c_filename(start, end, chunk: int, repeat_cycle: int | None = None, platform: str = "MTI1",
+                     created=None, coverage: str = "FD", environment: str = "OPE") -> str:
+    """The file name of one FCI L1c FDHSI body chunk (operational IDPF-I form, ``…-NC4E_…_N__O_…``).
+
+    ``start``/``end`` are the chunk's scan start and end; ``repeat_cycle`` (1-based within the day, 10 min each)
+    defaults to the one ``start`` falls in; ``created`` (processing time) to 5 minutes after ``end``.
+    """
+    start, end = _as_naive_utc(start), _as_naive_utc(end)
+    if repeat_cycle is None:
+        repeat_cycle = (start.hour * 60 + start.minute) // 10 + 1
+    if created is None:
+        created = end + dt.timedelta(minutes=5)
+    return GEO_FCI_L1C.format(platform=platform, coverage=coverage, purpose="-NC4E", created=created,
+                              facility="IDPFI", environment=environment, chunk_start=start, chunk_end=end,
+                              processing_mode="N",
+                              compression_disposition="_O", repeat_cycle=repeat_cycle, chunk=chunk)

@@ -4,16 +4,23 @@ The one entry the GEO views use. Nothing here knows a file format: the granule i
 which files exist, this module groups them into **slots** (one full-disk scan of one satellite: twelve ABI files,
 one per band; an HSD file per band and segment; one SEVIRI file) and hands the files of a slot to the reader of
 the satellite's sensor (:func:`app.data.geo_abi.read_abi`, :func:`app.data.geo_ahi.read_ahi`,
-:func:`app.data.geo_seviri.read_seviri`; :func:`app.data.nwcsaf.read_ctth` for cloud tops).
+:func:`app.data.geo_seviri.read_seviri`, ``app.data.geo_fci.read_fci``; :func:`app.data.nwcsaf.read_ctth` for
+cloud tops).
 
-- :data:`RING`: the five ring positions, west to east (GOES-West, GOES-East, Meteosat, Meteosat IODC, Himawari),
-  each with its platform id as the index knows it (``G17``, ``G16``, ``MSG4``, ``MSG1``, ``H08``), satellite name,
-  sub-satellite longitude, sensor and catalogue product.
-- :func:`slots` (a table of the slots in a time range), :func:`latest_slot`, :func:`ring_latest` (the latest
-  slot of every ring position, stale ones flagged), :func:`days`.
+- **The ring of a date.** Who holds each of the five positions (GOES-West, GOES-East, Meteosat, Meteosat IODC,
+  Himawari, west to east) is data: ``assets/platforms.yaml`` (:mod:`app.data.platforms`), with the catalogue's
+  ``platforms:`` maps of the GEO products applied (:func:`constellation`). :func:`ring_at` gives the ring at an
+  instant (2021-04-12: ``G17``, ``G16``, ``MSG4``, ``MSG1``, ``H08``; 2025-07-08: ``G18``, ``G19``, ``MTI1``,
+  ``MSG2``, ``H09``); :func:`ring_position` resolves a platform id (``G16``), satellite (``GOES-16``) or position
+  name (``GOES-East``, by the time asked for) to a :class:`RingPosition`.
+- :func:`slots` (a table of the slots in a time range; for a position name, the slots of whoever held it then),
+  :func:`latest_slot`, :func:`ring_latest` (the latest slot of every ring position, stale ones flagged, the
+  satellites named by the assignment of that instant), :func:`days`.
 - :func:`read_scene` (a canonical GeoScene: generic channels, BT in K, reflectance in %) and
   :func:`read_cloud_top` (a canonical CloudTop); a slot that is not there raises :class:`MissingSlotError`,
-  which names the nearest slot there is.
+  which names the nearest slot there is. Whatever a reader raises on a file (not only
+  :class:`~app.data.errors.GranuleError`) becomes a :class:`~app.data.errors.GranuleError` naming the file and
+  the reason; with ``skip_damaged`` the channels of the other files are still served.
 
 A slot's time is its nominal start (the repeat cycle it belongs to: 10 min for ABI and AHI, 15 min for SEVIRI).
 Reads are cached per server process, per channel, keyed by each file's path, size and modification time (a file
@@ -24,7 +31,10 @@ written again is read again), in the byte-bounded cache ``geo-channels`` (a quar
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -33,11 +43,12 @@ import pandas as pd
 import xarray as xr
 
 from app.core.cache import SingleFlight, bounded_cache
-from app.data.errors import GranuleError, UserInputError
-from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS, generic_channels
+from app.data import platforms as _platforms
+from app.data.errors import CatalogError, GranuleError, UserInputError
+from app.data.geo_bands import FULL_DISK, SENSOR_BANDS, generic_channels
+from app.data.readers import reader_for
 
 __all__ = [
-    "RING",
     "RingPosition",
     "Slot",
     "MissingSlotError",
@@ -45,6 +56,8 @@ __all__ = [
     "IMAGER_PRODUCTS",
     "CLOUD_TOP_PRODUCT",
     "ring_position",
+    "ring_at",
+    "constellation",
     "slots",
     "latest_slot",
     "ring_latest",
@@ -56,53 +69,174 @@ __all__ = [
     "clear_cache",
 ]
 
+log = logging.getLogger(__name__)
+
 #: The catalogue product of each sensor's imager files, and of the NWC SAF cloud tops.
-IMAGER_PRODUCTS = {"abi": "geo_abi_l1b", "ahi": "geo_ahi_hsd", "seviri": "geo_seviri_nc"}
+IMAGER_PRODUCTS = {"abi": "geo_abi_l1b", "ahi": "geo_ahi_hsd", "seviri": "geo_seviri_nc", "fci": "geo_fci_l1c"}
 CLOUD_TOP_PRODUCT = "nwcsaf_ctth"
+#: Repeat cycle (minutes) of a sensor whose full-disk grid geo_bands does not describe (yet).
+_DEFAULT_REPEAT = {"fci": 10}
 
 
 @dataclass(frozen=True)
 class RingPosition:
-    """One position of the geostationary ring."""
+    """A ring position as held by one platform: the position's name, the platform, and the period it holds it."""
 
-    name: str  # GOES-West
+    name: str  # GOES-West ("" for a platform that never held a ring position)
     platform: str  # G17: the platform id of the index and of the sample archive's folders
     satellite: str  # GOES-17
-    sub_lon: float  # degrees east, as in 2021
-    sensor: str  # abi, ahi, seviri
+    sub_lon: float  # degrees east: the satellite's longitude in that period
+    sensor: str  # abi, ahi, seviri, fci
     product: str  # the catalogue product of its imager files
+    start: pd.Timestamp | None = None  # the period it holds the position: start ≤ t < until (None: open)
+    until: pd.Timestamp | None = None
 
     @property
     def repeat_minutes(self) -> int:
-        """The full-disk repeat cycle: 10 min (ABI mode 6, AHI) or 15 min (SEVIRI)."""
-        return FULL_DISK[self.sensor].repeat_minutes
+        """The full-disk repeat cycle: 10 min (ABI mode 6, AHI, FCI) or 15 min (SEVIRI)."""
+        if self.sensor in FULL_DISK:
+            return FULL_DISK[self.sensor].repeat_minutes
+        return _DEFAULT_REPEAT.get(self.sensor, 10)
+
+    def covers(self, t) -> bool:
+        """True when the platform holds the position at ``t``."""
+        t = _as_time(t)
+        return (self.start is None or self.start <= t) and (self.until is None or t < self.until)
 
 
-def _position(name: str, key: str) -> RingPosition:
-    p = GEO_PLATFORMS[key]
-    return RingPosition(name, key, p.name, p.sub_lon, p.sensor, IMAGER_PRODUCTS[p.sensor])
+# --- the constellation of an archive ---------------------------------------------------------------------------
+
+_CONSTELLATIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CONSTELLATIONS_LOCK = threading.Lock()
 
 
-#: The ring, west to east (2021 positions: Meteosat-8 served the Indian Ocean from 41.5° E until 2022).
-RING: tuple[RingPosition, ...] = (
-    _position("GOES-West", "G17"),
-    _position("GOES-East", "G16"),
-    _position("Meteosat", "MSG4"),
-    _position("Meteosat IODC", "MSG1"),
-    _position("Himawari", "H08"),
-)
+def _catalog_platforms(arch) -> dict[str, dict]:
+    """The ``platforms:`` maps of the archive's GEO products, merged (ids the same in two products: merged too)."""
+    merged: dict[str, dict] = {}
+    have = set(arch.products())
+    for product in (*IMAGER_PRODUCTS.values(), CLOUD_TOP_PRODUCT):
+        if product not in have:
+            continue
+        info = arch.product_info(product)
+        for key, entry in info.platforms.items():
+            merged.setdefault(str(key), {}).update(entry if isinstance(entry, dict) else {"satellite": entry})
+    return merged
 
 
-def ring_position(platform: str | RingPosition) -> RingPosition:
-    """The ring position of a platform id (``G16``), satellite (``GOES-16``) or position name (``GOES-East``)."""
+def constellation(archive=None) -> _platforms.Constellation:
+    """The constellation of an archive: ``assets/platforms.yaml`` with its catalogue's ``platforms:`` applied.
+
+    ``archive=None`` gives the file's alone. Computed once per archive object.
+    """
+    if archive is None:
+        return _platforms.default()
+    arch = _archive(archive)
+    with _CONSTELLATIONS_LOCK:
+        found = _CONSTELLATIONS.get(arch)
+    if found is None:
+        found = _platforms.default().with_overrides(_catalog_platforms(arch), f"catalogue {arch.catalog_source}")
+        with _CONSTELLATIONS_LOCK:
+            _CONSTELLATIONS[arch] = found
+    return found
+
+
+def _position_of(plat: _platforms.Platform, period: _platforms.Period | None) -> RingPosition:
+    return RingPosition(
+        name=period.position if period is not None else "",
+        platform=plat.key,
+        satellite=plat.name,
+        sub_lon=period.lon if period is not None else plat.sub_lon,
+        sensor=plat.instrument,
+        product=IMAGER_PRODUCTS[plat.instrument],
+        start=None if period is None else period.start,
+        until=None if period is None else period.until,
+    )
+
+
+def _held(pos: RingPosition, archive=None) -> str:
+    """`` (GOES-West from 2023-01-04)``: the position held then, else the latest it held; nothing if none."""
+    if not pos.name and pos.platform:
+        try:
+            pos = ring_position(pos.platform, None, archive)
+        except UserInputError:
+            return ""
+    if not pos.name:
+        return ""
+    since = f" from {pos.start:%Y-%m-%d}" if pos.start is not None else ""
+    until = f" until {pos.until:%Y-%m-%d}" if pos.until is not None else ""
+    return f" ({pos.name}{since}{until})"
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def ring_at(when=None, archive=None) -> tuple[RingPosition, ...]:
+    """The ring at ``when`` (default: now), west to east: the platform holding each position then.
+
+    A position nobody we read held then is a :class:`RingPosition` with ``platform=""``, its nominal longitude, and
+    the reason as ``satellite`` ("no satellite we read held GOES-West on 2016-01-01 …").
+    """
+    c = constellation(archive)
+    out = []
+    for a in c.ring_on(_now() if when is None else _as_time(when)):
+        if a.platform is None:
+            out.append(RingPosition(a.position, "", a.note, a.position_lon, "", ""))
+        else:
+            out.append(_position_of(a.platform, a.period))
+    return tuple(out)
+
+
+def _holder_with_data(arch, c: _platforms.Constellation, position: str) -> RingPosition | None:
+    """The latest holder of a position that has files in the archive within its period (None: no holder has)."""
+    for plat, period in reversed(c.holders(position)):
+        pos = _position_of(plat, period)
+        rows = _rows(arch, pos.product, pos.platform, period.start, period.until)
+        if not rows.empty:
+            return pos
+    return None
+
+
+def ring_position(platform: str | RingPosition, when=None, archive=None) -> RingPosition:
+    """The ring position of a platform id (``G16``), satellite (``GOES-16``) or position name (``GOES-East``).
+
+    A position name is resolved by ``when``: the platform that held it then. Without ``when``, with an
+    ``archive``: the latest holder with files in the archive (else the holder of today). A platform id or name
+    gives the position it held at ``when`` (without ``when``: its latest one); ``name=""`` when it held none.
+    Unknown names raise :class:`UserInputError` naming the known ones; a position nobody we read held at
+    ``when``, :class:`MissingSlotError` saying so.
+    """
     if isinstance(platform, RingPosition):
         return platform
-    text = str(platform).strip().lower()
-    for pos in RING:
-        if text in (pos.platform.lower(), pos.satellite.lower(), pos.name.lower()):
-            return pos
-    known = ", ".join(f"{p.platform} ({p.satellite}, {p.name})" for p in RING)
-    raise UserInputError(f"unknown geostationary satellite {platform!r}; the ring has {known}")
+    c = constellation(archive)
+    text = str(platform).strip()
+    if c.is_position(text):
+        if when is None and archive is not None:
+            found = _holder_with_data(_archive(archive), c, text)
+            if found is not None:
+                return found
+        t = _now() if when is None else _as_time(when)
+        a = c.assignment(text, t)
+        if a.platform is None:
+            raise MissingSlotError(a.note, "", t, None)
+        return _position_of(a.platform, a.period)
+    try:
+        plat, period = c.position_of(text, when)
+    except UserInputError:
+        t = _now() if when is None else _as_time(when)
+        ring = ", ".join(f"{a.key} ({a.satellite}, {a.position})" for a in c.ring_on(t) if a.platform)
+        day = "today" if when is None else f"on {t:%Y-%m-%d}"
+        others = ", ".join(p.key for p in c.platforms.values())
+        raise UserInputError(f"unknown geostationary satellite {platform!r}; the ring {day} has {ring}, and the "
+                             f"platforms known are {others} (or a position: "
+                             f"{', '.join(p.name for p in c.positions)})") from None
+    return _position_of(plat, period)  # at a time it held no position: name "", its nominal longitude
+
+
+def __getattr__(name: str):
+    if name == "RING":  # the former constant: today's ring of assets/platforms.yaml (use ring_at(when, archive))
+        return ring_at()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -163,8 +297,30 @@ def _archive(archive):
 
 
 def _rows(archive, product: str, platform: str, start=None, end=None) -> pd.DataFrame:
+    if product not in archive.products():
+        return pd.DataFrame({"path": pd.Series(dtype=object), "platform": pd.Series(dtype=object),
+                             "start": pd.Series(dtype="datetime64[ns]")})
     rows = archive.granules(product, start, end)
     return rows[rows["platform"] == platform]
+
+
+def _spans(archive, platform, start=None, end=None) -> list[tuple[RingPosition, pd.Timestamp | None,
+                                                                    pd.Timestamp | None]]:
+    """(holder, start, end) pieces of [start, end): one for a platform; one per holder for a position name."""
+    t0 = None if start is None else _as_time(start)
+    t1 = None if end is None else _as_time(end)
+    if isinstance(platform, RingPosition):
+        return [(platform, t0, t1)]
+    c = constellation(archive)
+    if not c.is_position(str(platform).strip()):
+        return [(ring_position(platform, t0, archive), t0, t1)]
+    out = []
+    for plat, period in c.holders(str(platform).strip()):
+        a = period.start if t0 is None else (t0 if period.start is None else max(t0, period.start))
+        b = period.until if t1 is None else (t1 if period.until is None else min(t1, period.until))
+        if a is None or b is None or a < b:
+            out.append((_position_of(plat, period), a, b))
+    return out
 
 
 def _parse_name(sensor: str, path: str) -> dict | None:
@@ -176,7 +332,12 @@ def _parse_name(sensor: str, path: str) -> dict | None:
         from app.data.geo_ahi import parse_hsd_name
 
         return parse_hsd_name(path)
-    return {}
+    return {}  # SEVIRI, FCI: every file holds every channel
+
+
+def _whole_disk_channels(sensor: str) -> tuple[str, ...]:
+    """The channels of a sensor whose every file holds all of them (SEVIRI; FCI once its bands are known)."""
+    return generic_channels(sensor) if sensor in SENSOR_BANDS else ()
 
 
 def _channel_of(sensor: str, info: dict) -> str | None:
@@ -199,8 +360,8 @@ def _group(pos: RingPosition, rows: pd.DataFrame, ctth: pd.DataFrame) -> list[Sl
     for time, group in rows.groupby(rows["start"].dt.floor(cycle), sort=True):
         paths = sorted(str(p) for p in group["path"])
         missing = 0
-        if pos.sensor == "seviri":
-            channels = generic_channels("seviri")
+        if pos.sensor in ("seviri", "fci"):
+            channels = _whole_disk_channels(pos.sensor)
         else:
             segments: dict[str, set[int]] = {}
             totals: dict[str, int] = {}
@@ -243,13 +404,15 @@ def slots(archive, platform, start=None, end=None) -> pd.DataFrame:
     """The slots of a satellite whose nominal time is in [start, end), one row per slot, in time order.
 
     ``archive``: an :class:`app.data.archive.Archive`, or a catalogue (name, path, None for the default).
-    ``platform``: ``G16``, ``GOES-16`` or ``GOES-East`` (see :data:`RING`). Columns: ``platform``, ``time``
+    ``platform``: ``G16``, ``GOES-16``, or a position name (``GOES-East``: the slots of each satellite that held
+    the position, within the time it held it). Columns: ``platform``, ``time``
     (nominal slot start, UTC), ``paths`` (the imager's files of the slot, a list), ``channels`` (the generic
     channels present, a tuple), ``n_files``, ``cloud_top`` (the CTTH file, or None), ``complete`` (no HSD segment
     missing).
     """
-    pos = ring_position(platform)
-    found = _slots(_archive(archive), pos, start, end)
+    arch = _archive(archive)
+    found = [s for pos, t0, t1 in _spans(arch, platform, start, end) for s in _slots(arch, pos, t0, t1)]
+    found.sort(key=lambda s: s.time)
     table = pd.DataFrame(
         {
             "platform": [s.platform for s in found],
@@ -266,18 +429,34 @@ def slots(archive, platform, start=None, end=None) -> pd.DataFrame:
 
 
 def days(archive, platform) -> list[np.datetime64]:
-    """The days (UTC) on which a satellite has slots."""
-    pos = ring_position(platform)
-    rows = _rows(_archive(archive), pos.product, pos.platform)
-    return sorted({np.datetime64(d, "D") for d in rows["start"].dt.floor("D")})
+    """The days (UTC) on which a satellite (or, for a position name, whoever held the position) has slots."""
+    arch = _archive(archive)
+    out: set = set()
+    for pos, t0, t1 in _spans(arch, platform):
+        rows = _rows(arch, pos.product, pos.platform, t0, t1)
+        starts = rows["start"]
+        if t0 is not None:
+            starts = starts[starts >= t0]
+        if t1 is not None:
+            starts = starts[starts < t1]
+        out |= {np.datetime64(d, "D") for d in starts.dt.floor("D")}
+    return sorted(out)
 
 
 def latest_slot(archive, platform, now=None) -> Slot | None:
-    """The latest slot of a satellite at or before ``now`` (default: the latest in the archive), or None."""
-    pos = ring_position(platform)
+    """The latest slot of a satellite at or before ``now`` (default: the latest in the archive), or None.
+
+    A position name means the satellite that held it at ``now`` (without ``now``: its latest holder with files).
+    """
     arch = _archive(archive)
     t = None if now is None else _as_time(now)
-    rows = _rows(arch, pos.product, pos.platform, None, None if t is None else t + pd.Timedelta(seconds=1))
+    try:
+        pos = ring_position(platform, t, arch)
+    except MissingSlotError:  # a position nobody we read held then
+        return None
+    # a slot's files start a little after its nominal time: look one cycle beyond, keep the slots at or before t
+    end = None if t is None else t + pd.Timedelta(minutes=pos.repeat_minutes)
+    rows = _rows(arch, pos.product, pos.platform, None, end)
     if rows.empty:
         return None
     cycle = f"{pos.repeat_minutes}min"
@@ -295,35 +474,60 @@ def latest_slot(archive, platform, now=None) -> Slot | None:
 STALE_AFTER = pd.Timedelta(hours=1)
 
 
+def _newest_slot_time(arch) -> pd.Timestamp | None:
+    """The newest slot of any platform of the archive (its "now")."""
+    c = constellation(arch)
+    newest = None
+    for product in dict.fromkeys(IMAGER_PRODUCTS.values()):
+        if product not in arch.products():
+            continue
+        rows = arch.granules(product)
+        for key in rows["platform"].dropna().unique():
+            try:
+                c.platform(str(key))
+            except UserInputError:
+                continue
+            slot = latest_slot(arch, str(key))
+            if slot is not None and (newest is None or slot.time > newest):
+                newest = slot.time
+    return newest
+
+
 def ring_latest(archive, now=None, stale_after=STALE_AFTER) -> pd.DataFrame:
     """The latest slot of every ring position at or before ``now``, and whether it is stale.
 
-    ``now`` defaults to the newest slot of any ring satellite (the archive's "now"; for a live archive, pass the
+    The ring is the one of ``now`` (:func:`ring_at`): each position shows the satellite holding it then.
+    ``now`` defaults to the newest slot of any satellite (the archive's "now"; for a live archive, pass the
     clock). A satellite is ``stale`` when its latest slot is older than ``now − stale_after``, or it has none.
-    Columns: ``name``, ``platform``, ``satellite``, ``sub_lon``, ``sensor``, ``time`` (NaT if none), ``age``,
-    ``stale``, ``paths``, ``channels``, ``cloud_top``.
+    Columns: ``name``, ``platform`` (``""`` when nobody we read held the position), ``satellite``, ``sub_lon``,
+    ``sensor``, ``time`` (NaT if none), ``age``, ``stale``, ``paths``, ``channels``, ``cloud_top``, ``note`` (why
+    a position has no satellite or no slot).
     """
     arch = _archive(archive)
-    t = None if now is None else _as_time(now)
-    latest = {pos.platform: latest_slot(arch, pos, t) for pos in RING}
-    if t is None:
-        times = [s.time for s in latest.values() if s is not None]
-        t = max(times) if times else None
+    t = _newest_slot_time(arch) if now is None else _as_time(now)
+    ring = ring_at(t, arch)
+    latest = {pos.platform: (latest_slot(arch, pos, t) if pos.platform else None) for pos in ring}
     stale_after = pd.Timedelta(stale_after)
     rows = []
-    for pos in RING:
+    for pos in ring:
         s = latest[pos.platform]
         age = (t - s.time) if (s is not None and t is not None) else pd.NaT
+        if not pos.platform:
+            note = pos.satellite
+        elif s is None:
+            note = f"the archive has no {pos.satellite} slot" + (f" at or before {t:%Y-%m-%d %H:%M} UTC" if t else "")
+        else:
+            note = ""
         rows.append({
-            "name": pos.name, "platform": pos.platform, "satellite": pos.satellite, "sub_lon": pos.sub_lon,
-            "sensor": pos.sensor, "time": s.time if s else pd.NaT, "age": age,
+            "name": pos.name, "platform": pos.platform, "satellite": pos.satellite if pos.platform else "",
+            "sub_lon": pos.sub_lon, "sensor": pos.sensor, "time": s.time if s else pd.NaT, "age": age,
             "stale": s is None or bool(age > stale_after),
             "paths": list(s.paths) if s else [], "channels": s.channels if s else (),
-            "cloud_top": s.cloud_top if s else None,
+            "cloud_top": s.cloud_top if s else None, "note": note,
         })
     table = pd.DataFrame(rows)
     table["time"] = pd.to_datetime(table["time"]).astype("datetime64[ns]")
-    table["age"] = pd.to_timedelta(table["age"])
+    table["age"] = pd.Series([r["age"] for r in rows], dtype="timedelta64[ns]", index=table.index)
     return table
 
 
@@ -338,7 +542,7 @@ def _find_slot(archive, pos: RingPosition, time) -> Slot:
         if pos.product not in archive.products():
             text += f": the catalogue has no {pos.product} product"
         else:
-            text += f": the archive has no {pos.satellite} ({pos.name}) slot at all"
+            text += f": the archive has no {pos.satellite}{_held(pos, archive)} slot at all"
     else:
         text += f"; nearest: {_when(nearest, t)}"
     raise MissingSlotError(text, pos.platform, t, nearest)
@@ -378,26 +582,58 @@ def _stamp(path: str) -> tuple[str, float, int]:
     return (str(path), st.st_mtime, st.st_size)
 
 
-def _read(sensor: str, paths: tuple[str, ...], channels: list[str]) -> xr.Dataset:
-    """The reader of the sensor (each holds HDF_LOCK while inside netCDF-C/HDF5; HSD needs no lock)."""
-    if sensor == "ahi":
-        from app.data.geo_ahi import read_ahi
+def reader_of(archive, product: str):
+    """The reader function of ``product``: the catalogue entry's ``reader:`` key, looked up in the registry.
 
-        return read_ahi(paths, channels)
-    if sensor == "abi":
-        from app.data.geo_abi import read_abi
-
-        return read_abi(paths, channels)
-    from app.data.geo_seviri import read_seviri
-
-    return read_seviri(paths[0], channels)
+    Each holds HDF_LOCK while inside netCDF-C/HDF5 (HSD segments need none).
+    """
+    return reader_for(_archive(archive).product_info(product).reader)
 
 
-def _read_channels(sensor: str, paths: tuple[str, ...], channels: list[str], skip_damaged: bool
+def _read(reader, paths: tuple[str, ...], channels: list[str]) -> xr.Dataset:
+    return reader(list(paths), channels)
+
+
+def _files_of(sensor: str, paths: tuple[str, ...], channels: list[str]) -> list[str]:
+    """The files of a slot that hold ``channels`` (ABI: one per band; HSD: the band's segments; else all)."""
+    if sensor not in ("abi", "ahi"):
+        return list(paths)
+    out = []
+    for path in paths:
+        info = _parse_name(sensor, path)
+        if info and _channel_of(sensor, info) in channels:
+            out.append(path)
+    return out or list(paths)
+
+
+def _as_granule_error(exc: Exception, sensor: str, paths: tuple[str, ...], channels: list[str]) -> GranuleError:
+    """What a reader raised, as a GranuleError naming the file (the first of the channels' files) and the reason."""
+    if isinstance(exc, GranuleError):
+        return exc
+    files = _files_of(sensor, paths, channels)
+    log.warning("the %s reader failed on %s (%s): %s", sensor, files[0], ", ".join(channels), exc, exc_info=exc)
+    text = str(exc).strip() or "no message"
+    return GranuleError(files[0], f"cannot be read: {type(exc).__name__}: {text}")
+
+
+def _read_guarded(reader, sensor: str, paths: tuple[str, ...], channels: list[str]) -> xr.Dataset:
+    """:func:`_read`, whatever the reader raises on a file turned into a GranuleError naming it."""
+    try:
+        return _read(reader, paths, channels)
+    except GranuleError:
+        raise
+    except (UserInputError, CatalogError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of a reader on a file is that file's, said with its name
+        raise _as_granule_error(exc, sensor, paths, channels) from exc
+
+
+def _read_channels(reader, sensor: str, paths: tuple[str, ...], channels: list[str], skip_damaged: bool
                    ) -> tuple[dict[str, xr.Dataset], list[GranuleError]]:
     """Each channel as a one-variable Dataset; with ``skip_damaged``, channels whose files fail are left out."""
     try:
-        ds = _READS.do(("scene", sensor, paths, tuple(channels)), lambda: _read(sensor, paths, channels))
+        ds = _READS.do(("scene", sensor, paths, tuple(channels)),
+                       lambda: _read_guarded(reader, sensor, paths, channels))
         return {c: ds[[c]] for c in channels}, []
     except GranuleError:
         if not skip_damaged or len(channels) < 2:
@@ -406,7 +642,7 @@ def _read_channels(sensor: str, paths: tuple[str, ...], channels: list[str], ski
     failed: list[GranuleError] = []
     for c in channels:  # one at a time: a damaged file spoils only the channels it holds
         try:
-            got[c] = _read(sensor, paths, [c])[[c]]
+            got[c] = _read_guarded(reader, sensor, paths, [c])[[c]]
         except GranuleError as exc:
             failed.append(exc)
     if not got:
@@ -420,9 +656,13 @@ def slot_stamp(archive, platform, time) -> tuple:
     Empty when there is no slot at ``time``. A picture made from the slot is the same as long as this is (the
     API's PNG cache and ETags are keyed by it).
     """
-    pos = ring_position(platform)
+    arch = _archive(archive)
     t = _as_time(time).floor("min")
-    found = _slots(_archive(archive), pos, t, t + pd.Timedelta(minutes=1))
+    try:
+        pos = ring_position(platform, t, arch)
+    except MissingSlotError:
+        return ()
+    found = _slots(arch, pos, t, t + pd.Timedelta(minutes=1))
     if not found:
         return ()
     slot = found[0]
@@ -450,11 +690,13 @@ def read_scene(archive, platform, time, channels: Iterable[str] | None = None,
     15:10 UTC; nearest: 15:00"); a channel the sensor lacks, :class:`UserInputError`; a channel with no file in
     the slot, or a damaged file, :class:`~app.data.errors.GranuleError` naming the file — unless
     ``skip_damaged``: then the channels whose files cannot be read are left out (if any other can be read) and
-    listed in ``attrs['damaged']`` (``[{"channel", "path", "problem"}]``). Attrs are the reader's, plus
-    ``ring_position`` and ``slot_time``.
+    listed in ``attrs['damaged']`` (``[{"channel", "path", "problem"}]``). Whatever a reader raises on a file
+    counts as damage (a GranuleError naming the file and the reason). Attrs are the reader's, plus
+    ``ring_position`` (the position the satellite held at ``time``; ``""`` if none) and ``slot_time``.
     """
-    pos = ring_position(platform)
-    slot = _find_slot(_archive(archive), pos, time)
+    arch = _archive(archive)
+    pos = ring_position(platform, _as_time(time), arch)
+    slot = _find_slot(arch, pos, time)
     if channels is None:
         wanted = [c for c in slot.channels if not (pos.sensor == "seviri" and c == "hrv")]
     else:
@@ -469,7 +711,7 @@ def read_scene(archive, platform, time, channels: Iterable[str] | None = None,
     missing = [c for c, v in have.items() if v is None]
     damaged: list[dict] = []
     if missing:
-        got, failed = _read_channels(pos.sensor, slot.paths, missing, skip_damaged)
+        got, failed = _read_channels(reader_of(arch, pos.product), pos.sensor, slot.paths, missing, skip_damaged)
         for c, one in got.items():
             one[c].values.flags.writeable = False  # shared by every caller: never changed in place
             _CACHE.put(keys[c], one, int(one[c].nbytes))
@@ -495,10 +737,14 @@ def read_scene(archive, platform, time, channels: Iterable[str] | None = None,
     return out
 
 
-def _read_ctth(key: tuple, path: str) -> xr.Dataset:
-    from app.data.nwcsaf import read_ctth  # holds HDF_LOCK while in netCDF-C
-
-    ds = read_ctth(path)
+def _read_ctth(key: tuple, path: str, read_ctth) -> xr.Dataset:
+    try:
+        ds = read_ctth(path)
+    except (GranuleError, UserInputError, CatalogError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure of the reader on the file is that file's, said with its name
+        log.warning("the NWC SAF reader failed on %s: %s", path, exc, exc_info=exc)
+        raise GranuleError(path, f"cannot be read: {type(exc).__name__}: {str(exc).strip() or 'no message'}") from exc
     for v in ds.data_vars.values():
         v.values.flags.writeable = False
     _CACHE.put(key, ds, int(sum(v.nbytes for v in ds.data_vars.values())))
@@ -509,11 +755,12 @@ def read_cloud_top(archive, platform, time) -> xr.Dataset:
     """The NWC SAF CTTH of a satellite's slot at ``time`` as a canonical CloudTop.
 
     Height (m), temperature (K), pressure (hPa), effective cloudiness, on the imager's grid. No slot, or a slot
-    without CTTH, raises :class:`MissingSlotError`.
+    without CTTH, raises :class:`MissingSlotError`; a file the reader fails on (whatever it raises), a
+    :class:`~app.data.errors.GranuleError` naming it and the reason.
     """
-    pos = ring_position(platform)
     arch = _archive(archive)
     t = _as_time(time).floor("min")
+    pos = ring_position(platform, t, arch)
     found = _slots(arch, pos, t, t + pd.Timedelta(minutes=1))
     path = found[0].cloud_top if found else None
     if path is None:
@@ -528,7 +775,7 @@ def read_cloud_top(archive, platform, time) -> xr.Dataset:
     key = ("ctth", _stamp(path))
     ds = _CACHE.get(key)
     if ds is None:
-        ds = _READS.do(key, lambda: _read_ctth(key, path))
+        ds = _READS.do(key, lambda: _read_ctth(key, path, reader_of(arch, CLOUD_TOP_PRODUCT)))
     out = ds.copy()
     out.attrs = {**ds.attrs, "ring_position": pos.name, "slot_time": f"{t:%Y-%m-%dT%H:%M:%S}Z"}
     return out

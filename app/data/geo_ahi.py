@@ -41,17 +41,29 @@ the satellite height above the ellipsoid ``h = distance − a`` (radians × metr
 ``+proj=geos +sweep=y`` projection, the convention of satpy's area extents. Segments carry the full-disk LOFF and
 are placed by their segment number (and checked against their first line number).
 
+Reading
+-------
+The counts are read, calibrated, stitched and geolocated by satpy's ``ahi_hsd`` reader (default ``update``
+calibration, ``mask_space=False``: off-disk pixels are those the file flags, not a recomputed disk edge), through
+:func:`app.data.geo_satpy.load_canonical`; Himawari-8, Himawari-9 and later read without code here. Before satpy
+opens anything this module parses every file's *header* (:func:`read_hsd_segment` with ``header_only``; a plain
+file's size is checked too): the band and segment agree with the file name, the segments of a band agree on their
+size and grid and are placed as numbered, and all files are of one satellite, area and slot — satpy checks none of
+this (a B14 file named B13 would be read as B13). When satpy fails, each file is parsed whole so the error names
+the damaged one. The header dtypes below are also what the sample writer packs. Plain binary reads: no lock.
+
 The canonical GeoScene
 ----------------------
 :func:`read_ahi` returns an ``xarray.Dataset`` with dims ``(y, x)``; coords ``x``, ``y`` (float64, metres of the
 geostationary projection at pixel centres, x growing east, y growing north, row 0 at the north); one float32
 variable per channel, named by its generic name (``ir_105`` for B13 …; brightness temperature in K or reflectance
-in %; NaN off the disk and where the counts flag an error); attrs ``platform`` (``Himawari-8``), ``sensor``
-(``ahi``), ``sub_lon``, ``start_time``/``end_time`` (the nominal slot, ISO UTC), ``observation_start_time``/
-``observation_end_time`` (first and last scanned line), ``projection`` (``geos``), ``h``, ``a``, ``b`` (m),
-``lon_0``, ``sweep`` (``y``), ``crs_proj4``, ``source`` (the file paths read). When the bands asked for are on
-grids of different resolution (real B03 is 0.5 km, B01/B02/B04 1 km, the rest 2 km), finer bands are averaged
-over whole blocks of pixels onto the coarsest grid, whose pixel centres coincide with the block centres.
+in %; NaN off the disk and where the counts flag an error); attrs ``platform`` (``Himawari-8``), ``platform_id``
+(``H08``), ``sensor`` (``ahi``), ``sub_lon``, ``start_time``/``end_time`` (the nominal slot, ISO UTC),
+``observation_start_time``/``observation_end_time`` (first and last scanned line), ``projection`` (``geos``),
+``h``, ``a``, ``b`` (m), ``lon_0``, ``sweep`` (``y``), ``crs_proj4``, ``source`` (the file paths read). When
+the bands asked for are on grids of different resolution (real B03 is 0.5 km, B01/B02/B04 1 km, the rest 2 km),
+finer bands are averaged over whole blocks of pixels onto the coarsest grid, whose pixel centres coincide with
+the block centres.
 """
 
 from __future__ import annotations
@@ -68,6 +80,7 @@ import xarray as xr
 
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import AHI_BANDS
+from app.data.geo_satpy import load_canonical, platform_key
 
 # --------------------------------------------------------------------------------------------------------------
 # Bands (from the shared band table)
@@ -204,17 +217,9 @@ def planck_wavelength_radiance(temperature_k, wavelength_um: float, c: float, h:
         return 2.0 * h * c**2 / (lam**5 * np.expm1(h * c / (k * lam * t))) * 1e-6
 
 
-def radiance_to_effective_temperature(radiance, wavelength_um: float, c: float, h: float, k: float) -> np.ndarray:
-    """Inverse Planck: radiance (W m⁻² sr⁻¹ µm⁻¹) -> effective temperature Te (K); NaN for radiance ≤ 0."""
-    lam = wavelength_um * 1e-6
-    rad = np.asarray(radiance, dtype=np.float64)
-    rad = np.where(rad > 0, rad, np.nan)
-    return (h * c / (k * lam)) / np.log(2.0 * h * c**2 / (rad * 1e6 * lam**5) + 1.0)
-
-
 @dataclass(frozen=True)
 class HsdSegment:
-    """One parsed HSD file: its header blocks (numpy records) and its counts (lines, columns)."""
+    """One parsed HSD file: its header blocks (numpy records) and its counts (lines, columns), if read."""
 
     path: Path
     basic: np.void
@@ -226,7 +231,7 @@ class HsdSegment:
     inter_cal: np.void
     segment: np.void
     observation_times: np.ndarray
-    counts: np.ndarray
+    counts: np.ndarray | None  # None when only the header was read
 
     @property
     def band(self) -> int:
@@ -238,42 +243,6 @@ class HsdSegment:
         """True for the visible and near-infrared bands (calibrated to reflectance)."""
         return self.band in AHI_SOLAR_BANDS
 
-    def radiance_of_counts(self, counts: np.ndarray) -> np.ndarray:
-        """Counts -> radiance (W m⁻² sr⁻¹ µm⁻¹), NaN where the counts flag an error or an outside-scan pixel."""
-        gain = float(self.cal["gain_count2rad_conversion"])
-        offset = float(self.cal["offset_count2rad_conversion"])
-        if self.is_solar:
-            upd_gain = float(self.cal_band["cali_gain_count2rad_conversion"])
-            upd_offset = float(self.cal_band["cali_offset_count2rad_conversion"])
-            if upd_gain != 0 or upd_offset != 0:
-                gain, offset = upd_gain, upd_offset
-        invalid = (counts == self.cal["count_value_error_pixels"]) | (
-            counts == self.cal["count_value_outside_scan_pixels"])
-        return np.where(invalid, np.nan, counts.astype(np.float64) * gain + offset)
-
-    def calibrate_counts(self, counts: np.ndarray) -> np.ndarray:
-        """Counts -> brightness temperature (K) for bands 7–16 or reflectance (%) for bands 1–6, float32."""
-        rad = self.radiance_of_counts(counts)
-        if self.is_solar:
-            refl = rad * float(self.cal_band["coeff_rad2albedo_conversion"]) * 100.0
-            return np.clip(refl, 0.0, None).astype(np.float32)
-        cb = self.cal_band
-        te = radiance_to_effective_temperature(
-            rad, float(self.cal["central_wave_length"]), float(cb["speed_of_light"]),
-            float(cb["planck_constant"]), float(cb["boltzmann_constant"]))
-        bt = float(cb["c0_rad2tb_conversion"]) + float(cb["c1_rad2tb_conversion"]) * te + float(
-            cb["c2_rad2tb_conversion"]) * te**2
-        return bt.astype(np.float32)
-
-    def calibrated(self) -> np.ndarray:
-        """The segment's image calibrated (float32), through a look-up table over all 65536 counts."""
-        lut = self.calibrate_counts(np.arange(2**16, dtype=np.uint16))
-        return lut[self.counts]
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Reading one file
-# --------------------------------------------------------------------------------------------------------------
 
 def _read_bytes(path: Path) -> bytes:
     try:
@@ -281,6 +250,27 @@ def _read_bytes(path: Path) -> bytes:
             with bz2.open(path, "rb") as f:
                 return f.read()
         return path.read_bytes()
+    except FileNotFoundError:
+        raise GranuleError(path, "no such file") from None
+    except (OSError, EOFError) as exc:
+        raise GranuleError(path, f"cannot be read ({exc})") from None
+
+
+#: More header than this is damage (a real header is a few kB to ~100 kB with the per-line tables).
+MAX_HEADER_BYTES = 4 << 20
+
+
+def _read_header_bytes(path: Path) -> tuple[bytes, int | None]:
+    """The header bytes (as block 1 gives their length) and the file size (None for ``.bz2``: unknown unread)."""
+    try:
+        compressed = path.name.endswith(".bz2")
+        with (bz2.open(path, "rb") if compressed else open(path, "rb")) as f:
+            first = f.read(BASIC_INFO.itemsize)
+            if len(first) < BASIC_INFO.itemsize or first[0] != 1:
+                return first, None if compressed else path.stat().st_size
+            total = int(np.frombuffer(first, BASIC_INFO)[0]["total_header_length"])
+            rest = f.read(min(max(total, len(first)), MAX_HEADER_BYTES) - len(first))
+        return first + rest, None if compressed else path.stat().st_size
     except FileNotFoundError:
         raise GranuleError(path, "no such file") from None
     except (OSError, EOFError) as exc:
@@ -319,16 +309,22 @@ class _BlockCursor:
         return head, entries
 
 
-def read_hsd_segment(path: str | Path) -> HsdSegment:
+def read_hsd_segment(path: str | Path, header_only: bool = False) -> HsdSegment:
     """Parse one HSD file (plain or ``.bz2``); a damaged or truncated file raises :class:`GranuleError`.
 
-    Plain binary reads: no lock is needed (the HDF libraries are not involved). Whatever is wrong with the bytes
-    — truncated, zero bytes, garbage, a header that contradicts the file name — is a :class:`GranuleError` naming
-    the file and the reason, never another exception.
+    ``header_only`` reads the header blocks alone (and, for a plain file, checks its size): the cheap check made
+    before satpy reads the slot. Plain binary reads: no lock is needed (the HDF libraries are not involved).
+    Whatever is wrong with the bytes — truncated, zero bytes, garbage, a header that contradicts the file name —
+    is a :class:`GranuleError` naming the file and the reason, never another exception.
     """
     path = Path(path)
     try:
-        segment = _parse_segment(path, _read_bytes(path))
+        if header_only:
+            buf, size = _read_header_bytes(path)
+        else:
+            buf = _read_bytes(path)
+            size = len(buf)
+        segment = _parse_segment(path, buf, size, header_only)
         _nominal_times(segment.basic)  # times beyond the calendar are damage too
     except GranuleError:
         raise
@@ -347,7 +343,7 @@ def read_hsd_segment(path: str | Path) -> HsdSegment:
     return segment
 
 
-def _parse_segment(path: Path, buf: bytes) -> HsdSegment:
+def _parse_segment(path: Path, buf: bytes, size: int | None, header_only: bool) -> HsdSegment:
     cur = _BlockCursor(path, buf)
     basic, _ = cur.block(1, BASIC_INFO)
     if int(basic["byte_order"]) != 0:
@@ -375,157 +371,14 @@ def _parse_segment(path: Path, buf: bytes) -> HsdSegment:
     if int(data_info["number_of_bits_per_pixel"]) != 16 or int(data_info["compression_flag_for_data"]) != 0:
         raise GranuleError(path, "stores compressed or non-16-bit counts; only plain uint16 data are supported")
     expected = header_length + nlines * ncols * 2
-    if len(buf) < expected:
+    if size is not None and size < expected:
         raise GranuleError(path, f"is truncated: {nlines} lines × {ncols} columns of counts need {expected} bytes, "
-                                 f"the file has {len(buf)}")
-    counts = np.frombuffer(buf, dtype="<u2", count=nlines * ncols, offset=header_length).reshape(nlines, ncols)
+                                 f"the file has {size}")
+    counts = None
+    if not header_only:
+        counts = np.frombuffer(buf, dtype="<u2", count=nlines * ncols, offset=header_length).reshape(nlines, ncols)
     return HsdSegment(path=path, basic=basic, data_info=data_info, proj=proj, nav=nav, cal=cal, cal_band=cal_band,
                       inter_cal=inter_cal, segment=segment, observation_times=obs_times.copy(), counts=counts)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Grid
-# --------------------------------------------------------------------------------------------------------------
-
-def projection_attrs(proj: np.void) -> dict:
-    """``geos`` projection parameters (metres) from header block 3: h, a, b, lon_0, sweep and a PROJ string."""
-    a = float(proj["earth_equatorial_radius"]) * 1000.0
-    b = float(proj["earth_polar_radius"]) * 1000.0
-    h = float(proj["distance_from_earth_center"]) * 1000.0 - a
-    lon_0 = float(proj["sub_lon"])
-    return {"projection": "geos", "h": h, "a": a, "b": b, "lon_0": lon_0, "sweep": "y",
-            "crs_proj4": f"+proj=geos +h={h:.1f} +a={a:.1f} +b={b:.1f} +lon_0={lon_0} +sweep=y +units=m +no_defs"}
-
-
-def grid_xy(proj: np.void, ncols: int, nlines_full: int) -> tuple[np.ndarray, np.ndarray]:
-    """Projection x (columns, west -> east) and y (full-disk lines, north -> south) of pixel centres, metres."""
-    h = projection_attrs(proj)["h"]
-    cfac, lfac = float(proj["CFAC"]), float(proj["LFAC"])
-    coff, loff = float(np.float32(proj["COFF"])), float(np.float32(proj["LOFF"]))
-    cols = np.arange(1, ncols + 1, dtype=np.float64)
-    lines = np.arange(1, nlines_full + 1, dtype=np.float64)
-    x = np.deg2rad((cols - coff) * 2.0**16 / cfac) * h
-    y = np.deg2rad((loff - lines) * 2.0**16 / lfac) * h
-    return x, y
-
-
-# --------------------------------------------------------------------------------------------------------------
-# One slot
-# --------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class _BandImage:
-    band: int
-    data: np.ndarray  # (lines, columns) float32, whole disk
-    proj: np.void
-    first: HsdSegment
-    segments: list[HsdSegment]
-
-
-def _stitch(band: int, segments: list[HsdSegment]) -> _BandImage:
-    segments = sorted(segments, key=lambda s: int(s.segment["segment_sequence_number"]))
-    first = segments[0]
-    total = int(first.segment["total_number_of_segments"])
-    nlines, ncols = first.counts.shape
-    full = np.full((total * nlines, ncols), np.nan, dtype=np.float32)
-    seen: set[int] = set()
-    for seg in segments:
-        number = int(seg.segment["segment_sequence_number"])
-        first_line = int(seg.segment["first_line_number_of_image_segment"])
-        if seg.counts.shape != (nlines, ncols) or int(seg.segment["total_number_of_segments"]) != total:
-            raise GranuleError(seg.path, f"does not match the other B{band:02d} segments: "
-                                         f"{seg.counts.shape} pixels of {total} segments expected")
-        if first_line != (number - 1) * nlines + 1:
-            raise GranuleError(seg.path, f"segment {number} starts at line {first_line}, expected "
-                                         f"{(number - 1) * nlines + 1} for {nlines}-line segments")
-        if number in seen or not 1 <= number <= total:
-            raise GranuleError(seg.path, f"segment {number} of {total} is duplicated or out of range")
-        for name in ("CFAC", "LFAC", "COFF", "LOFF", "sub_lon"):
-            if seg.proj[name] != first.proj[name]:
-                raise GranuleError(seg.path, f"has {name} {seg.proj[name]} where segment "
-                                             f"{int(first.segment['segment_sequence_number'])} has "
-                                             f"{first.proj[name]}")
-        seen.add(number)
-        full[first_line - 1:first_line - 1 + nlines] = seg.calibrated()
-    return _BandImage(band=band, data=full, proj=first.proj, first=first, segments=segments)
-
-
-def _block_mean(data: np.ndarray, k: int) -> np.ndarray:
-    ny, nx = data.shape
-    return data.reshape(ny // k, k, nx // k, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
-
-
-def _nests(fine: _BandImage, coarse: _BandImage) -> bool:
-    """True if whole k × k blocks of the fine grid are centred on the coarse pixels (to 5 % of a pixel)."""
-    (fy, fx), (ny, nx) = fine.data.shape, coarse.data.shape
-    k = fx // nx
-    if k < 2 or (fy, fx) != (ny * k, nx * k):
-        return False
-    x_fine, y_fine = grid_xy(fine.proj, fx, fy)
-    x_coarse, y_coarse = grid_xy(coarse.proj, nx, ny)
-    step = abs(x_coarse[1] - x_coarse[0])
-    err_x = np.abs(x_fine.reshape(nx, k).mean(axis=1) - x_coarse).max()
-    err_y = np.abs(y_fine.reshape(ny, k).mean(axis=1) - y_coarse).max()
-    return max(err_x, err_y) < 0.05 * step
-
-
-def _normalise_channels(channels: Iterable[str] | None) -> list[str] | None:
-    if channels is None:
-        return None
-    names = [channels] if isinstance(channels, str) else list(channels)
-    unknown = [c for c in names if c not in GENERIC_AHI]
-    if unknown:
-        raise UserInputError(f"unknown AHI channel {', '.join(map(repr, unknown))}; AHI channels are "
-                             f"{', '.join(GENERIC_AHI)}")
-    return names
-
-
-def read_ahi(paths: Sequence[str | Path], channels: Iterable[str] | None = None) -> xr.Dataset:
-    """Read the HSD files of one AHI slot into a canonical GeoScene (see the module docstring).
-
-    ``paths`` are the segment files of one time slot (any bands, any subset of segments: missing segments are
-    NaN). ``channels`` are generic names (``ir_105``, ``vis_06`` …); None reads every band present. Files that
-    cannot be used raise :class:`GranuleError` naming the file; a channel with no file raises it too.
-    """
-    wanted = _normalise_channels(channels)
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise UserInputError("read_ahi needs at least one HSD file")
-    wanted_bands = None if wanted is None else {GENERIC_AHI[c] for c in wanted}
-    by_band: dict[int, list[HsdSegment]] = {}
-    for path in paths:
-        info = parse_hsd_name(path)
-        if info is not None and wanted_bands is not None and info["band"] not in wanted_bands:
-            continue
-        seg = read_hsd_segment(path)
-        if wanted_bands is None or seg.band in wanted_bands:
-            by_band.setdefault(seg.band, []).append(seg)
-    if wanted is not None:
-        missing = [c for c in wanted if GENERIC_AHI[c] not in by_band]
-        if missing:
-            raise GranuleError(paths[0], f"no file of this slot holds channel {', '.join(missing)} "
-                                         f"(AHI band {', '.join(f'B{GENERIC_AHI[c]:02d}' for c in missing)})")
-    images = {band: _stitch(band, segs) for band, segs in sorted(by_band.items())}
-    _check_same_slot(images)
-    return _to_dataset(images, wanted or [AHI_GENERIC[b] for b in images])
-
-
-def _check_same_slot(images: dict[int, _BandImage]) -> None:
-    ref = next(iter(images.values())).first
-    ref_slot = _nominal_times(ref.basic)[0]
-    for img in images.values():
-        for seg in img.segments:
-            for field in ("satellite", "observation_area"):
-                if seg.basic[field] != ref.basic[field]:
-                    raise GranuleError(seg.path, f"is from another satellite or area: {field} "
-                                                 f"{seg.basic[field]!r}, {ref.path.name} has {ref.basic[field]!r}")
-            slot = _nominal_times(seg.basic)[0]
-            if slot != ref_slot:
-                raise GranuleError(seg.path, f"is from another slot: {slot:%Y-%m-%d %H:%M}, {ref.path.name} is "
-                                             f"from {ref_slot:%Y-%m-%d %H:%M}")
-            if seg.proj["sub_lon"] != ref.proj["sub_lon"]:
-                raise GranuleError(seg.path, f"has sub_lon {seg.proj['sub_lon']}, {ref.path.name} has "
-                                             f"{ref.proj['sub_lon']}")
 
 
 def _nominal_times(basic: np.void) -> tuple[dt.datetime, dt.datetime]:
@@ -540,52 +393,124 @@ def _nominal_times(basic: np.void) -> tuple[dt.datetime, dt.datetime]:
     return nominal, nominal + dt.timedelta(minutes=10)
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+# --------------------------------------------------------------------------------------------------------------
+# One slot: checks on the headers, then satpy
+# --------------------------------------------------------------------------------------------------------------
+
+#: Header fields every segment of one band shares.
+_SHARED_PROJ = ("CFAC", "LFAC", "COFF", "LOFF", "sub_lon")
 
 
-def _to_dataset(images: dict[int, _BandImage], order: list[str]) -> xr.Dataset:
-    coarse = min(images.values(), key=lambda img: img.data.shape[1])
-    ny, nx = coarse.data.shape
-    data_vars = {}
-    for name in order:
-        img = images[GENERIC_AHI[name]]
-        data = img.data
-        if data.shape != (ny, nx):
-            if not _nests(img, coarse):
-                raise GranuleError(img.first.path, f"B{img.band:02d} is on a {data.shape} grid whose pixels do not "
-                                                   f"nest in the {ny}×{nx} grid of B{coarse.band:02d}")
-            data = _block_mean(data, data.shape[1] // nx)
-        solar = img.first.is_solar
-        data_vars[name] = (("y", "x"), data, {
-            "units": "%" if solar else "K",
-            "standard_name": "toa_bidirectional_reflectance" if solar else "toa_brightness_temperature",
-            "long_name": f"AHI B{img.band:02d} {'reflectance' if solar else 'brightness temperature'}",
-            "band": f"B{img.band:02d}",
-            "central_wavelength_um": float(img.first.cal["central_wave_length"]),
-        })
-    x, y = grid_xy(coarse.proj, nx, ny)
-    first_basic = [s.basic for img in images.values() for s in img.segments]
-    start, end = _nominal_times(coarse.first.basic)
-    obs_start = min(mjd_to_datetime(b["observation_start_time"]) for b in first_basic)
-    obs_end = max(mjd_to_datetime(b["observation_end_time"]) for b in first_basic)
-    attrs = {
-        "platform": coarse.first.basic["satellite"].decode().strip("\x00 "),
-        "sensor": "ahi",
-        "sub_lon": float(coarse.proj["sub_lon"]),
-        "start_time": _iso(start),
-        "end_time": _iso(end),
-        "observation_start_time": _iso(obs_start),
-        "observation_end_time": _iso(obs_end),
-        "observation_area": coarse.first.basic["observation_area"].decode().strip("\x00 "),
-        **projection_attrs(coarse.proj),
-        "source": [str(s.path) for img in images.values() for s in img.segments],
-    }
-    return xr.Dataset(
-        data_vars,
-        coords={
-            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
-            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
-        },
-        attrs=attrs,
-    )
+def _shape(seg: HsdSegment) -> tuple[int, int, int]:
+    return (int(seg.data_info["number_of_lines"]), int(seg.data_info["number_of_columns"]),
+            int(seg.segment["total_number_of_segments"]))
+
+
+def _check_band_segments(band: int, segments: list[HsdSegment]) -> None:
+    """The segments of one band agree on their size and grid (the majority is right) and are placed as numbered."""
+    shapes = [_shape(s) for s in segments]
+    ref = max(set(shapes), key=shapes.count)
+    first = segments[shapes.index(ref)]
+    seen: dict[int, Path] = {}
+    for seg in segments:
+        nlines, _, total = _shape(seg)
+        number = int(seg.segment["segment_sequence_number"])
+        first_line = int(seg.segment["first_line_number_of_image_segment"])
+        if _shape(seg) != ref:
+            raise GranuleError(seg.path, f"does not match the other B{band:02d} segments: {ref[0]} lines × "
+                                         f"{ref[1]} columns of {ref[2]} segments expected, its header says "
+                                         f"{nlines} × {_shape(seg)[1]} of {total}")
+        if number in seen or not 1 <= number <= total:
+            raise GranuleError(seg.path, f"segment {number} of {total} is duplicated or out of range")
+        if first_line != (number - 1) * nlines + 1:
+            raise GranuleError(seg.path, f"segment {number} starts at line {first_line}, expected "
+                                         f"{(number - 1) * nlines + 1} for {nlines}-line segments")
+        for name in _SHARED_PROJ:
+            if seg.proj[name] != first.proj[name]:
+                raise GranuleError(seg.path, f"has {name} {seg.proj[name]} where segment "
+                                             f"{int(first.segment['segment_sequence_number'])} has {first.proj[name]}")
+        seen[number] = seg.path
+
+
+def _check_same_slot(segments: list[HsdSegment]) -> None:
+    ref = segments[0]
+    ref_slot = _nominal_times(ref.basic)[0]
+    for seg in segments:
+        for field in ("satellite", "observation_area"):
+            if seg.basic[field] != ref.basic[field]:
+                raise GranuleError(seg.path, f"is from another satellite or area: {field} "
+                                             f"{seg.basic[field]!r}, {ref.path.name} has {ref.basic[field]!r}")
+        slot = _nominal_times(seg.basic)[0]
+        if slot != ref_slot:
+            raise GranuleError(seg.path, f"is from another slot: {slot:%Y-%m-%d %H:%M}, {ref.path.name} is "
+                                         f"from {ref_slot:%Y-%m-%d %H:%M}")
+        if seg.proj["sub_lon"] != ref.proj["sub_lon"]:
+            raise GranuleError(seg.path, f"has sub_lon {seg.proj['sub_lon']}, {ref.path.name} has "
+                                         f"{ref.proj['sub_lon']}")
+
+
+def _diagnose(paths: list[Path]) -> None:
+    """After a satpy failure: parse every file whole, so the error names the damaged one."""
+    for path in paths:
+        read_hsd_segment(path)
+
+
+def _normalise_channels(channels: Iterable[str] | None) -> list[str] | None:
+    if channels is None:
+        return None
+    names = [channels] if isinstance(channels, str) else list(channels)
+    unknown = [c for c in names if c not in GENERIC_AHI]
+    if unknown:
+        raise UserInputError(f"unknown AHI channel {', '.join(map(repr, unknown))}; AHI channels are "
+                             f"{', '.join(GENERIC_AHI)}")
+    return names
+
+
+def _satpy_names(paths: list[Path]) -> list[Path]:
+    """Files satpy's ``ahi_hsd`` reader recognises (it chooses them by name): others are refused, named."""
+    for path in paths:
+        if parse_hsd_name(path) is None:
+            raise GranuleError(path, "is not named as an HSD file (HS_H09_20250412_0300_B13_FLDK_R20_S0110.DAT): "
+                                     "satpy's ahi_hsd reader chooses files by name")
+    return paths
+
+
+def read_ahi(paths: Sequence[str | Path], channels: Iterable[str] | None = None) -> xr.Dataset:
+    """Read the HSD files of one AHI slot into a canonical GeoScene (see the module docstring).
+
+    ``paths`` are the segment files of one time slot (any bands, any subset of segments: missing segments are
+    NaN). ``channels`` are generic names (``ir_105``, ``vis_06`` …); None reads every band present. The headers
+    are checked here (band, segment, grid and slot of every file agree with its name and with the others), the
+    counts are read and calibrated by satpy's ``ahi_hsd`` reader. Files that cannot be used raise
+    :class:`GranuleError` naming the file; a channel with no file raises it too.
+    """
+    wanted = _normalise_channels(channels)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserInputError("read_ahi needs at least one HSD file")
+    wanted_bands = None if wanted is None else {GENERIC_AHI[c] for c in wanted}
+    by_band: dict[int, list[HsdSegment]] = {}
+    for path in paths:
+        info = parse_hsd_name(path)
+        if info is not None and wanted_bands is not None and info["band"] not in wanted_bands:
+            continue
+        seg = read_hsd_segment(path, header_only=True)
+        if wanted_bands is None or seg.band in wanted_bands:
+            by_band.setdefault(seg.band, []).append(seg)
+    if wanted is not None:
+        missing = [c for c in wanted if GENERIC_AHI[c] not in by_band]
+        if missing:
+            raise GranuleError(paths[0], f"no file of this slot holds channel {', '.join(missing)} "
+                                         f"(AHI band {', '.join(f'B{GENERIC_AHI[c]:02d}' for c in missing)})")
+    for band, segs in sorted(by_band.items()):
+        _check_band_segments(band, segs)
+    segments = [s for _, segs in sorted(by_band.items()) for s in segs]
+    _check_same_slot(segments)
+    order = wanted or [AHI_GENERIC[b] for b in sorted(by_band)]
+    files = _satpy_names([s.path for s in segments])
+    short = parse_hsd_name(files[0])["satellite"]  # H08, H09: the key when the platform table lacks the satellite
+    ds = load_canonical("ahi_hsd", files, order, {c: f"B{GENERIC_AHI[c]:02d}" for c in order},
+                        lambda attrs: platform_key(attrs.get("platform_name", ""), short), sensor="ahi",
+                        reader_kwargs={"mask_space": False}, diagnose=_diagnose, lock=False)
+    ds.attrs["observation_area"] = segments[0].basic["observation_area"].decode(errors="replace").strip("\x00 ")
+    return ds

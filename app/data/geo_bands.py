@@ -5,31 +5,32 @@ Generic channel names
 Everything above ``app/data`` names a GEO channel by its *generic* name, so an RGB recipe does not depend on the
 satellite. A name says the role the channel plays; each sensor maps its own bands onto them:
 
-========  =========  =====================================================  ==========  ==========  ===========
-generic   λ (µm)     role                                                   ABI         AHI         SEVIRI
-========  =========  =====================================================  ==========  ==========  ===========
-vis_04    0.47       blue (true colour, aerosol)                            C01         B01
-vis_05    0.51       green (true colour) — AHI only                                     B02
-vis_06    0.64       red (true and natural colour, clouds by day)           C02         B03         VIS006
-nir_08    0.81–0.86  vegetation, land/water (natural colour, microphysics)  C03         B04         VIS008
-nir_13    1.38       thin cirrus (water vapour hides the surface)           C04
-nir_16    1.6        snow/ice versus water cloud (natural colour)           C05         B05         IR_016
-nir_22    2.25–2.3   cloud particle size                                    C06         B06
-ir_39     3.9        shortwave window, fires, fog; solar part by day        C07         B07         IR_039
-wv_62     6.2        upper-tropospheric water vapour                        C08         B08         WV_062
+========  =========  =====================================================  ==========  ==========  ===========  ======
+generic   λ (µm)     role                                                   ABI         AHI         SEVIRI       FCI
+========  =========  =====================================================  ==========  ==========  ===========  ======
+vis_04    0.47       blue (true colour, aerosol)                            C01         B01                      vis_04
+vis_05    0.51       green (true colour) — AHI, FCI                                     B02                      vis_05
+vis_06    0.64       red (true and natural colour, clouds by day)           C02         B03         VIS006       vis_06
+nir_08    0.81–0.86  vegetation, land/water (natural colour, microphysics)  C03         B04         VIS008       vis_08
+vis_09    0.91       near-infrared, water vapour absorption — FCI only                                           vis_09
+nir_13    1.38       thin cirrus (water vapour hides the surface)           C04                                  nir_13
+nir_16    1.6        snow/ice versus water cloud (natural colour)           C05         B05         IR_016       nir_16
+nir_22    2.25–2.3   cloud particle size                                    C06         B06                      nir_22
+ir_39     3.9        shortwave window, fires, fog; solar part by day        C07         B07         IR_039       ir_38
+wv_62     6.2        upper-tropospheric water vapour                        C08         B08         WV_062       wv_63
 wv_69     6.9        mid-tropospheric water vapour (SO2 RGB red)            C09         B09
-wv_73     7.3        lower-tropospheric water vapour, SO2 absorption        C10         B10         WV_073
-ir_87     8.5–8.7    SO2 and silicate absorption, cloud phase               C11         B11         IR_087
-ir_96     9.6        ozone                                                  C12         B12         IR_097
-ir_105    10.35–10.4 clean longwave window                                  C13         B13
+wv_73     7.3        lower-tropospheric water vapour, SO2 absorption        C10         B10         WV_073       wv_73
+ir_87     8.5–8.7    SO2 and silicate absorption, cloud phase               C11         B11         IR_087       ir_87
+ir_96     9.6        ozone                                                  C12         B12         IR_097       ir_97
+ir_105    10.35–10.4 clean longwave window                                  C13         B13                      ir_105
 ir_108    10.8       longwave window (SEVIRI)                                                       IR_108
 ir_112    11.2       longwave window                                        C14         B14
-ir_120    12.0–12.4  dirty window: split window with the 10–11 µm window    C15         B15         IR_120
-ir_133    13.3–13.4  CO2 absorption, cloud height                           C16         B16         IR_134
+ir_120    12.0–12.4  dirty window: split window with the 10–11 µm window    C15         B15         IR_120       ir_123
+ir_133    13.3–13.4  CO2 absorption, cloud height                           C16         B16         IR_134       ir_133
 hrv       0.4–1.1    SEVIRI high-resolution visible (broad band)                                    HRV
-========  =========  =====================================================  ==========  ==========  ===========
+========  =========  =====================================================  ==========  ==========  ===========  ======
 
-The longwave *window* of a sensor is ``ir_108`` for SEVIRI and ``ir_105`` for ABI and AHI (the CIRA recipes use
+The longwave *window* of a sensor is ``ir_108`` for SEVIRI and ``ir_105`` for ABI, AHI and FCI (the CIRA recipes use
 C13/B13 as the window and C15−C13 as the split window); :func:`window_channel` picks it from the names at hand.
 Reflectances are in %, brightness temperatures in K.
 
@@ -42,22 +43,33 @@ Calibration data
   files; every file carries its own, and readers read them from the file.
 - AHI: the nominal central wavelength (µm) HSD block 5 carries (Himawari-8); the Planck function there uses
   the physical constants below (c, h, k in SI) at that wavelength.
+- FCI (FCI L1 PUG): per channel the count packing of ``effective_radiance`` (``scale_factor``, ``add_offset``),
+  the solar channels' effective solar irradiance and the IR channels' wavenumber and ``a``/``b`` (see
+  :data:`FCI_BANDS`).
 - SEVIRI (EUMETSAT, as in satpy's ``seviri`` base module): per Meteosat satellite the IR channels' central
   wavenumber ``VC`` (cm⁻¹) and the ``ALPHA``/``BETA`` of the effective-temperature fit
   (``BT = (c2·VC / ln(1 + c1·VC³ / L) − BETA) / ALPHA``), and the solar channels' band irradiance ``F``.
 
 Platforms and fixed grids
 -------------------------
-:data:`GEO_PLATFORMS` gives each satellite its projection longitude (the fixed grid's ``lon_0``), its nominal
-sub-satellite longitude (as in 2021: GOES-East −75.2°, GOES-West −137.2°, Meteosat 0°, Meteosat-8 over the
-Indian Ocean 41.5°, Himawari-8 140.7°), the Earth model and satellite height of its projection, and the
-sweep axis. :data:`FULL_DISK` gives each sensor's full-disk infrared grid: number of pixels and scan-angle step.
+The satellites are data: ``assets/platforms.yaml`` (read by :mod:`app.data.platforms`) lists every platform we
+read, with its instrument, file ids, NWC SAF id, fixed-grid projection and the ring positions it held, when.
+:data:`GEO_PLATFORMS` is a view of it, keyed by platform id (``G16`` … ``G19``, ``H08``, ``H09``, ``MSG1`` …
+``MSG4``, ``MTI1``): each satellite's projection longitude (the fixed grid's ``lon_0``), its nominal sub-satellite
+longitude (that of its latest ring period: GOES-East −75.2°, GOES-West −137.2°, Meteosat 0°, Meteosat-8 over the
+Indian Ocean 41.5°, Meteosat-9 45.5°, Himawari 140.7°), the Earth model and satellite height of its projection,
+and the sweep axis. Who held which position on a given day is :func:`app.data.platforms.ring_on`'s answer.
+:data:`FULL_DISK` gives each sensor's full-disk infrared grid: number of pixels and scan-angle step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from math import radians
+
+from app.data import platforms as _platforms
+from app.data.errors import UserInputError
+from app.data.platforms import GeosProjection
 
 #: Physical constants (SI) of the Planck function, as HSD block 5 stores them.
 SPEED_OF_LIGHT = 2.99792458e8
@@ -101,6 +113,7 @@ GENERIC_CHANNELS: dict[str, GenericChannel] = {
         GenericChannel("vis_05", 0.51, _R, "green (AHI only)"),
         GenericChannel("vis_06", 0.64, _R, "red"),
         GenericChannel("nir_08", 0.86, _R, "near-infrared: vegetation, land and water"),
+        GenericChannel("vis_09", 0.914, _R, "near-infrared water vapour absorption (FCI only)"),
         GenericChannel("nir_13", 1.38, _R, "thin cirrus"),
         GenericChannel("nir_16", 1.61, _R, "snow and ice versus water cloud"),
         GenericChannel("nir_22", 2.25, _R, "cloud particle size"),
@@ -263,8 +276,48 @@ SEVIRI_CALIB: dict[str, dict[str, dict[str, float]]] = {
     ),
 }
 
+def _fci(n, name, generic, wl, res, scale, offset, *, cesi=None, vc=None, a=None, b=None):
+    cal = {"scale_factor": scale, "add_offset": offset, "radiance_unit_conversion_coefficient": 10.0 / wl**2}
+    if cesi is not None:
+        cal["channel_effective_solar_irradiance"] = cesi
+    else:
+        cal.update(wavenumber=vc, a=a, b=b)
+    return Band("fci", name, n, generic, wl, res, cal)
+
+
+#: MTG-I FCI channels of the FDHSI product (FCI L1 PUG, EUMETSAT doc 45923), by channel number. The format names a
+#: channel by its group ``data/<name>/measured`` (``ir_38``); radiances are per wavenumber,
+#: mW m⁻² sr⁻¹ (cm⁻¹)⁻¹, stored as 12-bit counts (``effective_radiance`` with ``scale_factor``/``add_offset``).
+#: Calibration (nominal values for the sample writer; every real file carries its own and readers read them from
+#: the file): solar channels ``channel_effective_solar_irradiance`` (mW m⁻² (cm⁻¹)⁻¹, reflectance
+#: ``100 π L d² / cesi``); IR channels the central wavenumber (cm⁻¹) and ``a``/``b`` of
+#: ``BT = c2 ν / (a ln(1 + c1 ν³ / L)) − b / a``. ``radiance_unit_conversion_coefficient`` (10 / λ² with λ in µm)
+#: converts to W m⁻² sr⁻¹ µm⁻¹.
+FCI_BANDS: dict[int, Band] = {
+    b.number: b
+    for b in (
+        _fci(1, "vis_04", "vis_04", 0.444, 1.0, 0.00448, -0.00448, cesi=37.5),
+        _fci(2, "vis_05", "vis_05", 0.510, 1.0, 0.0059, -0.0059, cesi=49.4),
+        _fci(3, "vis_06", "vis_06", 0.640, 1.0, 0.00797, -0.00797, cesi=66.8),
+        _fci(4, "vis_08", "nir_08", 0.865, 1.0, 0.00857, -0.00857, cesi=71.8),
+        _fci(5, "vis_09", "vis_09", 0.914, 1.0, 0.00827, -0.00827, cesi=69.3),
+        _fci(6, "nir_13", "nir_13", 1.380, 1.0, 0.00819, -0.00819, cesi=68.6),
+        _fci(7, "nir_16", "nir_16", 1.610, 1.0, 0.00752, -0.00752, cesi=63.0),
+        _fci(8, "nir_22", "nir_22", 2.250, 1.0, 0.00466, -0.00466, cesi=39.0),
+        _fci(9, "ir_38", "ir_39", 3.800, 2.0, 0.0009, -0.0009, vc=2576.9, a=0.9991, b=0.5),
+        _fci(10, "wv_63", "wv_62", 6.300, 2.0, 0.0135, -0.0135, vc=1596.0, a=0.9963, b=2.2),
+        _fci(11, "wv_73", "wv_73", 7.350, 2.0, 0.022, -0.022, vc=1362.0, a=0.9991, b=0.48),
+        _fci(12, "ir_87", "ir_87", 8.700, 2.0, 0.034, -0.034, vc=1149.0, a=0.9996, b=0.18),
+        _fci(13, "ir_97", "ir_96", 9.660, 2.0, 0.04, -0.04, vc=1035.0, a=0.9999, b=0.06),
+        _fci(14, "ir_105", "ir_105", 10.500, 2.0, 0.045, -0.045, vc=951.8, a=0.9983, b=0.63),
+        _fci(15, "ir_123", "ir_120", 12.300, 2.0, 0.051, -0.051, vc=812.0, a=0.9988, b=0.40),
+        _fci(16, "ir_133", "ir_133", 13.300, 2.0, 0.053, -0.053, vc=751.0, a=0.9981, b=0.58),
+    )
+}
+
 #: Sensor name -> its band table.
-SENSOR_BANDS: dict[str, dict[int, Band]] = {"abi": ABI_BANDS, "ahi": AHI_BANDS, "seviri": SEVIRI_BANDS}
+SENSOR_BANDS: dict[str, dict[int, Band]] = {"abi": ABI_BANDS, "ahi": AHI_BANDS, "seviri": SEVIRI_BANDS,
+                                            "fci": FCI_BANDS}
 
 
 def bands_for(sensor: str) -> dict[int, Band]:
@@ -293,30 +346,16 @@ def generic_channels(sensor: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class GeosProjection:
-    """The geostationary projection of a fixed grid (PROJ ``+proj=geos``): Earth ellipsoid, height, sweep."""
-
-    lon_0: float  # projection longitude (degrees)
-    h: float  # satellite height above the equator (m)
-    a: float  # semi-major axis (m)
-    b: float  # semi-minor axis (m)
-    sweep: str  # "x" (GOES) or "y" (Meteosat, Himawari)
-
-    @property
-    def proj4(self) -> str:
-        """The PROJ string of the projection (metres)."""
-        return (f"+proj=geos +lon_0={self.lon_0:g} +h={self.h:.3f} +a={self.a:.3f} +b={self.b:.5f} "
-                f"+sweep={self.sweep} +units=m +no_defs")
-
-
-@dataclass(frozen=True)
 class GeoPlatform:
-    """One geostationary satellite: names, sensor, position and fixed-grid projection."""
+    """One geostationary satellite: names, sensor, position and fixed-grid projection.
 
-    key: str  # our short key (the ABI file name's platform id for GOES)
+    A view of ``assets/platforms.yaml`` (see :mod:`app.data.platforms`).
+    """
+
+    key: str  # our short key (the platform id of the file names: G16, H09, MSG2, MTI1)
     name: str  # satpy's platform_name
     sensor: str
-    sub_lon: float  # nominal sub-satellite longitude (degrees), as in 2021
+    sub_lon: float  # nominal sub-satellite longitude (degrees): that of its latest ring period
     projection: GeosProjection
     nwcsaf_id: str  # the satellite id in NWC SAF GEO file names and attributes
     slot: str = ""  # orbital slot name (GOES files carry it)
@@ -328,39 +367,28 @@ class GeoPlatform:
         return self.projection.lon_0
 
 
-#: GOES-R fixed grid (PUG): GRS80 ellipsoid, h = 35,786,023 m, sweep x.
-_GOES_R = dict(h=35786023.0, a=6378137.0, b=6356752.31414, sweep="x")
-#: Himawari (HSD block 3): a = 6378.137 km, b = 6356.7523 km, distance 42,164 km -> h = 35,785,863 m, sweep y.
-_HIMAWARI = dict(h=35785863.0, a=6378137.0, b=6356752.3, sweep="y")
-#: Meteosat SEVIRI (native format): a = 6378.169 km, b = 6356.5838 km, h = 35,785,831 m, sweep y.
-_METEOSAT = dict(h=35785831.0, a=6378169.0, b=6356583.8, sweep="y")
+def _view(p: _platforms.Platform) -> GeoPlatform:
+    return GeoPlatform(p.key, p.name, p.instrument, p.sub_lon, p.projection, p.nwcsaf_id, p.orbital_slot,
+                       p.instrument_id)
 
-#: Satellite key -> :class:`GeoPlatform`. Positions as in 2021 (Meteosat-8 left the Indian Ocean in 2022).
-GEO_PLATFORMS: dict[str, GeoPlatform] = {
-    p.key: p
-    for p in (
-        GeoPlatform("G16", "GOES-16", "abi", -75.2, GeosProjection(-75.0, **_GOES_R), "GOES16", "GOES-East", "FM1"),
-        GeoPlatform("G17", "GOES-17", "abi", -137.2, GeosProjection(-137.0, **_GOES_R), "GOES17", "GOES-West", "FM2"),
-        GeoPlatform("H08", "Himawari-8", "ahi", 140.7, GeosProjection(140.7, **_HIMAWARI), "HIMAWARI8"),
-        GeoPlatform("MSG4", "Meteosat-11", "seviri", 0.0, GeosProjection(0.0, **_METEOSAT), "MSG4"),
-        GeoPlatform("MSG1", "Meteosat-8", "seviri", 41.5, GeosProjection(41.5, **_METEOSAT), "MSG1"),
-        GeoPlatform("MSG2", "Meteosat-9", "seviri", 45.5, GeosProjection(45.5, **_METEOSAT), "MSG2"),
-    )
-}
+
+#: Satellite key -> :class:`GeoPlatform`, for every platform of ``assets/platforms.yaml``.
+GEO_PLATFORMS: dict[str, GeoPlatform] = {key: _view(p) for key, p in _platforms.platforms().items()}
 
 
 def geo_platform(key: str) -> GeoPlatform:
-    """The platform registered under ``key`` (``G16``, ``G17``, ``H08``, ``MSG4``, ``MSG1``, ``MSG2``).
+    """The platform registered under ``key`` (``G16`` … ``G19``, ``H08``, ``H09``, ``MSG1`` … ``MSG4``, ``MTI1``).
 
-    The NWC SAF satellite ids (``GOES16``, ``HIMAWARI8``, ``MSG4`` …) are accepted too.
+    The NWC SAF satellite ids (``GOES16``, ``HIMAWARI8``, ``MSG4`` …), the file ids, satellite names and aliases of
+    ``assets/platforms.yaml`` are accepted too.
     """
     if key in GEO_PLATFORMS:
         return GEO_PLATFORMS[key]
-    for p in GEO_PLATFORMS.values():
-        if p.nwcsaf_id == key:
-            return p
-    raise KeyError(f"unknown GEO platform {key!r}; known platforms: {', '.join(GEO_PLATFORMS)} (NWC SAF ids "
-                   f"{', '.join(p.nwcsaf_id for p in GEO_PLATFORMS.values())})")
+    try:
+        return GEO_PLATFORMS[_platforms.platform(key).key]
+    except UserInputError:
+        raise KeyError(f"unknown GEO platform {key!r}; known platforms: {', '.join(GEO_PLATFORMS)} (NWC SAF ids "
+                       f"{', '.join(p.nwcsaf_id for p in GEO_PLATFORMS.values())})") from None
 
 
 @dataclass(frozen=True)
@@ -380,4 +408,7 @@ FULL_DISK: dict[str, FullDisk] = {
     "abi": FullDisk(5424, 2.0, 56e-6, 10),
     "ahi": FullDisk(5500, 2.0, radians(2**16 / 20466275), 10),
     "seviri": FullDisk(3712, 3.0, radians(2**16 / 13642337), 15),
+    # FCI FDHSI (FCI L1 PUG): 5568 × 5568 infrared pixels of 2 km (the 1 km solar grid is 11136²), the x/y
+    # scale_factor 5.58871526031607e-05 rad per pixel; a full disk every 10 min in 40 body chunks.
+    "fci": FullDisk(5568, 2.0, 5.58871526031607e-05, 10),
 }

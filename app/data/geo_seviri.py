@@ -1,4 +1,15 @@
-"""Meteosat SEVIRI Level 1.5 slots in EUMETSAT's netCDF format -> canonical GeoScene.
+"""Meteosat SEVIRI Level 1.5 slots (EUMETSAT netCDF, native ``.nat`` or HRIT) -> canonical GeoScene, via satpy.
+
+Reading
+-------
+:func:`read_seviri` reads through satpy (:func:`app.data.geo_satpy.load_canonical`), choosing the reader by file
+name (:func:`seviri_format`): ``seviri_l1b_nc`` for the netCDF files of the sample archive, ``seviri_l1b_native``
+for ``.nat`` files and ``seviri_l1b_hrit`` for HRIT segments (with their prologue and epilogue), so real
+EUMETSAT files read too, Meteosat-8 … -11 and later. For netCDF files the structure is checked first (global
+attributes, dimensions, channel variables: :func:`_check_nc`), since satpy would misread a transposed file; after a
+satpy failure the counts are read too so that a truncated file is named as such. Satpy's ``seviri_l1b_nc`` does
+not implement HRV (satpy 0.60: ``NotImplementedError``), so ``hrv`` is refused for netCDF files; native and HRIT
+files give it where its grid nests in the VIS/IR grid. The calibration below is what satpy applies.
 
 Why this format
 ---------------
@@ -21,7 +32,7 @@ being the true start of the repeat cycle to the second (e.g. ``…_C_EUMG_202104
   ``orbit_polynomial_dim_row``, ``orbit_polynomial_dim_col`` (8).
 - ``ch1`` … ``ch11`` (VIS006, VIS008, IR_016, IR_039, WV_062, WV_073, IR_087, IR_097, IR_108, IR_120, IR_134) and
   ``ch12`` (HRV): 10-bit counts, 0 = no data, with ``scale_factor`` / ``add_offset`` giving the radiance in
-  mW m⁻² sr⁻¹ (cm⁻¹)⁻¹. **Row 0 is the southernmost line and column 0 the westernmost pixel** (the reader flips
+  mW m⁻² sr⁻¹ (cm⁻¹)⁻¹. **Row 0 is the southernmost line and column 0 the westernmost pixel** (satpy flips
   the rows so that the canonical row 0 is north).
 - Per line and channel: mean acquisition time (``channel_data_visir_data_l10_line_mean_acquisition_time_day``
   since 1958-01-01 and ``…_msec`` of the day), ``…_line_validity``, ``…_line_geometric_quality``,
@@ -50,9 +61,9 @@ Geolocation: pixel centres at ``x = (c0 − west − 0.5 + j + 0.5)·Δ`` east o
 
 The canonical GeoScene is that of :mod:`app.data.geo_ahi` (dims ``(y, x)``, coords in metres of the projection,
 variables named by generic channel, BT in K / reflectance in %, NaN for no data), with ``sensor`` ``seviri`` and
-``platform`` ``Meteosat-8`` … ``Meteosat-11``. The eleven VIS/IR channels are read by default; ``hrv`` on request,
-averaged over 3 × 3 HRV pixels onto the VIS/IR grid (exact for our sample files, whose HRV grid is the VIS/IR grid
-refined threefold; approximate for real files, whose HRV grid is offset and covers only part of the disk).
+``platform`` ``Meteosat-8`` … ``Meteosat-11``. The eleven VIS/IR channels are read by default; ``hrv`` only on request
+from native or HRIT files, averaged over 3 × 3 HRV pixels onto the VIS/IR grid when its area nests in it (a real
+HRV image covers part of the disk on a shifted grid: such a file raises :class:`GranuleError` saying so).
 """
 
 from __future__ import annotations
@@ -70,6 +81,7 @@ from pyorbital.astronomy import sun_earth_distance_correction
 from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import C1_CM, C2_CM, SEVIRI_BANDS, SEVIRI_CALIB
+from app.data.geo_satpy import load_canonical
 
 #: SEVIRI channel number in the file (ch1 … ch12) -> (EUMETSAT name, generic channel name).
 SEVIRI_CHANNELS: dict[int, tuple[str, str]] = {n: (band.band_id, band.generic) for n, band in SEVIRI_BANDS.items()}
@@ -98,14 +110,6 @@ def _calib(sat_id: int, channel: str) -> dict[str, float]:
     return SEVIRI_CALIB[SATELLITES[sat_id][1]][channel]
 
 
-#: Quadratic fits (A, B, C) of BT from the spectral-radiance temperature, for files whose planned_chan_processing
-#: is 1 (spectral radiance) rather than 2 (effective radiance): T = A·Ts² + B·Ts + C.
-SPECTRAL_BT_FIT = {
-    "IR_039": (0.0, 1.011751900, -3.550400), "WV_062": (0.00001805700, 1.000255533, -1.790930),
-    "WV_073": (0.00000231818, 1.000668281, -0.456166), "IR_087": (-0.00002332000, 1.011803400, -1.507390),
-    "IR_097": (-0.00002055330, 1.009370670, -1.030600), "IR_108": (-0.00007392770, 1.032889800, -3.296740),
-    "IR_120": (-0.00007009840, 1.031314600, -3.181090), "IR_134": (-0.00007293450, 1.030424800, -2.645950),
-}
 #: Satellite height above the equator used by EUMETSAT's Level 1.5 geometry (m).
 SATELLITE_HEIGHT_M = 35785831.0
 #: Pixel number of the disk centre on the 3 km grid (lines and columns counted from 1 at the south-east).
@@ -130,12 +134,6 @@ def parse_seviri_name(path: str | Path) -> dict | None:
     return {"satellite": m["sat"], "time": dt.datetime.strptime(m["time"], "%Y%m%d%H%M%S")}
 
 
-def cds_time(days, msecs) -> np.ndarray:
-    """CDS day / millisecond-of-day pairs -> datetime64[ms]."""
-    return (np.datetime64("1958-01-01", "ms") + np.asarray(days).astype("timedelta64[D]")
-            + np.asarray(msecs).astype("int64").astype("timedelta64[ms]"))
-
-
 def to_cds(time: dt.datetime) -> tuple[int, int]:
     """Naive UTC datetime -> (days since 1958-01-01, milliseconds of the day)."""
     delta = time - CDS_EPOCH
@@ -151,32 +149,10 @@ def effective_radiance(bt_k, sat_id: int, channel: str) -> np.ndarray:
         return C1 * vc**3 / np.expm1(C2 * vc / t)
 
 
-def brightness_temperature(radiance, sat_id: int, channel: str, radiance_type: int = 2) -> np.ndarray:
-    """Radiance (mW m⁻² sr⁻¹ (cm⁻¹)⁻¹) -> brightness temperature (K); NaN where the radiance is not positive."""
-    cal = _calib(sat_id, channel)
-    vc, alpha, beta = cal["VC"], cal["ALPHA"], cal["BETA"]
-    rad = np.asarray(radiance, dtype=np.float64)
-    rad = np.where(rad > 0, rad, np.nan)
-    t = C2 * vc / np.log(C1 * vc**3 / rad + 1.0)
-    if radiance_type == 2:
-        return (t - beta) / alpha
-    if radiance_type == 1:
-        a, b, c = SPECTRAL_BT_FIT[channel]
-        return a * t * t + b * t + c
-    raise ValueError(f"radiance type {radiance_type} has no calibration (1 spectral, 2 effective)")
-
-
 def reflectance_factor(sat_id: int, channel: str, time: dt.datetime) -> float:
     """Multiplier from radiance to reflectance (%): π · 100 / F · d(time)²."""
     d = float(sun_earth_distance_correction(time))
     return np.pi * 100.0 / _calib(sat_id, channel)["F"] * d * d
-
-
-def round_to_slot(time: dt.datetime, minutes: int) -> dt.datetime:
-    """The nominal slot nearest to ``time`` on a grid of ``minutes``."""
-    step = dt.timedelta(minutes=minutes)
-    midnight = dt.datetime.combine(time.date(), dt.time())
-    return midnight + round((time - midnight) / step) * step
 
 
 def geos_xy_from_attrs(attrs: dict, nlines: int, ncols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,91 +207,43 @@ def _check_attrs(path: Path, attrs: dict, nlines: int, ncols: int) -> None:
                                  f"{nlines} × {ncols} pixels")
 
 
-def _line_quality_mask(nc: netCDF4.Dataset, number: int) -> np.ndarray | None:
-    """Lines flagged missing or corrupted *and* radiometrically and geometrically "do not use" (as satpy)."""
-    names = [f"channel_data_visir_data_line_{q}" for q in ("validity", "radiometric_quality", "geometric_quality")]
-    if number > 11 or not all(n in nc.variables for n in names):
-        return None
-    validity, radiometric, geometric = (np.asarray(nc.variables[n][:, number - 1]) for n in names)
-    return (validity >= 2) & (validity <= 3) & (radiometric == 4) & (geometric == 4)
+def _check_channel_dims(path: Path, nc: netCDF4.Dataset, wanted: list[str]) -> None:
+    for generic in wanted:
+        number = GENERIC_SEVIRI[generic]
+        name, key = SEVIRI_CHANNELS[number][0], f"ch{number}"
+        if key not in nc.variables:
+            raise GranuleError(path, f"has no variable {key} ({name}, channel {generic})")
+        var = nc.variables[key]
+        grid = ("num_rows_hrv", "num_columns_hrv") if number == 12 else ("num_rows_vis_ir", "num_columns_vis_ir")
+        if tuple(var.dimensions) != grid:
+            raise GranuleError(path, f"variable {key} ({name}) has dimensions ({', '.join(var.dimensions)}), "
+                                     f"expected ({', '.join(grid)}): transposed or not a SEVIRI Level 1.5 file")
+        if var.dtype.kind not in "iu":
+            raise GranuleError(path, f"variable {key} ({name}) holds {var.dtype} values, not integer counts")
+        if "scale_factor" not in var.ncattrs() or "add_offset" not in var.ncattrs():
+            raise GranuleError(path, f"variable {key} ({name}) has no scale_factor / add_offset")
 
 
-def _read_channel(path: Path, nc: netCDF4.Dataset, number: int, sat_id: int, start: dt.datetime) -> np.ndarray:
-    """One channel calibrated (float32, file orientation: row 0 south)."""
-    name, generic = SEVIRI_CHANNELS[number]
-    key = f"ch{number}"
-    if key not in nc.variables:
-        raise GranuleError(path, f"has no variable {key} ({name}, channel {generic})")
-    var = nc.variables[key]
-    grid = ("num_rows_hrv", "num_columns_hrv") if number == 12 else ("num_rows_vis_ir", "num_columns_vis_ir")
-    if tuple(var.dimensions) != grid:
-        raise GranuleError(path, f"variable {key} ({name}) has dimensions ({', '.join(var.dimensions)}), expected "
-                                 f"({', '.join(grid)}): transposed or not a SEVIRI Level 1.5 file")
-    var.set_auto_maskandscale(False)
-    counts = np.asarray(var[:])
-    if counts.dtype.kind not in "iu":
-        raise GranuleError(path, f"variable {key} ({name}) holds {counts.dtype} values, not integer counts")
-    if int(counts.max(initial=0)) > 65535:
-        raise GranuleError(path, f"variable {key} ({name}) holds counts up to {int(counts.max())}, beyond the "
-                                 "16 bits of SEVIRI Level 1.5 data")
-    try:
-        gain, offset = float(var.getncattr("scale_factor")), float(var.getncattr("add_offset"))
-    except AttributeError:
-        raise GranuleError(path, f"variable {key} ({name}) has no scale_factor / add_offset") from None
-    # calibrate every possible count once (10-bit data: a 1024-entry table), then look the image up
-    levels = np.arange(max(int(counts.max(initial=0)), 1023) + 1)
-    rad = np.clip(np.where(levels > 0, levels * gain + offset, np.nan), 0.0, None)
-    if name in SOLAR_CHANNELS:
-        lut = (rad * reflectance_factor(sat_id, name, start)).astype(np.float32)
-    else:
-        radiance_type = int(nc.variables["planned_chan_processing"][number - 1]) \
-            if "planned_chan_processing" in nc.variables else 2
-        lut = brightness_temperature(rad, sat_id, name, radiance_type).astype(np.float32)
-    data = np.where(counts > 0, lut[np.clip(counts, 0, None)], np.float32(np.nan))
-    bad = _line_quality_mask(nc, number)
-    if bad is not None:
-        data[bad, :] = np.nan
-    return data
+def _check_nc(path: Path, wanted: list[str], read_counts: bool = False) -> None:
+    """Check the structure satpy's ``seviri_l1b_nc`` needs (dimensions, attributes, channel variables).
 
-
-def _onto_visir_grid(path: Path, data: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """HRV (three times finer) averaged over 3 × 3 blocks onto the VIS/IR grid."""
-    if data.shape == shape:
-        return data
-    ny, nx = shape
-    k = data.shape[0] // ny
-    if data.shape != (ny * k, nx * k):
-        raise GranuleError(path, f"has an HRV grid of {data.shape} pixels, not a whole multiple of the "
-                                 f"{ny} × {nx} VIS/IR grid")
-    return data.reshape(ny, k, nx, k).mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str] | None = None) -> xr.Dataset:
-    """Read one SEVIRI netCDF slot file into a canonical GeoScene (see the module docstring).
-
-    ``paths`` is the file of the slot (or a list holding it: one netCDF file carries every channel).
-    ``channels`` are generic names (``ir_108``, ``vis_06``, ``hrv`` …); None reads the eleven VIS/IR channels.
-    A damaged, truncated or foreign file raises :class:`GranuleError` naming it.
+    With ``read_counts`` the counts are read too (after a satpy failure, to tell a truncated file).
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
-    paths = [Path(p) for p in paths]
-    if len(paths) != 1:
-        raise UserInputError(f"read_seviri reads one slot file at a time (all channels are in it), got "
-                             f"{len(paths)} files")
-    path = paths[0]
-    wanted = _normalise_channels(channels)
-    if not path.exists():
-        raise GranuleError(path, "no such file")
-    # netCDF-C and HDF5 are not thread-safe: the whole read holds the one lock (app.core.locks)
     with HDF_LOCK:
         try:
             with netCDF4.Dataset(path) as nc:
-                return _read_open(path, nc, wanted)
+                attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
+                try:
+                    nlines = len(nc.dimensions["num_rows_vis_ir"])
+                    ncols = len(nc.dimensions["num_columns_vis_ir"])
+                except KeyError:
+                    raise GranuleError(path, "is not a SEVIRI Level 1.5 netCDF file: no num_rows_vis_ir / "
+                                             "num_columns_vis_ir dimensions") from None
+                _check_attrs(path, attrs, nlines, ncols)
+                _check_channel_dims(path, nc, wanted)
+                if read_counts:
+                    for generic in wanted:
+                        np.asarray(nc.variables[f"ch{GENERIC_SEVIRI[generic]}"][:])
         except GranuleError:
             raise
         except (OSError, RuntimeError, EOFError) as exc:
@@ -326,58 +254,75 @@ def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str
                                      f"{exc})") from None
 
 
-def _read_open(path: Path, nc: netCDF4.Dataset, wanted: list[str]) -> xr.Dataset:
-    attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
-    try:
-        nlines = len(nc.dimensions["num_rows_vis_ir"])
-        ncols = len(nc.dimensions["num_columns_vis_ir"])
-    except KeyError:
-        raise GranuleError(path, "is not a SEVIRI Level 1.5 netCDF file: no num_rows_vis_ir / "
-                                 "num_columns_vis_ir dimensions") from None
-    _check_attrs(path, attrs, nlines, ncols)
-    sat_id = int(attrs["satellite_id"])
-    start = dt.datetime(1958, 1, 1) + dt.timedelta(days=int(attrs["true_repeat_cycle_start_day"]),
-                                                   milliseconds=int(attrs["true_repeat_cycle_start_mi_sec"]))
-    end = dt.datetime(1958, 1, 1) + dt.timedelta(days=int(attrs["planned_repeat_cycle_end_day"]),
-                                                 milliseconds=int(attrs["planned_repeat_cycle_end_mi_sec"]))
-    cycle = 5 if str(attrs.get("reduced_scanning", "F")) == "T" else 15
-    nominal = round_to_slot(start, cycle)
+#: HRIT segment names: ``H-000-MSG4__-MSG4________-IR_108___-000001___-202104121200-__`` (``-C_`` when compressed,
+#: ``.bz2`` in some archives); the prologue and epilogue carry ``_________`` as channel and ``PRO``/``EPI``.
+_HRIT_RE = re.compile(r"^[HL]-000-MSG\d__-MSG\d_+-(?P<channel>[A-Z0-9_]{9})-(?P<segment>[0-9A-Z_]{9})-"
+                      r"(?P<time>\d{12})-[_C]_(?:\.bz2)?$")
 
-    data_vars = {}
-    for generic in wanted:
-        number = GENERIC_SEVIRI[generic]
-        name = SEVIRI_CHANNELS[number][0]
-        solar = name in SOLAR_CHANNELS
-        data = _read_channel(path, nc, number, sat_id, start)
-        data = _onto_visir_grid(path, data, (nlines, ncols))[::-1]  # file rows run south -> north
-        data_vars[generic] = (("y", "x"), data, {
-            "units": "%" if solar else "K",
-            "standard_name": "toa_bidirectional_reflectance" if solar else "toa_brightness_temperature",
-            "long_name": f"SEVIRI {name} {'reflectance' if solar else 'brightness temperature'}",
-            "band": name,
-            "central_wavelength_um": CENTRAL_WAVELENGTH_UM[name],
-        })
-    x, y = geos_xy_from_attrs(attrs, nlines, ncols)
-    a = float(attrs["equatorial_radius"]) * 1000.0
-    b = (float(attrs["north_polar_radius"]) + float(attrs["south_polar_radius"])) * 500.0
-    h, lon_0 = SATELLITE_HEIGHT_M, float(attrs["longitude_of_SSP"])
-    out_attrs = {
-        "platform": SATELLITES[sat_id][0],
-        "sensor": "seviri",
-        "sub_lon": lon_0,
-        "start_time": _iso(nominal),
-        "end_time": _iso(nominal + dt.timedelta(minutes=cycle)),
-        "observation_start_time": _iso(start),
-        "observation_end_time": _iso(end),
-        "projection": "geos", "h": h, "a": a, "b": b, "lon_0": lon_0, "sweep": "y",
-        "crs_proj4": f"+proj=geos +h={h:.1f} +a={a:.1f} +b={b:.1f} +lon_0={lon_0} +sweep=y +units=m +no_defs",
-        "source": [str(path)],
-    }
-    return xr.Dataset(
-        data_vars,
-        coords={
-            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate"}),
-            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate"}),
-        },
-        attrs=out_attrs,
-    )
+
+def seviri_format(path: str | Path) -> str:
+    """The satpy reader of a SEVIRI Level 1.5 file, chosen by its name.
+
+    ``seviri_l1b_native`` (``.nat``), ``seviri_l1b_hrit`` (HRIT segments, prologue, epilogue) or
+    ``seviri_l1b_nc`` (EUMETSAT netCDF).
+    """
+    name = Path(path).name
+    if name.endswith(".nat"):
+        return "seviri_l1b_native"
+    if _HRIT_RE.match(name):
+        return "seviri_l1b_hrit"
+    return "seviri_l1b_nc"
+
+
+def _hrit_files(paths: list[Path], wanted: list[str]) -> list[Path]:
+    """The prologue, the epilogue and the segments of the channels asked for."""
+    names = {SEVIRI_CHANNELS[GENERIC_SEVIRI[g]][0] for g in wanted}
+    keep = []
+    for path in paths:
+        m = _HRIT_RE.match(path.name)
+        channel = m["channel"].strip("_") if m else ""
+        if m is None or not channel or channel in names or m["segment"].startswith(("PRO", "EPI")):
+            keep.append(path)
+    return keep
+
+
+def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str] | None = None) -> xr.Dataset:
+    """Read one SEVIRI Level 1.5 slot into a canonical GeoScene (see the module docstring), with satpy.
+
+    ``paths`` is the file of the slot (or a list holding it): one EUMETSAT netCDF file or one native ``.nat``
+    file carries every channel; HRIT slots are the prologue, the epilogue and the channels' segments. The reader
+    (``seviri_l1b_nc``, ``seviri_l1b_native``, ``seviri_l1b_hrit``) is chosen by file name (:func:`seviri_format`).
+    ``channels`` are generic names (``ir_108``, ``vis_06``, ``hrv`` …); None reads the eleven VIS/IR channels.
+    A damaged, truncated or foreign file raises :class:`GranuleError` naming it.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise UserInputError("read_seviri needs the file(s) of one slot")
+    wanted = _normalise_channels(channels)
+    formats = {seviri_format(p) for p in paths}
+    if len(formats) != 1:
+        raise UserInputError(f"read_seviri reads one slot in one format, got {', '.join(sorted(formats))} files")
+    reader = formats.pop()
+    if reader != "seviri_l1b_hrit" and len(paths) != 1:
+        raise UserInputError(f"read_seviri reads one slot file at a time (all channels are in it), got "
+                             f"{len(paths)} files")
+    for path in paths:
+        if not path.exists():
+            raise GranuleError(path, "no such file")
+    check = diagnose = None
+    if reader == "seviri_l1b_nc" and "hrv" in wanted:
+        raise UserInputError("hrv cannot be read from a SEVIRI netCDF file: satpy's seviri_l1b_nc reader does not "
+                             "implement the HRV channel (native .nat and HRIT files have it)")
+    if reader == "seviri_l1b_nc":
+        def check(files: list[Path]) -> None:
+            _check_nc(files[0], wanted)
+
+        def diagnose(files: list[Path]) -> None:
+            _check_nc(files[0], wanted, read_counts=True)
+    else:
+        paths = _hrit_files(paths, wanted) if reader == "seviri_l1b_hrit" else paths
+    band_of = {g: SEVIRI_CHANNELS[GENERIC_SEVIRI[g]][0] for g in wanted}
+    return load_canonical(reader, paths, wanted, band_of, sensor="seviri", slot_minutes=15, check=check,
+                          diagnose=diagnose, lock=reader != "seviri_l1b_hrit")

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 
 from app.core.locks import HDF_LOCK
+from app.core.lonlat import wrap_lon
 from app.core.state import archive_state_dir, write_state
 from app.data.errors import GranuleError, UserInputError
 from app.data.filenames import PATTERNS, FilenamePattern
@@ -323,6 +324,13 @@ def seviri_geolocation(path: str, stride: int = 16) -> Geolocation:
     return _geo_geolocation(path, f["platform"], f["start"])
 
 
+@register_geolocator("geo_fci_l1c", reads_file=False)
+def fci_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """An FCI L1c FDHSI body chunk: its platform's disk and its repeat cycle (the name's start is the slot)."""
+    f = _geo_name_fields("geo_fci_l1c", path)
+    return _geo_geolocation(path, f["platform"], f["start"])
+
+
 @register_geolocator("nwcsaf_ctth", reads_file=False)
 def nwcsaf_geolocation(path: str, stride: int = 16) -> Geolocation:
     """An NWC SAF GEO product: its platform's disk (NWC SAF's id mapped to ours), the nominal slot (name)."""
@@ -340,7 +348,7 @@ def _cell_ids(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 def _wrap(lon):
-    return (np.asarray(lon) + 180.0) % 360.0 - 180.0
+    return wrap_lon(np.asarray(lon, dtype=np.float64))
 
 
 def _half_spacing(values: np.ndarray, is_lon: bool) -> np.ndarray:
@@ -490,7 +498,9 @@ class IndexReport:
 
     ``added``/``updated``/``removed`` hold the paths as the index stores them. ``skipped`` holds ``(name,
     reason)`` pairs meant for people: the name is relative to the archive root (a folder of the archive is named
-    the same way; one outside it, e.g. an unreachable URL, as it is), never an absolute server path.
+    the same way; one outside it, e.g. an unreachable URL, as it is), never an absolute server path. ``empty``
+    holds, the same way, the product folders that exist and hold no granule (no file was skipped: a period the
+    product does not cover — no CALIOP after 2023 — or a glob that matches nothing, which the sentence shows).
     """
 
     added: list[str] = field(default_factory=list)
@@ -498,18 +508,24 @@ class IndexReport:
     removed: list[str] = field(default_factory=list)
     unchanged: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    empty: list[tuple[str, str]] = field(default_factory=list)
     root: str | None = None
 
     def skip(self, path: str, reason: str) -> None:
         """Record a skipped file or folder, named relative to :attr:`root` (also inside the reason)."""
         self.skipped.append((relative_name(path, self.root), without_root(reason, self.root)))
 
+    def note_empty(self, path: str, reason: str) -> None:
+        """Record a product folder that holds no granule, named relative to :attr:`root`."""
+        self.empty.append((relative_name(path, self.root), without_root(reason, self.root)))
+
     def __str__(self) -> str:
         text = (
             f"granule index: {len(self.added)} added, {len(self.updated)} re-read, {len(self.removed)} removed, "
             f"{self.unchanged} unchanged, {len(self.skipped)} skipped"
         )
-        return text + "".join(f"\n  skipped {path}: {reason}" for path, reason in self.skipped)
+        return (text + "".join(f"\n  skipped {path}: {reason}" for path, reason in self.skipped)
+                + "".join(f"\n  empty {path}: {reason}" for path, reason in self.empty))
 
 
 def relative_name(path: str | os.PathLike, root: str | os.PathLike | None) -> str:
@@ -649,7 +665,7 @@ def _list_local(source: ProductSource, report: IndexReport) -> dict[str, tuple[i
     lister = _LocalLister(report, allowed)
     lister.walk(root, [p for p in source.glob.split("/") if p])
     if not lister.files:
-        report.skip(root, f"no {source.product} granule: no file matches {source.glob} in this folder")
+        report.note_empty(root, f"no {source.product} granule: no file matches {source.glob} in this folder")
     return lister.files
 
 
@@ -978,7 +994,8 @@ class GranuleIndex:
             return None
         files = {p: i for p, i in found.items() if i.get("type", "file") == "file"}
         if not files:
-            report.skip(source.root_url, f"no {source.product} granule: no file matches {source.glob} in this folder")
+            report.note_empty(source.root_url,
+                              f"no {source.product} granule: no file matches {source.glob} in this folder")
         return {fs.unstrip_protocol(p): (int(i.get("size") or 0), _mtime(i)) for p, i in files.items()}
 
     @staticmethod
@@ -999,7 +1016,10 @@ class GranuleIndex:
             ]
             rows = []
             for path, was_known, future in futures:
-                row, problem = future.result()
+                try:
+                    row, problem = future.result()
+                except Exception as e:  # noqa: BLE001 - a task that died where it ran (a worker, a pickling failure)
+                    row, problem = None, f"its geolocation task failed ({type(e).__name__}: {e})"
                 if row is None:
                     report.skip(path, problem)
                     continue

@@ -1,11 +1,14 @@
 """NWC SAF GEO cloud top temperature and height (CTTH, netCDF4) -> canonical CloudTop.
 
-The format (NWC/GEO v2018 product output, as satpy's ``nwcsaf-geo`` reader reads it)
-------------------------------------------------------------------------------------
+The format (NWC/GEO v2018, v2021 and v2025 product output, as satpy's ``nwcsaf-geo`` reader reads it)
+------------------------------------------------------------------------------------------------------
 File name ``S_NWC_CTTH_{platform}_{region}_{YYYYmmddTHHMMSS}Z.nc`` (``MSG4``, ``GOES16``, ``HIMAWARI8`` …;
 ``MSG-N``, ``FULL-DISK`` …; the nominal slot time). Dimensions ``ny``, ``nx`` (the imager's fixed grid, row 0
 at the north), variables ``(ny, nx)`` each decoded with its own ``scale_factor``/``add_offset``/``_FillValue``
-(values outside ``valid_range`` are invalid too):
+(values outside ``valid_range`` are invalid too). NWC/GEO v2025 files put a leading ``time`` dimension of length
+1 on every variable, ``(time, ny, nx)``; the reader takes either and refuses any other shape with a
+:class:`GranuleError` naming the file and the variable. v2025 files may lack ``nominal_product_time``: the slot
+is then ``time_coverage_start``.
 
 =================  =======  ==========================================================================
 ctth_alti          uint16   cloud top height above sea level, m: stored 0–27000, offset −2000 m
@@ -44,7 +47,9 @@ import numpy as np
 import xarray as xr
 
 from app.core.locks import HDF_LOCK
+from app.core.timefmt import iso_utc
 from app.data.errors import GranuleError
+from app.data.filenames import parse_filename
 from app.data.geo_bands import FULL_DISK, GEO_PLATFORMS
 
 __all__ = ["read_ctth", "CTTH_ENCODING", "ctth_flag_meanings"]
@@ -147,8 +152,14 @@ def _time(path: Path, attrs: dict, name: str) -> dt.datetime:
         raise GranuleError(path, f"has no valid global attribute {name} (e.g. 2021-04-12T12:00:00Z)") from None
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def _nominal_time(path: Path, attrs: dict) -> dt.datetime:
+    """The slot: ``nominal_product_time``; else (v2025 files may lack it) the file name's time; else the scan start."""
+    if "nominal_product_time" in attrs:
+        return _time(path, attrs, "nominal_product_time")
+    try:
+        return parse_filename(path, "nwcsaf_ctth")["start"]
+    except GranuleError:
+        return _time(path, attrs, "time_coverage_start")
 
 
 def _platform(satellite_id: str):
@@ -193,6 +204,19 @@ def _read_file(path: Path) -> tuple[dict, dict]:
             nc.close()
 
 
+def _check_dims(path: Path, name: str, dims: tuple[str, ...], shape: tuple[int, ...]) -> None:
+    """Accept ``(ny, nx)`` (v2018, v2021) and ``(time, ny, nx)`` with one time (v2025); say why anything else fails."""
+    if dims == ("ny", "nx"):
+        return
+    if dims == ("time", "ny", "nx"):
+        if shape[0] == 1:
+            return
+        raise GranuleError(path, f"variable '{name}' has {shape[0]} times (dimension time), expected 1: "
+                                 "an NWC SAF GEO v2025 product holds one slot")
+    raise GranuleError(path, f"variable '{name}' has dimensions ({', '.join(dims)}), expected (ny, nx) or "
+                             "(time, ny, nx): transposed or not an NWC SAF GEO CTTH file")
+
+
 def _read_open(path: Path, nc) -> tuple[dict, dict]:
     attrs = {name: nc.getncattr(name) for name in nc.ncattrs()}
     missing = [name for name in _GLOBAL if name not in attrs]
@@ -202,11 +226,9 @@ def _read_open(path: Path, nc) -> tuple[dict, dict]:
     for out, (name, factor, units, standard, long_name) in _OUTPUT.items():
         if name not in nc.variables:
             raise GranuleError(path, f"has no variable '{name}': not a complete NWC SAF GEO CTTH file")
-        dims = tuple(nc.variables[name].dimensions)
-        if dims != ("ny", "nx"):
-            raise GranuleError(path, f"variable '{name}' has dimensions ({', '.join(dims)}), expected (ny, nx): "
-                                     "transposed or not an NWC SAF GEO CTTH file")
-        values = _decode(path, nc.variables[name]) * np.float32(factor)
+        var = nc.variables[name]
+        _check_dims(path, name, tuple(var.dimensions), var.shape)
+        values = _decode(path, var).reshape(var.shape[-2:]) * np.float32(factor)
         data[out] = (("y", "x"), values, {"units": units, "standard_name": standard, "long_name": long_name,
                                           "source_variable": name})
     return attrs, data
@@ -222,8 +244,7 @@ def _to_dataset(path: Path, attrs: dict, data: dict) -> xr.Dataset:
     y = y1 - dy * (np.arange(ny) + 0.5)
     sat_id = str(attrs["satellite_identifier"])
     platform = _platform(sat_id)
-    nominal = _time(path, attrs, "nominal_product_time" if "nominal_product_time" in attrs
-                    else "time_coverage_start")
+    nominal = _nominal_time(path, attrs)
     repeat = FULL_DISK[platform.sensor].repeat_minutes if platform else 15
     sub_lon = float(attrs.get("sub-satellite_longitude", proj["lon_0"]))
     out_attrs = {
@@ -231,10 +252,10 @@ def _to_dataset(path: Path, attrs: dict, data: dict) -> xr.Dataset:
         "platform_id": platform.key if platform else sat_id,
         "sensor": platform.sensor if platform else "",
         "sub_lon": round(sub_lon, 6),
-        "start_time": _iso(nominal),
-        "end_time": _iso(nominal + dt.timedelta(minutes=repeat)),
-        "observation_start_time": _iso(_time(path, attrs, "time_coverage_start")),
-        "observation_end_time": _iso(_time(path, attrs, "time_coverage_end")),
+        "start_time": iso_utc(nominal),
+        "end_time": iso_utc(nominal + dt.timedelta(minutes=repeat)),
+        "observation_start_time": iso_utc(_time(path, attrs, "time_coverage_start")),
+        "observation_end_time": iso_utc(_time(path, attrs, "time_coverage_end")),
         "region": str(attrs.get("region_name", path.name.split("_")[4] if path.name.count("_") >= 5 else "")),
         "product": "NWCSAF_GEO_CTTH",
         "projection": "geos",

@@ -34,7 +34,8 @@ from app.core.locks import HDF_LOCK
 from app.core.state import say_once
 from app.data.errors import GranuleError
 
-__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "DU_PER_MOL_M2", "LevelUnavailable",
+__all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "LAYER_HEIGHT_SINCE", "DU_PER_MOL_M2",
+           "LevelUnavailable",
            "read_swath", "read_attrs", "open_granule", "check_dimensions", "processor_version_tuple"]
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ PRODUCT = "PRODUCT"
 GEOLOCATIONS = "PRODUCT/SUPPORT_DATA/GEOLOCATIONS"
 DETAILED_RESULTS = "PRODUCT/SUPPORT_DATA/DETAILED_RESULTS"
 INPUT_DATA = "PRODUCT/SUPPORT_DATA/INPUT_DATA"
+#: The SO2 layer height group, from processor 02.05.00 (HARP's S5P ingestion: ``SO2_LAYER_HEIGHT``).
+LAYER_HEIGHT = "PRODUCT/SO2_LAYER_HEIGHT"
 _COLUMN = "sulfurdioxide_total_vertical_column"
 
 #: Canonical variable name -> (group, variable) in the S5P L2 SO2 file.
@@ -62,11 +65,20 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "viewing_zenith_angle": (GEOLOCATIONS, "viewing_zenith_angle"),
     "so2_detection_flag": (DETAILED_RESULTS, "sulfurdioxide_detection_flag"),
     "cloud_fraction": (INPUT_DATA, "cloud_fraction_crb"),
+    "so2_layer_height": (LAYER_HEIGHT, "sulfurdioxide_layer_height"),
+    "so2_layer_height_precision": (LAYER_HEIGHT, "sulfurdioxide_layer_height_precision"),
+    "qa_value_layer_height": (LAYER_HEIGHT, "qa_value_layer_height"),
 }
+
+#: Canonical names that are heights (km; the file's ``units``, m in the real product, are converted).
+_HEIGHTS = ("so2_layer_height", "so2_layer_height_precision")
 
 #: Units of each canonical variable; "DU" ones are converted with the file's own factor.
 UNITS: dict[str, str] = {
-    **{name: "DU" for name in VARIABLES if name.startswith("so2_") and name != "so2_detection_flag"},
+    **{name: "DU" for name in VARIABLES
+       if name.startswith("so2_") and name != "so2_detection_flag" and name not in _HEIGHTS},
+    **{name: "km" for name in _HEIGHTS},
+    "qa_value_layer_height": "1",
     "qa_value": "1",
     "solar_zenith_angle": "degree",
     "viewing_zenith_angle": "degree",
@@ -98,6 +110,13 @@ BOX_LEVELS: dict[str, tuple[int, int, int]] = {
     "7km": (1, 1, 1),
     "15km": (1, 1, 1),
 }
+#: The processor version that first wrote the SO2 layer height (``PRODUCT/SO2_LAYER_HEIGHT``; HARP's S5P ingestion
+#: and ESA's announcement of 30 May 2023: operational from mid-July 2023).
+LAYER_HEIGHT_SINCE = (2, 5, 0)
+#: Every optional field the selector offers -> the processor version that brought it.
+_FIRST_WRITTEN: dict[str, tuple[int, int, int]] = {**BOX_LEVELS, "layer_height": LAYER_HEIGHT_SINCE}
+#: Units a height variable may carry -> factor to km.
+_KM_PER_UNIT = {"m": 1e-3, "meter": 1e-3, "metre": 1e-3, "meters": 1e-3, "km": 1.0, "kilometer": 1.0}
 _TIME_UNITS = {
     "seconds": 1.0,
     "milliseconds": 1e-3,
@@ -114,17 +133,24 @@ _FOOTPRINT_GROUP = "METADATA/EOP_METADATA/om:featureOfInterest/eop:multiExtentOf
 
 
 class LevelUnavailable(GranuleError):
-    """A box-profile SO2 column asked for is not in the granule; the rest of the granule still reads.
+    """A box-profile SO2 column (or the SO2 layer height) asked for is not in the granule; the rest still reads.
 
-    ``level`` (e.g. ``"7km"``) and ``reason`` say which and why (e.g. the processor version predates it).
+    ``level`` (e.g. ``"7km"``, or ``"layer_height"``) and ``reason`` say which and why (e.g. the processor version
+    predates it).
     """
 
     def __init__(self, path: object, level: str, reason: str, variable: str | None = None):
         self.level = level
         self.reason = reason
         self.variable = variable or f"so2_{level}"
-        label = level.replace("km", " km")
-        super().__init__(path, f"the SO2 column of the {label} box profile (level {level}) is unavailable: {reason}")
+        super().__init__(path, f"{_what(level)} is unavailable: {reason}")
+
+
+def _what(level: str) -> str:
+    """How a message names an optional field: ``"7km"`` -> "the SO2 column of the 7 km box profile (level 7km)"."""
+    if level == "layer_height":
+        return "the SO2 layer height"
+    return f"the SO2 column of the {level.replace('km', ' km')} box profile (level {level})"
 
 
 #: What netCDF4/HDF5 raise on a damaged file, or numpy on values of the wrong kind: a GranuleError, never these.
@@ -310,7 +336,12 @@ def _check_names(path, variables: Sequence[str]) -> list[str]:
 
 
 def _level_of(name: str) -> str | None:
-    """The box level of a canonical column name (``so2_7km_precision`` -> ``7km``), None for the others."""
+    """The optional field of a canonical name, None for the fields every processor writes.
+
+    ``so2_7km_precision`` -> ``7km``; ``qa_value_layer_height`` -> ``layer_height``.
+    """
+    if VARIABLES.get(name, ("",))[0] == LAYER_HEIGHT:
+        return "layer_height"
     parts = name.split("_")
     return parts[1] if len(parts) > 1 and parts[0] == "so2" and parts[1] in BOX_LEVELS else None
 
@@ -344,7 +375,7 @@ def _processor_version(nc: netCDF4.Dataset, path: str) -> str:
 
 
 def _unavailable_reason(nc: netCDF4.Dataset, path: str, level: str) -> str | None:
-    """Why the granule has no column for box ``level``, or None when it has it."""
+    """Why the granule has no column for box ``level`` (or no SO2 layer height), or None when it has it."""
     group, var_name = VARIABLES[f"so2_{level}"]
     node = nc
     for part in group.split("/"):
@@ -352,20 +383,31 @@ def _unavailable_reason(nc: netCDF4.Dataset, path: str, level: str) -> str | Non
     if node is not None and var_name in node.variables:
         return None
     version = _processor_version(nc, path)
-    since = BOX_LEVELS[level]
+    since = _FIRST_WRITTEN[level]
     parsed = processor_version_tuple(version)
     since_text = ".".join(f"{p:02d}" for p in since)
     if parsed is not None and parsed < since:
-        return (f"processor version {version} predates it (the {level.replace('km', ' km')} box-profile column "
-                f"comes with processor {since_text})")
+        what = "SO2 layer height" if level == "layer_height" else f"{level.replace('km', ' km')} box-profile column"
+        return f"processor version {version} predates it (the {what} comes with processor {since_text})"
     which = f"processor version {version}" if version else "an unknown processor version"
     return f"variable {var_name} is missing from group {group} (the file is from {which})"
 
 
-def unavailable_levels(nc: netCDF4.Dataset, path: str) -> dict[str, str]:
-    """Box level -> the reason its column is missing, for the levels the open granule ``nc`` does not have."""
-    reasons = {level: _unavailable_reason(nc, path, level) for level in BOX_LEVELS}
+def unavailable_levels(nc: netCDF4.Dataset, path: str, levels=BOX_LEVELS) -> dict[str, str]:
+    """Box level -> the reason its column is missing, for the levels the open granule ``nc`` does not have.
+
+    ``levels`` may name ``"layer_height"`` too (the SO2 layer height, from processor 02.05.00).
+    """
+    reasons = {level: _unavailable_reason(nc, path, level) for level in levels}
     return {level: reason for level, reason in reasons.items() if reason is not None}
+
+
+def _km_factor(path: str, var: netCDF4.Variable, where: str) -> float:
+    """Factor from the height variable's ``units`` to km (the real product writes m)."""
+    units = str(var.getncattr("units")).strip().lower() if "units" in var.ncattrs() else "m"
+    if units not in _KM_PER_UNIT:
+        raise GranuleError(path, f"variable {where} has units {units!r}, expected a height in m or km")
+    return _KM_PER_UNIT[units]
 
 
 def _du_factor(path: str, var: netCDF4.Variable, where: str) -> float:
@@ -395,6 +437,8 @@ def _read_field(nc, path: str, name: str, group: str, var_name: str, window: sli
     data = _decode(path, var, _read_raw(path, var, (0, window) + (slice(None),) * (var.ndim - 2), where), where)
     if UNITS.get(name) == "DU":
         data = data * np.float32(_du_factor(path, var, where))
+    elif UNITS.get(name) == "km":
+        data = data * np.float32(_km_factor(path, var, where))
     return data
 
 
@@ -413,8 +457,10 @@ def read_swath(
         The S5P L2 SO2 file.
     variables : sequence of str
         Canonical names (keys of :data:`VARIABLES`): ``so2_pbl``, ``so2_1km``, ``so2_7km``, ``so2_15km`` (DU),
-        their ``_precision`` (DU), ``qa_value`` (0–1), ``solar_zenith_angle``, ``viewing_zenith_angle``,
-        ``so2_detection_flag``, ``cloud_fraction``.
+        ``so2_3km`` (processor 02.08.00 on), their ``_precision`` (DU), ``qa_value`` (0–1), ``solar_zenith_angle``,
+        ``viewing_zenith_angle``, ``so2_detection_flag``, ``cloud_fraction``, and from processor 02.05.00 the SO2
+        layer height ``so2_layer_height`` (km: the file's ``sulfurdioxide_layer_height`` converted from its
+        ``units``, m in the real product), its ``_precision`` (km) and ``qa_value_layer_height`` (0–1).
     scanlines : slice, optional
         A window of scanlines to read; all by default.
     with_bounds : bool
@@ -524,8 +570,9 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     ``time_coverage_end`` (ISO strings) and ``start`` / ``end`` (``datetime64[ns]``), ``lat_min``, ``lat_max``,
     ``lon_min``, ``lon_max`` (the ``geospatial_*`` attributes; NaN when absent), ``n_scanlines``,
     ``n_ground_pixels``, ``footprint``: the swath outline as an ``(n, 2)`` array of (lat, lon) from the
-    product's GML ``posList`` metadata, or None, and ``unavailable_levels``: box level (``"1km"``, ``"3km"``,
-    ``"7km"``, ``"15km"``) -> the reason the file has no column for it (e.g. its processor version predates it).
+    product's GML ``posList`` metadata, or None, ``unavailable_levels``: box level (``"1km"``, ``"3km"``,
+    ``"7km"``, ``"15km"``) -> the reason the file has no column for it (e.g. its processor version predates it),
+    and ``unavailable_layers``: ``{"layer_height": reason}`` when the file has no SO2 layer height, else ``{}``.
     """
     path_s = str(path)
     with _open(path) as nc:
@@ -543,6 +590,7 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
             "n_ground_pixels": len(dims["ground_pixel"]),
             "footprint": _footprint(nc),
             "unavailable_levels": unavailable_levels(nc, path_s),
+            "unavailable_layers": unavailable_levels(nc, path_s, ("layer_height",)),
         }
         for key in ("lat_min", "lat_max", "lon_min", "lon_max"):
             value = _root(nc, f"geospatial_{key}", np.nan)

@@ -8,6 +8,11 @@ SO2 (:data:`SO2`)
     (white → yellow → red) was the other candidate; it stops at a mid red, leaving the top of the range little
     contrast, and CET-L19 runs through blue and pink, which nobody reading an SO2 map expects.
 
+SO2 layer height (:data:`LAYER_HEIGHT`, km)
+    A height is not an amount, so it does not share the columns' light-to-dark scale: colorcet's ``bgy`` (CET-L8,
+    perceptually uniform dark blue → green → yellow), low layers dark blue, high ones yellow, default range
+    0 … 20 km (:data:`LAYER_HEIGHT_RANGE_KM`), with its own colour bar in km.
+
 CALIOP attenuated backscatter (:data:`CALIOP_532`, :data:`CALIOP_1064`)
     The piecewise scale of the NASA CALIPSO browse images (as in ccplot's ``calipso-backscatter``; FORMATS.md):
     bounds 1e-4 … 9e-4 by 1e-4, 1e-3 … 8e-3 by 5e-4, 0.01 … 0.1 by 0.01 (34 bounds, 33 bins); dark blue for clear
@@ -38,6 +43,8 @@ from numpy.typing import ArrayLike
 
 __all__ = [
     "SO2",
+    "LAYER_HEIGHT",
+    "LAYER_HEIGHT_RANGE_KM",
     "CALIOP_532_BOUNDS",
     "CALIOP_532_COLOURS",
     "CALIOP_532",
@@ -85,6 +92,11 @@ SO2_FIRE_SLICE = (10, 250)
 
 #: The SO2 colour map: 256 hex colours, light (low columns) to dark (high columns).
 SO2: list[str] = _resample(list(colorcet.fire[SO2_FIRE_SLICE[0] : SO2_FIRE_SLICE[1] + 1])[::-1], 256)
+
+#: The SO2 layer height (km): colorcet's bgy (CET-L8), dark blue (low) → yellow (high).
+LAYER_HEIGHT: list[str] = list(colorcet.bgy)
+#: The default colour range of the layer height (km).
+LAYER_HEIGHT_RANGE_KM = (0.0, 20.0)
 
 # ------------------------------------------------------------------------------------------ CALIOP backscatter
 

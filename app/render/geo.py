@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import colorcet
 import holoviews as hv
 import numpy as np
-import pandas as pd
 import xarray as xr
 
 from app.core.cache import bounded_cache, cached
@@ -54,7 +53,6 @@ __all__ = [
     "product_title",
     "is_cloud_top",
     "product_channels",
-    "load_product",
     "disk_ranges",
     "view_of",
     "frame",
@@ -144,33 +142,6 @@ def product_channels(product: str, sensor: str) -> tuple[tuple[str, ...], tuple[
     product_title(product)
     variant = rgbmod.load_recipes()[product].variant(sensor)
     return tuple(variant.channels), tuple(variant.optional_channels)
-
-
-def load_product(archive, platform, time, product: str) -> xr.Dataset:
-    """The data of one product of one slot: the channels a composite needs (GeoScene) or the CloudTop.
-
-    Reads only the channels the recipe uses. A slot that is not there raises :class:`~app.data.geo.MissingSlotError`;
-    a channel the slot lacks, :class:`UserInputError` from :func:`app.science.rgb.compose`'s message ("the Ash RGB
-    needs channel ir_87 (C11, 8.5 µm), which this GOES-16 scene lacks …"); a damaged file,
-    :class:`~app.data.errors.GranuleError` naming it.
-    """
-    pos = geo.ring_position(platform)
-    if product in CLOUD_TOP:
-        return geo.read_cloud_top(archive, pos.platform, time)
-    needed, optional = product_channels(product, pos.sensor)
-    t = pd.Timestamp(time).floor("min")
-    table = geo.slots(archive, pos.platform, t, t + pd.Timedelta(minutes=1))
-    if table.empty:
-        return geo.read_scene(archive, pos.platform, t, needed[:1])  # raises MissingSlotError, naming the nearest
-    present = set(table["channels"].iloc[0])
-    wanted = [c for c in (*needed, *optional) if c in present]
-    if not wanted:
-        wanted = [c for c in table["channels"].iloc[0] if c != "hrv"][:1]
-    scene = geo.read_scene(archive, pos.platform, t, wanted)
-    missing = [c for c in needed if c not in present]
-    if missing:
-        rgbmod.compose(scene, product, pos.sensor)  # raises the recipe's sentence naming the missing channels
-    return scene
 
 
 # --------------------------------------------------------------------------------------------- the view

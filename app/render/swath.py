@@ -17,6 +17,7 @@ colour mapper), so changing the colour range or map never re-aggregates.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -47,10 +48,12 @@ class SwathLayer:
 
     def __post_init__(self):
         if self.row_lat_min is None:
-            self.row_lat_min = np.nanmin(self.lat, axis=1)
-            self.row_lat_max = np.nanmax(self.lat, axis=1)
-            self.row_lon_min = np.nanmin(self.lon, axis=1)
-            self.row_lon_max = np.nanmax(self.lon, axis=1)
+            with warnings.catch_warnings():  # a scanline without geolocation (fill) has NaN bounds: never in view
+                warnings.simplefilter("ignore", RuntimeWarning)
+                self.row_lat_min = np.nanmin(self.lat, axis=1)
+                self.row_lat_max = np.nanmax(self.lat, axis=1)
+                self.row_lon_min = np.nanmin(self.lon, axis=1)
+                self.row_lon_max = np.nanmax(self.lon, axis=1)
 
     def coarse(self, factor: int) -> SwathLayer:
         """The layer averaged over blocks of ``factor`` × ``factor`` pixels (cached).
@@ -85,23 +88,59 @@ class SwathLayer:
         return self._coarse[factor]
 
 
+def _filled(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``a`` with each NaN replaced by the nearest earlier finite value along ``axis`` (else the nearest later one).
+
+    Lets :func:`np.unwrap` step over fill values (real granules may hold scanlines without geolocation); a line
+    with no finite value stays NaN.
+    """
+    a = np.moveaxis(np.asarray(a, dtype=np.float64), axis, -1)
+    n = a.shape[-1]
+    for flip in (False, True):
+        b = a[..., ::-1] if flip else a
+        idx = np.where(np.isfinite(b), np.arange(n), 0)
+        np.maximum.accumulate(idx, axis=-1, out=idx)
+        b = np.where(np.isfinite(b), b, np.take_along_axis(b, idx, axis=-1))
+        a = b[..., ::-1] if flip else b
+    return np.moveaxis(a, -1, axis)
+
+
+def _unwrap_deg(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Degrees unwrapped along ``axis`` over the finite values (NaN stays NaN)."""
+    a = np.asarray(a, dtype=np.float64)
+    finite = np.isfinite(a)
+    if finite.all():
+        return np.rad2deg(np.unwrap(np.deg2rad(a), axis=axis))
+    out = np.rad2deg(np.unwrap(np.deg2rad(_filled(a, axis)), axis=axis))
+    return np.where(finite, out, np.nan)
+
+
+def _turns(delta: np.ndarray) -> np.ndarray:
+    """``delta`` (degrees) rounded to whole turns of 360°."""
+    return np.round(np.asarray(delta) / 360.0) * 360.0
+
+
 def continuous_longitude(lon: np.ndarray, central_longitude: float = 0.0) -> np.ndarray:
     """Longitudes of a swath made continuous (no jump of more than 180° between neighbours).
 
     Unwrapped along the ground pixels of the middle scanline, then along the scanlines from there, and the whole
-    swath shifted by a multiple of 360° so that its median lies in [central - 180, central + 180).
+    swath shifted by a multiple of 360° so that its median lies in [central - 180, central + 180). Fill values
+    (NaN) are stepped over and stay NaN.
     """
     lon = np.asarray(lon, dtype=np.float64)
+    if not np.isfinite(lon).any():
+        return lon.copy()
     if lon.ndim == 1:
-        out = np.rad2deg(np.unwrap(np.deg2rad(lon)))
+        out = _unwrap_deg(lon)
     else:
         mid = lon.shape[1] // 2
         # first along-track at the middle ground pixel, then across-track from that column
-        col = np.rad2deg(np.unwrap(np.deg2rad(lon[:, mid])))
-        out = lon + (col - lon[:, mid])[:, None]
-        out = np.rad2deg(np.unwrap(np.deg2rad(out), axis=1))
-        # keep the middle column as unwrapped along-track
-        out += (col - out[:, mid])[:, None]
+        centre = _filled(lon[:, mid], axis=0)  # a row whose middle pixel is fill takes a neighbour's
+        col = np.rad2deg(np.unwrap(np.deg2rad(centre)))
+        out = lon + _turns(col - centre)[:, None]
+        out = _unwrap_deg(out, axis=1)
+        # keep the middle column as unwrapped along-track (whole turns only: a filled middle is a neighbour's)
+        out += _turns(col - _filled(out, axis=1)[:, mid])[:, None]
     med = np.nanmedian(out)
     shift = np.round((med - central_longitude) / 360.0) * 360.0
     return out - shift
@@ -111,17 +150,25 @@ def make_layer(lat, lon, values, time, orbit: int, central_longitude: float = 0.
     """A :class:`SwathLayer` from a swath's centre coordinates and (already filtered) values."""
     clon = continuous_longitude(lon, central_longitude)
     lat = np.asarray(lat)
-    if lat.ndim == 2 and lat.shape[0] > 1:
-        pixel_deg = float(np.nanmedian(np.abs(np.diff(lat[:, lat.shape[1] // 2]))))
-        across = np.abs(np.diff(clon[lat.shape[0] // 2])) * np.cos(np.deg2rad(lat[lat.shape[0] // 2, 1:]))
-        pixel_deg = max(pixel_deg, float(np.nanmedian(across)))
-    else:
-        pixel_deg = 0.05
+    pixel_deg = 0.05
+    rows = np.flatnonzero(np.isfinite(lat).any(axis=1)) if lat.ndim == 2 else np.array([], int)
+    if rows.size > 1:  # measured on the scanlines with geolocation (real granules may hold fill ones)
+        mid_row, mid_pix = rows[rows.size // 2], lat.shape[1] // 2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            along = float(np.nanmedian(np.abs(np.diff(lat[rows, mid_pix]))))
+            across = float(np.nanmedian(np.abs(np.diff(clon[mid_row])) * np.cos(np.deg2rad(lat[mid_row, 1:]))))
+        finite = [v for v in (along, across) if np.isfinite(v)]
+        pixel_deg = max(finite) if finite else pixel_deg
+    values = np.asarray(values, dtype=np.float32)
+    nowhere = ~(np.isfinite(lat) & np.isfinite(clon))
+    if nowhere.any():  # a value without a place (fill geolocation) cannot be drawn
+        values = np.where(nowhere, np.float32(np.nan), values)
     return SwathLayer(
         orbit=int(orbit),
         lon=clon.astype(np.float32),
         lat=np.asarray(lat, dtype=np.float32),  # no copy when the reader gave float32
-        values=np.asarray(values, dtype=np.float32),
+        values=values,
         time=np.asarray(time),
         pixel_deg=pixel_deg,
     )

@@ -1,7 +1,10 @@
 """Write a whole sample archive: every product of every day of a scenario, in parallel processes.
 
-Products: ``tropomi`` (one task per day), ``caliop`` (per day) and ``geo`` (per satellite and day: the five ring
-positions of :data:`GEO_PLATFORMS`, each slot's imager files and its NWC SAF CTTH file). Tasks are handed to the
+Products: ``tropomi`` (one task per day), ``caliop`` (per day, while CALIPSO flew: none after its science
+operations ended in August 2023, said once in the log) and ``geo`` (per satellite and day: the satellite at each of
+the five ring positions that day, :func:`geo_platforms_on` from ``assets/platforms.yaml`` — for 2021 GOES-17,
+GOES-16, Meteosat-11, Meteosat-8, Himawari-8; for July 2025 GOES-18, GOES-19, Meteosat-12 (FCI), Meteosat-9,
+Himawari-9 — each slot's imager files and its NWC SAF CTTH file, v2025 layout from 2025). Tasks are handed to the
 processes longest first.
 
 The archive is complete when its ``.complete`` stamp exists (written last), so an interrupted run is redone.
@@ -40,11 +43,27 @@ STAMP = ".complete"
 MARKER = ".fumarole-writing"
 STAGING_PREFIX = ".fumarole-staging-"
 #: The archive's top folders of the products (a stamp of an older Fumarole, without a manifest, owns these).
-PRODUCT_FOLDERS = ("tropomi", "caliop", "abi", "ahi", "seviri", "nwcsaf_ctth")
+PRODUCT_FOLDERS = ("tropomi", "caliop", "abi", "ahi", "seviri", "fci", "nwcsaf_ctth")
 
 
-#: The geostationary ring of the sample, west to east: GOES-West, GOES-East, Meteosat, Meteosat IODC, Himawari.
+#: The geostationary ring of 2021, west to east: GOES-West, GOES-East, Meteosat, Meteosat IODC, Himawari (the
+#: fallback of :func:`geo_platforms_on` when the platform table cannot say).
 GEO_PLATFORMS = ("G17", "G16", "MSG4", "MSG1", "H08")
+#: The last day CALIOP science data exist (CALIPSO's science operations ended on 1 August 2023).
+CALIOP_LAST_DAY = "2023-07-31"
+
+
+def geo_platforms_on(day: str) -> tuple[str, ...]:
+    """The satellites of the ring on ``day``, west to east (our platform keys), from ``assets/platforms.yaml``."""
+    from app.data.platforms import ring_on
+
+    ring = tuple(a.platform.key for a in ring_on(str(day)) if a.platform is not None)
+    return ring or GEO_PLATFORMS
+
+
+def caliop_flies(day: str) -> bool:
+    """True for the days CALIOP L1B granules exist (up to :data:`CALIOP_LAST_DAY`)."""
+    return str(day) <= CALIOP_LAST_DAY
 
 
 @dataclass(frozen=True)
@@ -53,8 +72,9 @@ class Resolution:
 
     GEO fields: ``geo_abi_km`` the ABI pixel size at the sub-satellite point (every band on that grid, or on its
     own if coarser), ``geo_ahi_factor`` / ``geo_seviri_factor`` the whole factors by which the 2 km AHI and 3 km
-    SEVIRI grids are coarsened; ``geo_central_times`` the slots (``HH:MM`` UTC) written on the scenario's central
-    day, ``geo_other_times`` those of the other days; ``geo_missing`` slots deliberately left out (platform,
+    SEVIRI grids are coarsened, ``geo_fci_km`` the FCI pixel size (a whole multiple of 2 km);
+    ``geo_central_times`` the slots (``HH:MM`` UTC) written on the scenario's central day, ``geo_other_times``
+    those of the other days; ``geo_missing`` slots deliberately left out (platform,
     ``HH:MM`` on the central day): a real archive has gaps, and the dashboards must show them.
     """
 
@@ -68,6 +88,7 @@ class Resolution:
     geo_central_times: tuple[str, ...] = ()
     geo_other_times: tuple[str, ...] = ()
     geo_missing: tuple[tuple[str, str], ...] = ()
+    geo_fci_km: float = 16.0
 
 
 def _hours(step: int) -> tuple[str, ...]:
@@ -77,21 +98,25 @@ def _hours(step: int) -> tuple[str, ...]:
 DEMO = Resolution(
     tropomi_scanline_step=4, tropomi_pixel_step=3, caliop_profile_step=15, caliop_regional=True,
     geo_abi_km=16.0, geo_ahi_factor=10, geo_seviri_factor=8,
-    geo_central_times=_hours(1), geo_other_times=_hours(6), geo_missing=(("MSG1", "13:00"),),
+    geo_central_times=_hours(1), geo_other_times=_hours(6), geo_missing=(("MSG1", "13:00"), ("MSG2", "13:00")),
+    geo_fci_km=16.0,
 )
 TINY = Resolution(
     tropomi_scanline_step=16, tropomi_pixel_step=9, caliop_profile_step=60, caliop_regional=True,
     geo_abi_km=48.0, geo_ahi_factor=25, geo_seviri_factor=16,
-    geo_central_times=("12:00", "15:00"), geo_missing=(("MSG1", "15:00"),),
+    geo_central_times=("12:00", "15:00"), geo_missing=(("MSG1", "15:00"), ("MSG2", "15:00")), geo_fci_km=48.0,
 )
 FULL = Resolution(
     tropomi_scanline_step=1, tropomi_pixel_step=1, caliop_profile_step=1, caliop_regional=False,
-    geo_abi_km=2.0, geo_ahi_factor=1, geo_seviri_factor=1, geo_central_times=("15:00",),
+    geo_abi_km=2.0, geo_ahi_factor=1, geo_seviri_factor=1, geo_central_times=("15:00",), geo_fci_km=2.0,
 )
 RESOLUTIONS = {"demo": DEMO, "tiny": TINY, "full": FULL}
 PRODUCTS = ("tropomi", "caliop", "geo")
+#: The archive's top folders of each product: made even when empty (no CALIOP after 2023, no FCI before 2024), so
+#: the catalogue's every product has its folder and the index does not take the archive for a broken one.
+_FOLDERS = {"tropomi": ("tropomi",), "caliop": ("caliop",), "geo": ("abi", "ahi", "seviri", "fci", "nwcsaf_ctth")}
 #: Version of the ``.complete`` stamp: an archive stamped by an older Fumarole (without GEO) is written again.
-STAMP_VERSION = 2
+STAMP_VERSION = 3  # 3: the real TROPOMI layout, the wind file, the constellation by date (issue 8)
 
 
 def geo_slot_times(scenario, day: str, res: Resolution, platform: str | None = None) -> list[np.datetime64]:
@@ -113,16 +138,20 @@ def _geo_task(sc, platform: str, day: str, out_root: Path, res: Resolution) -> l
     paths: list[Path] = []
     for t in geo_slot_times(sc, day, res, platform):
         folder = out_root / sensor / platform / str(t)[:4] / str(t)[5:7] / str(t)[8:10]
-        if sensor == "abi":
+        if sensor == "fci":
+            from app.sample.geo.fci import fci_grid, write_fci_slot
+
+            paths += write_fci_slot(sc, platform, t, out_root, resolution_km=res.geo_fci_km)
+            grid = fci_grid(platform, res.geo_fci_km)
+        elif sensor == "abi":
             from app.sample.geo.abi import write_abi_slot
 
             paths += write_abi_slot(sc, platform, t, out_root, resolution_km=res.geo_abi_km)
             grid = GeoGrid.full_disk(platform, res.geo_abi_km)
         elif sensor == "ahi":
-            from app.sample.geo.ahi import AHI_DEMO_BANDS, ahi_grid, write_ahi_slot
+            from app.sample.geo.ahi import ahi_grid
 
-            paths += write_ahi_slot(sc, t.astype(dt.datetime), folder, resolution_factor=res.geo_ahi_factor,
-                                    bands=AHI_DEMO_BANDS, compress=True)
+            paths += _write_ahi(sc, platform, t, folder, res.geo_ahi_factor)
             grid = ahi_grid(res.geo_ahi_factor).geo_grid(platform)
         else:
             from app.sample.geo.seviri import seviri_grid, write_seviri_slot
@@ -132,6 +161,30 @@ def _geo_task(sc, platform: str, day: str, out_root: Path, res: Resolution) -> l
             grid = seviri_grid(platform, res.geo_seviri_factor).geo_grid(platform)
         paths.append(write_ctth_slot(sc, platform, t, out_root, grid))
     return paths
+
+
+def _write_ahi(sc, platform: str, t: np.datetime64, folder: Path, factor: int) -> list[Path]:
+    """One AHI slot of ``platform`` (H08 or H09): the scene on the HSD grid, written as that satellite's segments."""
+    from app.sample.geo.ahi import AHI_DEMO_BANDS, ahi_grid, write_ahi_fields, write_ahi_slot
+    from app.sample.geo.scene import grid_cloud_top, simulate_channels
+
+    if platform == "H08":
+        return write_ahi_slot(sc, t.astype(dt.datetime), folder, resolution_factor=factor, bands=AHI_DEMO_BANDS,
+                              compress=True)
+    from app.data.geo_bands import geo_platform
+
+    p = geo_platform(platform)
+    geo = ahi_grid(factor).geo_grid(platform)
+    slot64 = np.datetime64(t, "s")
+    fields = {name: np.empty(geo.shape, np.float32) for name in AHI_DEMO_BANDS}
+    for rows in geo.row_blocks(1_000_000):
+        lat, lon = geo.lonlat(rows)
+        values = simulate_channels(sc, lat, lon, slot64, p.sub_lon, list(AHI_DEMO_BANDS),
+                                   sat_height_m=p.projection.h, cloud_tops=grid_cloud_top(sc, geo, slot64, rows))
+        for name in AHI_DEMO_BANDS:
+            fields[name][rows] = values[name]
+    return write_ahi_fields(fields, t.astype(dt.datetime), folder, resolution_factor=factor, platform=platform,
+                            compress=True)
 
 
 def _task(product: str, scenario_name: str, day: str, out_root: str, res: Resolution,
@@ -168,10 +221,16 @@ def _jobs(products: list[str], scenario: str, days: list[str], out_root: str, re
     """The tasks: one per product and day, for GEO one per satellite and day; the longest first."""
     sc = get_scenario(scenario)
     jobs = []
+    grounded = [d for d in days if "caliop" in products and not caliop_flies(d)]
+    if grounded:
+        log.warning("no CALIOP granules for %s: CALIPSO's science operations ended in August 2023 (last day %s)",
+                    ", ".join(grounded), CALIOP_LAST_DAY)
     for d in days:
         for p in products:
+            if p == "caliop" and not caliop_flies(d):
+                continue
             if p == "geo":
-                for platform in GEO_PLATFORMS:
+                for platform in geo_platforms_on(d):
                     if geo_slot_times(sc, d, res, platform):
                         weight = len(geo_slot_times(sc, d, res, platform))
                         jobs.append((weight, (p, scenario, d, out_root, res, platform)))
@@ -190,7 +249,7 @@ def _by_product(out_root: Path, files: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for f in files:
         parts = Path(f).relative_to(out_root).parts
-        key = "/".join(parts[:2]) if parts[0] in ("abi", "ahi", "seviri", "nwcsaf_ctth") else parts[0]
+        key = "/".join(parts[:2]) if parts[0] in ("abi", "ahi", "seviri", "fci", "nwcsaf_ctth") else parts[0]
         counts[key] = counts.get(key, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -335,9 +394,16 @@ def write_archive(
     t0 = time.perf_counter()
     try:
         staged = _run_jobs(_jobs(products, scenario, day_list, str(staging), res), workers, progress)
+        if "tropomi" in products:  # the scenario's wind for the flux (ERA5 layout): the catalogues' wind entry
+            from app.sample.wind import write_wind_file
+
+            staged.append(str(write_wind_file(get_scenario(scenario), staging)))
         placed, kept = _place(staging, out_root, staged, ours)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    for product in products:  # a product's folder exists even when the scenario's dates have none of its files
+        for top in _FOLDERS[product]:
+            (out_root / top).mkdir(exist_ok=True)
     manifest = sorted(f for f in ours | set(placed) if (out_root / f).is_file())
     if kept:
         (out_root / MARKER).write_text(json.dumps({"manifest": manifest}))

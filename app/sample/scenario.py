@@ -463,6 +463,7 @@ _SOUFRIERE_PULSES = (
 _SOUFRIERE = Volcano("Soufrière St. Vincent", 360150, 13.33, -61.18, 1220.0)
 _HUNGA = Volcano("Hunga Tonga-Hunga Ha'apai", 243040, -20.54, -175.38, 114.0)
 _ETNA = Volcano("Etna", 211060, 37.748, 14.999, 3320.0)
+_LEWOTOBI = Volcano("Lewotobi Laki-laki", 264180, -8.542, 122.775, 1703.0)
 
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -545,8 +546,48 @@ _register(
 )
 
 
+_register(
+    Scenario(
+        name="lewotobi-2025",
+        title="Lewotobi Laki-laki, Flores — July 2025",
+        volcano=_LEWOTOBI,
+        first_day="2025-07-07",
+        n_days=3,
+        # an explosive eruption in the late morning (local time, UTC+8) of 7 July 2025, then weaker explosions
+        pulses=(
+            Pulse("2025-07-07T03:05", 50, 8.0, 18.0, 25.0, ash_ratio=2.0),
+            Pulse("2025-07-07T14:30", 30, 4.0, 9.0, 3.0, ash_ratio=1.5),
+            Pulse("2025-07-08T06:00", 20, 3.0, 7.0, 1.0, ash_ratio=1.5),
+        ),
+        # dry-season easterlies below, weak westerlies in the upper troposphere (illustrative)
+        wind=Wind(
+            heights_km=(0.0, 3.0, 6.0, 10.0, 14.0, 18.0),
+            u_ms=(-7.0, -8.0, -5.0, 2.0, 8.0, 4.0),
+            v_ms=(1.5, 1.0, 0.5, -1.0, -2.0, -1.0),
+        ),
+        degassing_kt_per_day=1.0,
+        degassing_height_km=(1.7, 3.0),
+        so2_lifetime_days=4.0,
+        cloud_seed=2025,
+        region=(100.0, -25.0, 145.0, 5.0),
+        caption="Lewotobi Laki-laki (Flores, Indonesia) erupted explosively on 7 July 2025, with an ash column "
+        "reported to reach about 18 km. The plume here is a model: its masses and winds are illustrative.",
+    )
+)
+_register(
+    replace(
+        SCENARIOS["lewotobi-2025"],
+        name="lewotobi-2025-tiny",
+        title="Lewotobi Laki-laki — 7 July 2025 (tiny test archive)",
+        n_days=1,
+        caption="The Lewotobi 2025 scenario, one day, for tests: the 2025 ring (GOES-18, GOES-19, Meteosat-12 FCI, "
+        "Meteosat-9, Himawari-9).",
+    )
+)
+
+
 def get_scenario(name: str) -> Scenario:
-    """The scenario registered under ``name`` (``soufriere``, ``soufriere-tiny``, ``hunga-tonga``, ``etna``)."""
+    """The scenario registered under ``name`` (:data:`SCENARIOS`: ``soufriere``, ``lewotobi-2025`` … and tiny ones)."""
     try:
         return SCENARIOS[name]
     except KeyError:

@@ -45,6 +45,16 @@ and ``qa_value`` 0, with the error recorded in ``processing_quality_flags``. ``s
 where the measured slant column exceeds 4 times its noise, 2 where such a detection lies within 1,500 km of the
 scenario's volcano, 4 where SZA > 70° (the detection test is unreliable there), 0 otherwise.
 
+Layout by processor (:data:`PROCESSING_BASELINES`): ``PRODUCT/delta_time`` is per pixel, ``(time, scanline,
+ground_pixel)``, int32 ms since ``time_reference`` with ``_FillValue`` (HARP's ``s5p_delta_time_num_dims`` for SO2);
+``time_coverage_start``/``_end`` have no trailing ``Z`` (as the DLR files); the 1/7/15 km box columns are in every
+baseline written (from 01.01.01); the 3 km one (``sulfurdioxide_total_vertical_column_3km``) from 02.08.00; the
+group ``PRODUCT/SO2_LAYER_HEIGHT`` (``sulfurdioxide_layer_height`` and ``_precision`` in m,
+``sulfurdioxide_layer_pressure`` in Pa, ``qa_value_layer_height`` 0–100 × 0.01) from 02.05.00. The layer height is
+retrieved, here, where the scenario's column exceeds 5 DU (our rule; the product retrieves it only for enhanced
+SO2): the scenario's plume height plus noise of standard deviation ``0.5 km + 20 km·DU / column``, capped at 4 km;
+its QA is ``min(1, column / 20 DU) × (1 − 0.35 f)``, at least 0.3.
+
 Every file says it is synthetic (``comment``, ``history``). Generation is deterministic: the noise comes from a
 generator seeded with ``(rng_seed, orbit)``.
 """
@@ -88,6 +98,8 @@ __all__ = [
     "write_tropomi_day",
     "write_granule",
     "orbit_sees_region",
+    "PROCESSING_BASELINES",
+    "processing_baseline",
 ]
 
 #: Time between two full-resolution scanlines (s), 5.5 km along track, since 6 August 2019.
@@ -105,7 +117,32 @@ MOLECULES_CM2_FACTOR = 6.02214e19
 FLOAT_FILL = np.float32(9.96921e36)
 INT_FILL = np.int32(-2147483647)
 #: The assumed box profiles and the height (km) at which the AMF model places each.
-BOX_HEIGHTS_KM = {"pbl": 0.0, "1km": 1.0, "7km": 7.0, "15km": 15.0}
+BOX_HEIGHTS_KM = {"pbl": 0.0, "1km": 1.0, "3km": 3.0, "7km": 7.0, "15km": 15.0}
+#: The processing baselines of the OFFL SO2 product: (first day, collection, processor), each with its source. A
+#: sample granule is named and laid out as the real one of its day: the box columns, the 3 km one and the SO2
+#: layer height come and go with the processor (``app.data.tropomi.BOX_LEVELS``, ``LAYER_HEIGHT_SINCE``).
+#: Where only a granule seen on a day is known, that day stands for the switch (marked "first seen").
+PROCESSING_BASELINES: tuple[tuple[str, int, str, str], ...] = (
+    ("2018-04-30", 1, "010105", "RPRO granule of orbit 2818, 2018-04-30 (CAMS CSO listing); first seen"),
+    ("2019-08-25", 1, "010107", "OFFL granule of orbit 9658, 2019-08-25 (NASA GES DISC); the real stripped "
+                                "granule of orbit 12367, 2020-03-03, is 01.01.07 too"),
+    ("2020-07-01", 1, "020104", "UPAS 02.01.03 from July 2020 (S5P MPC VDAF); 02.01.04 in the real OFFL granule "
+                                "of orbit 18121, 2021-04-12, collection 01"),
+    ("2021-07-01", 2, "020201", "collection 02 from 2021-07-01 (TEMIS S5P data versions); processor 02.02.01 of "
+                                "the O3/SO2/HCHO/CLOUD suite from orbit 19308, 2021-07-05 (Copernicus SentiWiki)"),
+    ("2021-12-06", 2, "020301", "OFFL granule of orbit 21497, 2021-12-06, collection 02 (CAMS CSO listing); "
+                                "first seen"),
+    ("2022-07-20", 3, "020401", "collection 03, processor 02.04.01 from orbit 24697, 2022-07-20 (Copernicus "
+                                "SentiWiki, same processor suite)"),
+    ("2023-07-20", 3, "020500", "02.05.00 from orbit 29878, 2023-07-20, adding PRODUCT/SO2_LAYER_HEIGHT (ESA "
+                                "announcement of 30 May 2023; Copernicus SentiWiki)"),
+    ("2023-11-29", 3, "020601", "02.06.01 from orbit 31750, 2023-11-29 (Copernicus SentiWiki); SO2 granule of "
+                                "orbit 32914, 2024-02-19"),
+    ("2025-04-23", 3, "020701", "NRTI SO2 granule of orbit 38999, 2025-04-23; still 02.07.01 on 2025-09-22 "
+                                "(orbit 41153); first seen"),
+    ("2026-03-26", 3, "020800", "NRTI SO2 granule of orbit 43788, 2026-03-26, with the 3 km box column "
+                                "(HARP: from 02.08.00); first seen"),
+)
 DEFAULT_SEED = 20210412
 #: Scanlines simulated and written at a time (and the chunk size along ``scanline``): bounds the memory used.
 _BLOCK_ROWS = 256
@@ -123,6 +160,9 @@ _QA_CLOUD_DROP = 0.35
 _FAILURE_RATE = 2e-4
 _DETECTION_SIGMA = 4.0
 _VOLCANIC_RADIUS_KM = 1500.0
+# SO2 layer height numbers (module docstring).
+_LH_MIN_DU, _LH_PRECISION_KM, _LH_PRECISION_KM_DU, _LH_PRECISION_MAX_KM = 5.0, 0.5, 20.0, 4.0
+_LH_FULL_QA_DU, _LH_QA_MIN = 20.0, 0.3
 
 # processing_quality_flags: the low byte is an error code, the bits above are warnings (a subset of the S5P list).
 _PQF_SUCCESS, _PQF_SZA_RANGE, _PQF_NUMERICAL = 0, 7, 16
@@ -353,6 +393,9 @@ class SimulatedOrbit:
     cloud_optical_depth: np.ndarray
     is_land: np.ndarray
     surface_elevation_km: np.ndarray
+    layer_height_km: np.ndarray  # retrieved SO2 layer height (NaN where not retrieved)
+    layer_height_precision_km: np.ndarray
+    layer_height_qa: np.ndarray  # 0-1, rounded to 0.01 (0 where not retrieved)
 
 
 def _as_scenario(scenario):
@@ -363,21 +406,37 @@ def _as_scenario(scenario):
     return scenario
 
 
-def _noise(rng_seed: int, orbit: int, rows: slice, n_pix: int) -> tuple[np.ndarray, np.ndarray]:
-    """Standard normal deviates and failure draws for the scanlines ``rows`` of an orbit.
+def _noise(rng_seed: int, orbit: int, rows: slice, n_pix: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Standard normal deviates, failure draws and layer-height deviates for the scanlines ``rows`` of an orbit.
 
     Drawn per block of ``_BLOCK_ROWS`` scanlines from a generator seeded with ``(rng_seed, orbit, block)``, so a
-    scanline gets the same draws whichever window it is simulated in (the writer works block by block).
+    scanline gets the same draws whichever window it is simulated in (the writer works block by block). The
+    layer-height deviates are drawn after the others, so adding them changed no earlier draw.
     """
     first, stop = rows.start, rows.stop
     blocks = range(first // _BLOCK_ROWS, (stop - 1) // _BLOCK_ROWS + 1)
-    eps, fail = [], []
+    eps, fail, lh = [], [], []
     for b in blocks:
         rng = np.random.default_rng([int(rng_seed), int(orbit), b])
         eps.append(rng.standard_normal((_BLOCK_ROWS, n_pix)))
         fail.append(rng.random((_BLOCK_ROWS, n_pix)) < _FAILURE_RATE)
+        lh.append(rng.standard_normal((_BLOCK_ROWS, n_pix)))
     cut = slice(first - blocks[0] * _BLOCK_ROWS, stop - blocks[0] * _BLOCK_ROWS)
-    return np.concatenate(eps)[cut], np.concatenate(fail)[cut]
+    return np.concatenate(eps)[cut], np.concatenate(fail)[cut], np.concatenate(lh)[cut]
+
+
+def _layer_height(true_du, height, valid, cloud_fraction, eps, noise: bool):
+    """Retrieved SO2 layer height (km), its precision (km) and QA (0-1) by the rule of the module docstring."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        seen = valid & np.isfinite(height) & (true_du > _LH_MIN_DU)
+        precision = np.minimum(_LH_PRECISION_KM + _LH_PRECISION_KM_DU / np.where(seen, true_du, 1.0),
+                               _LH_PRECISION_MAX_KM)
+        retrieved = height + (precision * eps if noise else 0.0)
+        qa = np.clip(np.minimum(1.0, true_du / _LH_FULL_QA_DU) * (1.0 - _QA_CLOUD_DROP * cloud_fraction),
+                     _LH_QA_MIN, 1.0)
+    nan = np.float64(np.nan)
+    return (np.where(seen, np.maximum(retrieved, 0.0), nan), np.where(seen, precision, nan),
+            np.where(seen, np.round(qa * 100.0) / 100.0, 0.0))
 
 
 def simulate_orbit(
@@ -418,7 +477,8 @@ def simulate_orbit(
     amf_args = (sza, vza, cf, ctop, ctau)
     amf_true = air_mass_factor(np.where(np.isfinite(height), height, BOX_HEIGHTS_KM["1km"]), *amf_args)
     sigma = slant_noise_du(sza)
-    eps, failed = _noise(rng_seed, orbit, slice(geo.first_scanline, geo.first_scanline + shape[0]), shape[1])
+    eps, failed, eps_lh = _noise(rng_seed, orbit, slice(geo.first_scanline, geo.first_scanline + shape[0]),
+                                 shape[1])
     slant = true_du * amf_true + (sigma * eps if noise else 0.0)
 
     too_dark = sza > _SZA_MAX_PROCESSED
@@ -440,6 +500,7 @@ def simulate_orbit(
     pqf[valid & _sun_glint(geo) & ~land] |= _PQF_SUN_GLINT_WARNING
     pqf[failed] = _PQF_NUMERICAL
     pqf[too_dark] = _PQF_SZA_RANGE
+    lh, lh_precision, lh_qa = _layer_height(true_du, height, valid, cf, eps_lh, noise)
     return SimulatedOrbit(
         geometry=geo,
         scenario_name=str(getattr(sc, "name", "scenario")),
@@ -459,6 +520,9 @@ def simulate_orbit(
         cloud_optical_depth=ctau,
         is_land=land,
         surface_elevation_km=elevation,
+        layer_height_km=lh,
+        layer_height_precision_km=lh_precision,
+        layer_height_qa=lh_qa,
     )
 
 
@@ -471,13 +535,16 @@ _INPUT = "PRODUCT/SUPPORT_DATA/INPUT_DATA"
 _PIXEL = ("time", "scanline", "ground_pixel")
 _CORNER = ("time", "scanline", "ground_pixel", "corner")
 _LINE = ("time", "scanline")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_LAYER_HEIGHT = "PRODUCT/SO2_LAYER_HEIGHT"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # no trailing Z, as the DLR files
 _COMPLEVEL = 4
+_N_LAYERS = 34
 _STEM = "sulfurdioxide_total_vertical_column"
-_BOX_TEXT = {"pbl": "polluted", "1km": "1km", "7km": "7km", "15km": "15km"}
+_BOX_TEXT = {"pbl": "polluted", "1km": "1km", "3km": "3km", "7km": "7km", "15km": "15km"}
 _BOX_WORDS = {
     "pbl": "the polluted (planetary boundary layer) scenario",
     "1km": "a 1 km box profile",
+    "3km": "a 3 km box profile",
     "7km": "a 7 km box profile",
     "15km": "a 15 km box profile",
 }
@@ -495,14 +562,37 @@ def _whole_seconds(t) -> dt.datetime:
     return _py_datetime(np.datetime64(t, "s"))
 
 
-def tropomi_path(out_root, orbit: int, *, processor: str | int = "020104", collection: int = 2) -> Path:
+def processing_baseline(day) -> tuple[int, str]:
+    """``(collection, processor)`` of the OFFL SO2 product on ``day`` (:data:`PROCESSING_BASELINES`).
+
+    ``processing_baseline("2021-04-12") == (1, "020104")``, as the real granule of that day; a day before the first
+    baseline gets the first.
+    """
+    d = np.datetime64(str(np.datetime64(day, "D")), "D")
+    chosen = PROCESSING_BASELINES[0]
+    for row in PROCESSING_BASELINES:
+        if np.datetime64(row[0], "D") <= d:
+            chosen = row
+    return chosen[1], chosen[2]
+
+
+def _baseline_of_orbit(orbit: int, processor, collection) -> tuple[int, str]:
+    """The orbit's (collection, processor): the ones given, else those of its day."""
+    day_collection, day_processor = processing_baseline(SENTINEL_5P.orbit_start(orbit))
+    return (day_collection if collection is None else int(collection),
+            day_processor if processor is None else f"{int(processor):06d}")
+
+
+def tropomi_path(out_root, orbit: int, *, processor: str | int | None = None, collection: int | None = None) -> Path:
     """Where :func:`write_tropomi_orbit` puts an orbit: ``out_root/tropomi/YYYY/MM/DD/S5P_OFFL_L2__SO2____...nc``.
 
     The name's start and end are those of the whole orbit (as in real OFFL names); the day folder is the start's.
-    The creation time is three hours after the end, so names are reproducible.
+    The creation time is three hours after the end, so names are reproducible. The collection and processor are
+    those of the orbit's day (:func:`processing_baseline`) unless given.
     """
     from app.data.filenames import tropomi_filename
 
+    collection, processor = _baseline_of_orbit(orbit, processor, collection)
     start = _whole_seconds(SENTINEL_5P.orbit_start(orbit))
     end = _whole_seconds(SENTINEL_5P.orbit_start(orbit + 1))
     name = tropomi_filename(
@@ -558,9 +648,12 @@ def _product_vars(reference: np.datetime64, geo_lsd: int) -> list[_Var]:
         _Var(
             _PRODUCT,
             "delta_time",
-            _LINE,
+            _PIXEL,  # per pixel in the SO2 product (HARP: s5p_delta_time_num_dims = 3); every pixel of a scanline alike
             {"long_name": "offset from reference start time of measurement", "units": f"milliseconds since {ref_text}"},
-            lambda s: np.round((s.geometry.time - reference).astype("int64") / 1e6).astype(np.int32),
+            lambda s: np.broadcast_to(
+                np.round((s.geometry.time - reference).astype("int64") / 1e6).astype(np.int32)[:, None],
+                s.geometry.shape,
+            ),
             dtype="i4",
             fill=INT_FILL,
         ),
@@ -690,9 +783,17 @@ def _geolocation_vars(geo_lsd: int) -> list[_Var]:
     return out
 
 
-def _detailed_vars() -> list[_Var]:
+def _boxes(version: tuple[int, ...]) -> list[str]:
+    """The box-profile columns a processor version writes: 1/7/15 km from 01.01.01, 3 km from 02.08.00."""
+    if version < (1, 1, 1):
+        return []
+    return ["1km", "3km", "7km", "15km"] if version >= (2, 8, 0) else ["1km", "7km", "15km"]
+
+
+def _detailed_vars(version: tuple[int, ...] = (2, 1, 4)) -> list[_Var]:
     out = []
-    for box in ("1km", "7km", "15km"):
+    boxes = _boxes(version)
+    for box in boxes:
         col = _column_attrs(
             f"total vertical column of sulfur dioxide for {_BOX_WORDS[box]}",
             "atmosphere_mole_content_of_sulfur_dioxide",
@@ -708,7 +809,7 @@ def _detailed_vars() -> list[_Var]:
                 _DETAILED, f"{_STEM}_{box}_precision", _PIXEL, prec, lambda s, b=box: _to_mol(s.precision_du[b]), lsd=5
             )
         )
-    for box in BOX_HEIGHTS_KM:
+    for box in ["pbl", *boxes]:
         attrs = {
             "units": "1",
             "long_name": f"total air mass factor of sulfur dioxide for {_BOX_WORDS[box]}",
@@ -770,6 +871,28 @@ def _detailed_vars() -> list[_Var]:
         )
     )
     return out
+
+
+def _layer_height_vars() -> list[_Var]:
+    """``PRODUCT/SO2_LAYER_HEIGHT`` (processor 02.05.00 on): layer height and precision (m), pressure (Pa), QA."""
+    def height(long_name):
+        return {"units": "m", "long_name": long_name, "coordinates": _ON_PIXELS}
+
+    return [
+        _Var(_LAYER_HEIGHT, "sulfurdioxide_layer_height", _PIXEL, height("sulfur dioxide layer height"),
+             lambda s: s.layer_height_km * 1000.0, lsd=0),
+        _Var(_LAYER_HEIGHT, "sulfurdioxide_layer_height_precision", _PIXEL,
+             height("standard error of the sulfur dioxide layer height"),
+             lambda s: s.layer_height_precision_km * 1000.0, lsd=0),
+        _Var(_LAYER_HEIGHT, "sulfurdioxide_layer_pressure", _PIXEL,
+             {"units": "Pa", "long_name": "sulfur dioxide layer pressure", "coordinates": _ON_PIXELS},
+             lambda s: _surface_pressure_pa(s) * np.exp(-s.layer_height_km * 1000.0 / _SCALE_HEIGHT_M), lsd=-1),
+        _Var(_LAYER_HEIGHT, "qa_value_layer_height", _PIXEL,
+             {"units": "1", "scale_factor": np.float32(0.01), "add_offset": np.float32(0.0),
+              "valid_min": np.uint8(0), "valid_max": np.uint8(100), "coordinates": _ON_PIXELS,
+              "long_name": "data quality value of the sulfur dioxide layer height"},
+             lambda s: np.round(s.layer_height_qa * 100).astype(np.uint8), dtype="u1", fill=np.uint8(255)),
+    ]
 
 
 def _surface_pressure_pa(s: SimulatedOrbit) -> np.ndarray:
@@ -858,6 +981,7 @@ class _GranuleWriter:
         self.path = path
         self.tmp = path.with_name(path.name + ".part")
         self.version = _processor_version(processor)
+        self.version_tuple = tuple(int(p) for p in self.version.split("."))
         geo = first.geometry
         self.geo0 = geo
         self.scenario_name = first.scenario_name
@@ -873,7 +997,8 @@ class _GranuleWriter:
 
     def _create(self, geo_lsd: int) -> None:
         nc = self.nc
-        for group in (_PRODUCT, _GEO, _DETAILED, _INPUT):
+        layer_height = self.version_tuple >= (2, 5, 0)
+        for group in (_PRODUCT, _GEO, _DETAILED, _INPUT) + ((_LAYER_HEIGHT,) if layer_height else ()):
             nc.createGroup(group)
         for sub in ("QA_STATISTICS", "ALGORITHM_SETTINGS", "GRANULE_DESCRIPTION", "ESA_METADATA", "ISO_METADATA"):
             nc.createGroup(f"METADATA/{sub}")
@@ -881,6 +1006,7 @@ class _GranuleWriter:
         sizes = {"time": 1, "scanline": self.n_rows, "ground_pixel": self.n_pix, "corner": 4}
         for name, size in sizes.items():
             prod.createDimension(name, size)
+        prod.createDimension("layer", _N_LAYERS)  # the real product's vertical layers (averaging kernels; unused here)
         for name in ("scanline", "ground_pixel", "corner"):
             v = prod.createVariable(name, "i4", (name,))
             v.setncatts(
@@ -902,8 +1028,10 @@ class _GranuleWriter:
             }
         )
         t[:] = np.array([(self.reference - np.datetime64("2010-01-01", "s")).astype("int64")], dtype=np.int32)
-        self.vars = _product_vars(self.reference, geo_lsd) + _geolocation_vars(geo_lsd) + _detailed_vars()
-        self.vars += _input_vars()
+        self.vars = _product_vars(self.reference, geo_lsd) + _geolocation_vars(geo_lsd)
+        self.vars += _detailed_vars(self.version_tuple) + _input_vars()
+        if layer_height:
+            self.vars += _layer_height_vars()
         chunk = min(self.n_rows, _BLOCK_ROWS)
         for spec in self.vars:
             if spec.dtype == "str":
@@ -978,7 +1106,7 @@ class _GranuleWriter:
             "Conventions": "CF-1.7",
             "institution": "DLR-ATP",
             "source": "Sentinel 5 precursor, TROPOMI, space-borne remote sensing, L2",
-            "title": "TROPOMI/S5P SO2 1-Orbit L2 Swath 5.5x3.5km",
+            "title": "TROPOMI/S5P Sulphur Dioxide SO2",
             "summary": "TROPOMI/S5P L2 data Swath 5.5x3.5km2 processed in OFFL mode",
             "comment": f"SYNTHETIC sample granule written by Fumarole from the scenario '{self.scenario_name}' "
             f"(scanline_step={geo.scanline_step}, pixel_step={geo.pixel_step}); not a measurement. "
@@ -995,6 +1123,12 @@ class _GranuleWriter:
             "time_reference_days_since_1950": np.int32(
                 (self.reference - np.datetime64("1950-01-01", "D")).astype("timedelta64[D]").astype(int)
             ),
+            "time_reference_julian_day": np.float64(
+                (self.reference - np.datetime64("1970-01-01", "s")).astype("int64") / 86400.0 + 2440587.5
+            ),
+            "time_reference_seconds_since_1970": np.int64(
+                (self.reference - np.datetime64("1970-01-01", "s")).astype("int64")
+            ),
             "time_coverage_start": start.strftime(_TIME_FORMAT),
             "time_coverage_end": end.strftime(_TIME_FORMAT),
             "time_coverage_duration": f"PT{(end - start).total_seconds():.3f}S",
@@ -1004,9 +1138,21 @@ class _GranuleWriter:
             "geospatial_lon_min": np.float32(min(st["lon"])),
             "geospatial_lon_max": np.float32(max(st["lon"])),
             "cdm_data_type": "Swath",
-            "date_created": f"{created:%Y-%m-%dT%H:%M:%SZ}",
+            "date_created": f"{created:%Y-%m-%dT%H:%M:%S}",
             "naming_authority": "DLR-ATP",
             "references": "https://atmos.eoc.dlr.de/tropomi",
+            "keywords_vocabulary": "AGU index terms, http://publications.agu.org/author-resource-center/index-terms/",
+            "keywords": "0340 Middle atmosphere, composition and chemistry; 0345 Pollution, urban and regional; "
+            "0365 Troposphere, composition and chemistry; 3305 Climate change and variability; 3360 Remote sensing; "
+            "8419 Volcano monitoring, 8430 Volcanic gases; 8488 Volcanic hazards and risks",
+            "standard_name_vocabulary": "NetCDF Climate and Forecast Metadata Conventions Standard Name Table "
+            "(v29, 08 July 2015), http://cfconventions.org/standard-names.html",
+            "creator_name": "Fumarole sample writer (synthetic; not the S5P TROPOMI L2 processor)",
+            "creator_url": "https://atmos.eoc.dlr.de/tropomi",
+            "creator_email": "none (synthetic sample)",
+            "project": "Sentinel 5 precursor/TROPOMI",
+            "license": "No conditions apply",
+            "spatial_resolution": "5.5x3.5km2",
         }
 
     def _metadata(self) -> None:
@@ -1023,7 +1169,7 @@ class _GranuleWriter:
             {
                 "synthetic_amf_model": "A(h) = 0.355 + 0.793 ln(1 + h/5 km), x cos(SZA)^k x cos(VZA)^(k/2), "
                 "k = 0.10 + 0.40 exp(-h/4 km), x cloud shielding/brightening",
-                "synthetic_box_heights_km": "pbl 0, 1km 1, 7km 7, 15km 15",
+                "synthetic_box_heights_km": "pbl 0, 1km 1, 3km 3, 7km 7, 15km 15",
                 "synthetic_slant_noise": "0.32 DU / sqrt(cos SZA)",
                 "scanline_step": np.int32(geo.scanline_step),
                 "ground_pixel_step": np.int32(geo.pixel_step),
@@ -1064,8 +1210,12 @@ def _write_blocks(path: Path, blocks, n_rows: int, processor: str | int) -> Path
     return writer.finish()
 
 
-def write_granule(sim: SimulatedOrbit, path: str | Path, *, processor: str | int = "020104") -> Path:
-    """Write a simulated orbit (or window of one) to ``path`` in the S5P L2 SO2 layout."""
+def write_granule(sim: SimulatedOrbit, path: str | Path, *, processor: str | int | None = None) -> Path:
+    """Write a simulated orbit (or window of one) to ``path`` in the S5P L2 SO2 layout.
+
+    The processor (hence the layout: 3 km column, layer height) is that of the orbit's day unless given.
+    """
+    _, processor = _baseline_of_orbit(sim.geometry.orbit, processor, None)
     return _write_blocks(Path(path), [sim], sim.geometry.shape[0], processor)
 
 
@@ -1077,8 +1227,8 @@ def write_tropomi_orbit(
     scanline_step: int = 4,
     pixel_step: int = 3,
     rng_seed: int = DEFAULT_SEED,
-    processor: str | int = "020104",
-    collection: int = 2,
+    processor: str | int | None = None,
+    collection: int | None = None,
     noise: bool = True,
 ) -> Path:
     """Simulate one orbit of the scenario and write it as an OFFL L2 SO2 file; returns the file's path.
@@ -1086,6 +1236,8 @@ def write_tropomi_orbit(
     ``scenario`` is a scenario object or its name (a name keeps process-pool calls cheap to pickle). The file goes
     to :func:`tropomi_path` under ``out_root``. The orbit is simulated and written ``_BLOCK_ROWS`` scanlines at a
     time, so memory stays small at full resolution; the file equals :func:`simulate_orbit` of the whole orbit.
+    The collection and processor (name and layout) are those of the orbit's day (:func:`processing_baseline`)
+    unless given.
     """
     sc = _as_scenario(scenario)
     n_rows = _n_full_scanlines(SENTINEL_5P) // scanline_step
@@ -1094,6 +1246,7 @@ def write_tropomi_orbit(
         simulate_orbit(sc, orbit, scanlines=slice(a, min(a + _BLOCK_ROWS, n_rows)), **kw)
         for a in range(0, n_rows, _BLOCK_ROWS)
     )
+    collection, processor = _baseline_of_orbit(orbit, processor, collection)
     path = tropomi_path(out_root, orbit, processor=processor, collection=collection)
     return _write_blocks(path, blocks, n_rows, processor)
 
@@ -1121,8 +1274,8 @@ def write_tropomi_day(
     scanline_step: int = 4,
     pixel_step: int = 3,
     rng_seed: int = DEFAULT_SEED,
-    processor: str | int = "020104",
-    collection: int = 2,
+    processor: str | int | None = None,
+    collection: int | None = None,
     noise: bool = True,
     region=None,
 ) -> list[Path]:

@@ -1,8 +1,15 @@
 """The pixel filters a TROPOMI SO2 user applies: QA threshold, solar zenith angle, edge pixels, low columns.
 
-A pixel is valid when its column is finite, ``qa_value >= qa_min``, ``solar_zenith_angle <= sza_max`` (when a
-maximum is given), it is not among the ``edge_pixels`` outermost ground pixels on either side of the swath,
-and its column is ``>= min_du`` (when given: the truncation of low columns). Edge pixels are counted along the
+A pixel is valid when its column is finite, ``qa_value > qa_min`` (strictly: the S5P SO2 Product Readme File and
+PUM recommend keeping ``qa_value > 0.5``), ``solar_zenith_angle <= sza_max`` (when a maximum is given), it is not
+among the ``edge_pixels`` outermost ground pixels on either side of the swath, and its column is ``>= min_du``
+(when given: the truncation of low columns).
+
+:data:`DEFAULT_FILTERS` (also ``Filters.default()``) is the one definition of the filters every entry point starts
+with — the VolcPlume map, the time-series panel, the API and the ``fumarole timeseries`` command — so the same
+request gives the same pixels and the same table everywhere: ``qa_value > 0.5``, ``solar_zenith_angle <= 80°``, no
+edge pixel dropped, no truncation. ``qa_value`` is stored as an integer 0–100 with ``scale_factor`` 0.01, so
+``> 0.5`` keeps 0.51 and above and drops 0.50 exactly. Edge pixels are counted along the
 swath's ``ground_pixel`` dimension, so a window of scanlines (any ``scanline`` slice) filters exactly as the
 whole granule; the full across-track width must be present.
 
@@ -32,10 +39,14 @@ def _format_value(value: float | int | None) -> str:
 class Filters:
     """The pixel filters as one immutable, hashable value (for caches, CSV headers and permalinks).
 
+    ``Filters()`` is the minimal set (QA > 0.5 only); the defaults every entry point starts with are
+    :data:`DEFAULT_FILTERS` (``Filters.default()``), which also caps the solar zenith angle.
+
     Attributes
     ----------
     qa_min : float
-        Keep pixels with ``qa_value >= qa_min`` (0-1; 0.5 is the usual TROPOMI recommendation, 0 keeps all).
+        Keep pixels with ``qa_value > qa_min``, strictly (0-1; the S5P SO2 documentation recommends
+        ``qa_value > 0.5``; 0 applies no QA filter at all).
     sza_max : float or None
         Keep pixels with ``solar_zenith_angle <= sza_max`` degrees; None for no limit.
     edge_pixels : int
@@ -75,9 +86,9 @@ class Filters:
 
     @classmethod
     def coerce(cls, filters: Filters | Mapping[str, Any] | None) -> Filters:
-        """Make a Filters from a Filters, a mapping of its fields, or None (the defaults)."""
+        """Make a Filters from a Filters, a mapping of its fields, or None (:data:`DEFAULT_FILTERS`)."""
         if filters is None:
-            return cls()
+            return DEFAULT_FILTERS
         if isinstance(filters, cls):
             return filters
         if isinstance(filters, Mapping):
@@ -89,6 +100,18 @@ class Filters:
                 )
             return cls(**filters)
         raise UserInputError(f"filters must be a Filters, a mapping or None; got {type(filters).__name__}")
+
+    @classmethod
+    def default(cls) -> Filters:
+        """The one default of every entry point (:data:`DEFAULT_FILTERS`): QA > 0.5, SZA <= 80°, no edge dropped."""
+        return DEFAULT_FILTERS
+
+    def describe(self) -> str:
+        """The filters in words, as pictures and exports state them: ``QA > 0.5, SZA ≤ 80°, 0 edge pixels dropped``."""
+        sza = "no SZA limit" if self.sza_max is None else f"SZA ≤ {self.sza_max:g}°"
+        text = f"QA > {self.qa_min:g}, {sza}, {self.edge_pixels} edge pixels dropped"
+        return text if self.min_du is None else f"{text}, columns below {self.min_du:g} DU truncated"
+
 
 
 def _as_float(name: str, value: object) -> float:
@@ -111,6 +134,12 @@ def _as_count(name: str, value: object) -> int:
     return int(value)
 
 
+#: The default filters of the dashboard, the time-series panel, the API and the CLI: one definition. QA > 0.5 is the
+#: S5P SO2 recommendation (PRF/PUM: ``qa_value > 0.5``); SZA <= 80° drops the low-Sun pixels the air-mass factors
+#: handle worst (the VolcPlume map's default since the start); no edge pixel dropped; no truncation.
+DEFAULT_FILTERS = Filters(qa_min=0.5, sza_max=80.0, edge_pixels=0, min_du=None)
+
+
 def _require(swath: xr.Dataset, name: str, why: str) -> xr.DataArray:
     """Return the named variable of the swath, or raise a UserInputError saying what is missing and why."""
     if name not in swath.variables:
@@ -129,14 +158,15 @@ def valid_mask(
 ) -> xr.DataArray:
     """Boolean DataArray (scanline, ground_pixel): True where the pixel of ``variable`` passes every filter.
 
-    ``qa_value`` is needed when ``qa_min > 0`` and ``solar_zenith_angle`` when ``sza_max`` is given; NaN in
+    ``qa_value > qa_min`` strictly (the S5P SO2 recommendation is ``qa_value > 0.5``). ``qa_value`` is needed when
+    ``qa_min > 0`` and ``solar_zenith_angle`` when ``sza_max`` is given; NaN in
     either fails the pixel. See the module docstring for the rules.
     """
     f = Filters(qa_min=qa_min, sza_max=sza_max, edge_pixels=edge_pixels, min_du=min_du)
     column = _require(swath, variable, "the SO2 column asked for")
     mask = np.isfinite(column)
     if f.qa_min > 0.0:
-        mask = mask & (_require(swath, "qa_value", f"needed for qa_min={f.qa_min}") >= f.qa_min)
+        mask = mask & (_require(swath, "qa_value", f"needed for qa_min={f.qa_min}") > f.qa_min)
     if f.sza_max is not None:
         sza = _require(swath, "solar_zenith_angle", f"needed for sza_max={f.sza_max}")
         mask = mask & (sza <= f.sza_max)

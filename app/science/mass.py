@@ -112,7 +112,8 @@ def so2_mass_within_radii(
     radii_km : float or sequence of float
         Great-circle radii of the disks, km.
     filters : Filters, mapping or None
-        Pixel filters (:class:`app.science.filters.Filters`); None means the defaults (qa_value >= 0.5).
+        Pixel filters (:class:`app.science.filters.Filters`); None means
+        :data:`~app.science.filters.DEFAULT_FILTERS` (qa_value > 0.5, SZA <= 80°).
     area_method : str
         ``"exact"`` or ``"fast"`` pixel areas (:func:`app.science.geodesy.pixel_area_km2`).
 

@@ -195,13 +195,24 @@ class ArchiveOverview(pn.viewable.Viewer):
             )
         return pn.widgets.Tabulator(df, show_index=False, disabled=True, sizing_mode="stretch_width")
 
+    def empty_lines(self) -> list[str]:
+        """The product folders of the last refresh that hold no granule (named relative to the archive root)."""
+        rep = self.archive.last_report
+        if rep is None:
+            return []
+        return [f"{self.archive.name_of(p)}: {without_root(str(r), self.archive.root)}" for p, r in rep.empty]
+
     @param.depends("refreshes")
     def _skipped(self):
         lines = self.skipped_lines()
-        if not lines:
-            return pn.pane.Markdown("No file was skipped.", name="skipped")
-        items = "\n".join(f"- `{line}`" for line in lines)
-        return pn.pane.Markdown(f"**Skipped files**\n\n{items}", name="skipped")
+        text = "No file was skipped."
+        if lines:
+            items = "\n".join(f"- `{line}`" for line in lines)
+            text = f"**Skipped files**\n\n{items}"
+        empty = self.empty_lines()
+        if empty:
+            text += "\n\n**Product folders with no granule**\n\n" + "\n".join(f"- `{line}`" for line in empty)
+        return pn.pane.Markdown(text, name="skipped")
 
     @param.depends("status", "rescanning")
     def _status(self):

@@ -9,6 +9,12 @@ holds the whole state (a permalink). The work is split so cheap changes stay che
    per-process cache: an animation that loops, or a step back, only looks frames up;
 3. coastlines are projected once per satellite and drawn as one path; turning them off redraws nothing else.
 
+**The ring of the date viewed.** Who holds each ring position is data (``assets/platforms.yaml``, overridden by
+the catalogue): the ring, the satellite list and the mosaic are those of the date and slot time being viewed
+(2021-04-12: GOES-17, GOES-16, Meteosat-11, Meteosat-8, Himawari-8; 2025-07-08: GOES-18, GOES-19, Meteosat-12,
+Meteosat-9, Himawari-9). A permalink names a satellite by its platform id (``satellite=G16``) or by a position
+(``satellite=GOES-East``, resolved by the date); moving the date across a handover follows the position.
+
 **The timeline of a day.** The times offered for a satellite are its own slots and the slots other ring satellites
 have at times on its own repeat cycle: a slot that should be there but is not (Meteosat-8's 15:00 in the tiny
 archive, its 13:00 in the demo) is offered, says "no slot" when chosen, and the animation skips it, saying so.
@@ -31,12 +37,14 @@ import param
 import xarray as xr
 
 from app.data import geo
+from app.data import platforms as constellation
 from app.data.archive import Archive, get_archive
 from app.data.errors import FumaroleError, UserInputError
 from app.data.index import without_root
 from app.render import geo as render
 from app.render import overlays
 from app.science import rgb as rgbmod
+from app.services import geo as services
 from app.views.log_console import LogConsole
 
 hv.extension("bokeh", logo=False)
@@ -47,7 +55,14 @@ def _lon_text(lon: float) -> str:
     return "0°" if lon == 0 else f"{abs(lon):g}° {'E' if lon > 0 else 'W'}"
 
 
-SATELLITES = {f"{p.name} — {p.satellite} ({_lon_text(p.sub_lon)})": p.platform for p in geo.RING}
+def _satellite_label(pos: geo.RingPosition) -> str:
+    """``GOES-East — GOES-19 (75.2° W)``; a satellite outside the ring then: ``GOES-16 (75.2° W)``."""
+    head = f"{pos.name} — {pos.satellite}" if pos.name else pos.satellite
+    return f"{head} ({_lon_text(pos.sub_lon)})"
+
+
+#: Every platform of assets/platforms.yaml (labels of its latest position); each instance offers its date's ring.
+SATELLITES = {_satellite_label(geo.ring_position(key)): key for key in constellation.platforms()}
 PRODUCTS = {render.product_title(name): name for name in render.products()}
 MAP_SIZE = 640
 RING_SIZE = 180
@@ -57,6 +72,7 @@ CREDITS = {
     "abi": "NOAA (GOES ABI L1b)",
     "ahi": "JMA (Himawari AHI)",
     "seviri": "EUMETSAT (Meteosat SEVIRI)",
+    "fci": "EUMETSAT (Meteosat FCI)",
     "ctth": "NWC SAF (GEO CTTH)",
 }
 PRODUCT_NOTES = {
@@ -70,8 +86,8 @@ def _hhmm(t: pd.Timestamp) -> str:
     return f"{pd.Timestamp(t):%H:%M}"
 
 
-def _sub_lon(platform: str) -> str:
-    return _lon_text(geo.ring_position(platform).sub_lon)
+def _sub_lon(pos: geo.RingPosition) -> str:
+    return _lon_text(pos.sub_lon)
 
 
 def _age_text(age: pd.Timedelta) -> str:
@@ -85,7 +101,8 @@ class GeoRing(pn.viewable.Viewer):
     """Geostationary imagery: the latest image of each ring satellite, one satellite in depth, the mosaic."""
 
     mode = param.Selector(default="ring", objects=MODES, doc="ring of latest images, one satellite, or the mosaic")
-    satellite = param.Selector(default="G16", objects=SATELLITES, doc="ring position (platform id) shown in depth")
+    satellite = param.Selector(default="G16", objects=SATELLITES, check_on_set=False,
+                               doc="satellite (platform id) shown in depth; a position name is resolved by the date")
     date = param.CalendarDate(default=None, allow_None=True, doc="UTC day of the slot shown")
     time = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
                           doc="slot time HH:MM (UTC) in the day's timeline")
@@ -111,21 +128,76 @@ class GeoRing(pn.viewable.Viewer):
         self._alert: pn.pane.Alert | None = None
         self._last_view = (None, None, MAP_SIZE, MAP_SIZE)
         self._timelines: dict[tuple[str, dt.date], list[pd.Timestamp]] = {}
+        params["satellite"] = self._platform_of(params.get("satellite", "GOES-East"), params.get("date"),
+                                                params.get("time"))
         if params.get("date") is None or params.get("time") is None:
-            latest = geo.latest_slot(self.archive, params.get("satellite", "G16"))
+            try:
+                latest = geo.latest_slot(self.archive, params["satellite"])
+            except FumaroleError:  # an unknown satellite: said by _on_day
+                latest = None
             if latest is not None and params.get("date") is None:
                 params["date"] = latest.time.date()
             if latest is not None and params.get("time") is None:
                 params["time"] = _hhmm(latest.time)
         super().__init__(**params)
         self._on_day()
+        self.param.watch(self._follow_position, ["date"])
         self._pointer = hv.streams.PointerXY(x=None, y=None)
+
+    def _platform_of(self, name: str, date=None, time=None) -> str:
+        """The platform id of a satellite given by id, name or position (a position: its holder at date/time)."""
+        when = None
+        if date is not None:
+            when = pd.Timestamp(f"{date} {time or '12:00'}")
+        for at in (when, None):  # a position nobody held that day: its latest holder with slots
+            try:
+                return geo.ring_position(name, at, self.archive).platform
+            except FumaroleError:
+                continue
+        return str(name)  # said when shown: "unknown geostationary satellite …"
+
+    @property
+    def when(self) -> pd.Timestamp | None:
+        """The instant viewed: the slot time, else noon of the date, else None."""
+        if self.slot_time is not None:
+            return self.slot_time
+        return None if self.date is None else pd.Timestamp(f"{self.date} 12:00")
+
+    def ring(self) -> tuple[geo.RingPosition, ...]:
+        """The ring of the time viewed (today's when no date is set)."""
+        return geo.ring_at(self.when, self.archive)
+
+    def _follow_position(self, event) -> None:
+        """A new date across a handover: show the satellite that holds, then, the position shown before."""
+        if event.old is None or event.new is None:
+            return
+        clock = self.time or "12:00"
+        before, after = pd.Timestamp(f"{event.old} {clock}"), pd.Timestamp(f"{event.new} {clock}")
+        try:
+            held = geo.ring_position(self.satellite, before, self.archive)
+            if not held.name or not held.covers(before):
+                return
+            now = geo.ring_position(held.name, after, self.archive)
+        except FumaroleError:
+            return
+        if now.platform != self.satellite:
+            self.satellite = now.platform
+
+    def _refresh_choices(self) -> None:
+        """The satellite list: the ring of the date viewed, and the satellite shown if it is not in it."""
+        choices = {_satellite_label(pos): pos.platform for pos in self.ring() if pos.platform}
+        if self.satellite not in choices.values():
+            try:
+                choices[_satellite_label(geo.ring_position(self.satellite, self.when, self.archive))] = self.satellite
+            except FumaroleError:
+                choices[str(self.satellite)] = self.satellite
+        self.param.satellite.objects = choices
 
     # ------------------------------------------------------------------------------------------- timeline
     @property
     def position(self) -> geo.RingPosition:
-        """The ring position shown in depth."""
-        return geo.ring_position(self.satellite)
+        """The satellite shown in depth, and the ring position it held at the time viewed."""
+        return geo.ring_position(self.satellite, self.when, self.archive)
 
     def timeline(self, platform: str | None = None, day: dt.date | None = None) -> list[pd.Timestamp]:
         """The slot times offered for a satellite on a day (its own slots, and the ring's on its repeat cycle)."""
@@ -136,10 +208,10 @@ class GeoRing(pn.viewable.Viewer):
             t0 = pd.Timestamp(day)
             t1 = t0 + pd.Timedelta(days=1)
             own = set(geo.slots(self.archive, platform, t0, t1)["time"])
-            cycle = geo.ring_position(platform).repeat_minutes
+            cycle = geo.ring_position(platform, t0, self.archive).repeat_minutes
             if own:  # a satellite with no slot at all that day offers none
-                for pos in geo.RING:
-                    if pos.platform != platform:
+                for pos in geo.ring_at(t0 + pd.Timedelta(hours=12), self.archive):
+                    if pos.platform and pos.platform != platform:
                         others = geo.slots(self.archive, pos.platform, t0, t1)["time"]
                         own |= {t for t in others if (t.hour * 60 + t.minute) % cycle == 0}
             self._timelines[key] = sorted(pd.Timestamp(t) for t in own)
@@ -147,7 +219,9 @@ class GeoRing(pn.viewable.Viewer):
 
     def ring_timeline(self, day: dt.date | None = None) -> list[pd.Timestamp]:
         """Every slot time of any ring satellite on a day (the mosaic's times)."""
-        return sorted({t for pos in geo.RING for t in self.timeline(pos.platform, day or self.date)})
+        day = day or self.date
+        ring = geo.ring_at(pd.Timestamp(day) + pd.Timedelta(hours=12), self.archive)
+        return sorted({t for pos in ring if pos.platform for t in self.timeline(pos.platform, day)})
 
     def _times(self) -> list[pd.Timestamp]:
         return self.ring_timeline() if self.mode == "mosaic" else self.timeline()
@@ -156,6 +230,17 @@ class GeoRing(pn.viewable.Viewer):
     def _on_day(self) -> None:
         """A new satellite or day: offer that day's timeline; keep the time if it is in it, else the nearest."""
         self._timelines.clear()  # a new day (or satellite) looks at the archive again: new slots show up
+        try:
+            geo.ring_position(self.satellite, None, self.archive)
+        except FumaroleError as exc:  # a satellite nobody knows (a hand-made URL): said, and GOES-East shown
+            self.report("error", str(exc))
+            self.satellite = self._platform_of("GOES-East", self.date, self.time)
+            return
+        key = self._platform_of(self.satellite, self.date, self.time)
+        if key != self.satellite:  # a position or satellite name (a permalink): its platform id on that date
+            self.satellite = key
+            return
+        self._refresh_choices()
         if self.date is None:
             self.param.time.objects = []
             return
@@ -192,12 +277,13 @@ class GeoRing(pn.viewable.Viewer):
             self.param.update(alert=message, alert_level={"error": "danger"}.get(level, level))
 
     def _what(self, platform: str, t: pd.Timestamp, product: str) -> str:
-        return f"{geo.ring_position(platform).satellite} {t:%Y-%m-%d %H:%M} UTC {render.product_title(product)}"
+        satellite = geo.ring_position(platform, t, self.archive).satellite
+        return f"{satellite} {t:%Y-%m-%d %H:%M} UTC {render.product_title(product)}"
 
     # ------------------------------------------------------------------------------------------- frames
     def load(self, platform: str | None = None, time=None, product: str | None = None) -> xr.Dataset:
         """The data of a product for a slot (defaults: the current ones); raises the data layer's errors."""
-        return render.load_product(self.archive, platform or self.satellite, time if time is not None else
+        return services.load_product(self.archive, platform or self.satellite, time if time is not None else
                                    self.slot_time, product or self.product)
 
     def frame_at(self, time=None, x_range=None, y_range=None, width: int = MAP_SIZE, height: int | None = None,
@@ -224,7 +310,7 @@ class GeoRing(pn.viewable.Viewer):
 
     def _grid_scene(self, platform: str | None = None) -> xr.Dataset | None:
         """One channel of a satellite's latest slot (cached): its grid, projection and disk; None if it has none."""
-        pos = geo.ring_position(platform or self.satellite)
+        pos = geo.ring_position(platform or self.satellite, None, self.archive)
         slot = geo.latest_slot(self.archive, pos.platform)
         if slot is None or not slot.channels:
             return None
@@ -364,10 +450,11 @@ class GeoRing(pn.viewable.Viewer):
         return [info["title"], info["legend"], *info["bands"]]
 
     def title(self) -> str:
-        """"GOES-16 (GOES-East, −75.2°) — Ash RGB — 2021-04-12 15:00 UTC"."""
+        """"GOES-16 (GOES-East, 75.2° W) — Ash RGB — 2021-04-12 15:00 UTC"."""
         pos = self.position
         when = f"{self.slot_time:%Y-%m-%d %H:%M} UTC" if self.slot_time is not None else "no slot"
-        return f"{pos.satellite} ({pos.name}, {_sub_lon(pos.platform)}) — {render.product_title(self.product)} — {when}"
+        where = f"{pos.name}, {_sub_lon(pos)}" if pos.name else _sub_lon(pos)
+        return f"{pos.satellite} ({where}) — {render.product_title(self.product)} — {when}"
 
     # ------------------------------------------------------------------------------------------- export
     def export_png(self) -> io.BytesIO:
@@ -380,8 +467,7 @@ class GeoRing(pn.viewable.Viewer):
         coast = render.coastline_xy(frame.attrs["crs_proj4"]) if self.coastlines else None
         sources = [CREDITS[pos.sensor]] + ([CREDITS["ctth"]] if render.is_cloud_top(self.product) else [])
         png = render.frame_png(
-            frame, title=f"{pos.satellite} ({pos.name}, {_sub_lon(pos.platform)}) — "
-                         f"{render.product_title(self.product)}",
+            frame, title=self.title().rsplit(" — ", 1)[0],
             subtitle=f"{self.slot_time:%Y-%m-%d %H:%M} UTC (slot)", legend=self.legend_lines()[1:],
             coast=coast, credits=f"Fumarole GEO ring · data: {', '.join(sources)} · coastlines: Natural Earth")
         return io.BytesIO(png)
@@ -394,16 +480,20 @@ class GeoRing(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------------------------------- the ring
     def ring_table(self) -> pd.DataFrame:
-        """The latest slot of each ring satellite; ``stale`` when older than the newest by more than its cycle."""
-        table = geo.ring_latest(self.archive)
-        cycle = pd.to_timedelta([geo.ring_position(p).repeat_minutes for p in table["platform"]], unit="min")
+        """The latest slot of each satellite of the ring of the time viewed, at or before it.
+
+        ``stale`` when older than that time by more than its repeat cycle, or missing.
+        """
+        table = geo.ring_latest(self.archive, self.slot_time)
+        cycle = pd.to_timedelta([geo.ring_position(p, self.slot_time, self.archive).repeat_minutes if p else 0
+                                 for p in table["platform"]], unit="min")
         table["stale"] = table["time"].isna() | (table["age"] > cycle)
         return table
 
     def ring_frame(self, platform: str, time) -> tuple[xr.DataArray | None, str, str]:
         """(frame, product shown, note) of one ring image; the frame is None with the reason as note."""
         product = self.product
-        sensor = geo.ring_position(platform).sensor
+        sensor = geo.ring_position(platform, time, self.archive).sensor
         note = ""
         try:
             render.product_channels(product, sensor)
@@ -411,16 +501,22 @@ class GeoRing(pn.viewable.Viewer):
             note = f"{exc}; showing the Natural Colour RGB"
             product = "natural_color"
         try:
-            data = render.load_product(self.archive, platform, time, product)
+            data = services.load_product(self.archive, platform, time, product)
             return render.frame(data, product, width=RING_SIZE, height=RING_SIZE), product, note
         except FumaroleError as exc:
             return None, product, str(exc)
 
     def _ring_card(self, row) -> pn.Column:
         platform = row.platform
-        pos = geo.ring_position(platform)
-        head = (f'<div class="georing-name" style="font-weight:bold;font-size:15px">{html.escape(pos.name)}</div>'
-                f'<div style="color:#444">{html.escape(pos.satellite)} · {_sub_lon(platform)}</div>')
+        satellite = row.satellite or "no satellite"
+        head = (f'<div class="georing-name" style="font-weight:bold;font-size:15px">{html.escape(row.name)}</div>'
+                f'<div class="georing-satellite" style="color:#444">{html.escape(satellite)} · '
+                f'{_lon_text(row.sub_lon)}</div>')
+        if not platform:
+            text = html.escape(row.note)
+            return pn.Column(pn.pane.HTML(head + f'<div class="georing-time">{text}</div>', width=RING_SIZE,
+                                          margin=(0, 0)), width=RING_SIZE + 4, margin=(0, 2),
+                             css_classes=["georing-card"])
         if pd.isna(row.time):
             time_text = "no slot in the archive"
         else:
@@ -440,7 +536,7 @@ class GeoRing(pn.viewable.Viewer):
                 items.append(pn.pane.HoloViews(element, margin=(0, 0)))
             if note:
                 items.append(pn.pane.Alert(note, alert_type="warning", width=RING_SIZE, margin=(0, 0)))
-        button = pn.widgets.Button(label=f"Open {pos.name}", color="light", width=RING_SIZE, margin=(4, 0))
+        button = pn.widgets.Button(label=f"Open {row.name}", color="light", width=RING_SIZE, margin=(4, 0))
         button.on_click(lambda _e, p=platform, t=row.time: self.open_satellite(p, t))
         items.append(button)
         return pn.Column(*items, width=RING_SIZE + 4, margin=(0, 2), css_classes=["georing-card"])
@@ -453,9 +549,12 @@ class GeoRing(pn.viewable.Viewer):
             updates.update(date=t.date(), time=_hhmm(t))
         self.param.update(**updates)
 
-    @param.depends("product", "coastlines")
+    @param.depends("product", "coastlines", "date", "time")
     def ring_view(self):
-        """The five latest images side by side, each with its name, sub-longitude, slot time and a stale badge."""
+        """The five latest images side by side, each with its name, sub-longitude, slot time and a stale badge.
+
+        The ring is the one of the time viewed: each position shows the satellite holding it then.
+        """
         table = self.ring_table()
         now = table["time"].max()
         newest = f"newest slot {now:%Y-%m-%d %H:%M} UTC" if not pd.isna(now) else "no slot in the archive"
@@ -464,8 +563,9 @@ class GeoRing(pn.viewable.Viewer):
             self.log.write("warning", f"stale in the ring ({newest}): {', '.join(stale)}")
         cards = [self._ring_card(row) for row in table.itertuples()]
         head = pn.pane.Markdown(f"**Latest image of each satellite** — {render.product_title(self.product)} — "
-                                f"{newest}; a satellite is *stale* when its latest slot is older than the newest by "
-                                f"more than its repeat cycle.", margin=(0, 10))
+                                f"{newest}; a satellite is *stale* when its latest slot is older than the time viewed "
+                                f"by more than its repeat cycle. The satellites are those holding each position "
+                                f"then.", margin=(0, 10))
         return pn.Column(head, pn.FlexBox(*cards, gap="6px"), sizing_mode="stretch_width")
 
     # ------------------------------------------------------------------------------------------- plots
@@ -561,21 +661,10 @@ class GeoRing(pn.viewable.Viewer):
 
         Raises FumaroleError only when no satellite at all can be read.
         """
-        product = product or self.product
-        scenes: dict[str, xr.Dataset | None] = {}
-        problems = []
-        for pos in geo.RING:
-            slot_t = t.floor(f"{pos.repeat_minutes}min")
-            try:
-                scenes[pos.platform] = render.load_product(self.archive, pos.platform, slot_t, product)
-            except FumaroleError as exc:
-                scenes[pos.platform] = None
-                problems.append(f"{pos.name}: {exc}")
-        if all(v is None for v in scenes.values()):
-            raise UserInputError(f"no ring satellite has {render.product_title(product)} at {t:%Y-%m-%d %H:%M} UTC: "
-                                 + "; ".join(problems))
-        self._mosaic_problems = problems
-        return scenes
+        found = services.ring_scenes(self.archive, t, product or self.product)
+        self._mosaic_names = found.names
+        self._mosaic_problems = found.problems
+        return found.scenes
 
     def mosaic_at(self, lon_range=None, lat_range=None, width: int = MOSAIC_WIDTH,
                   height: int | None = None) -> xr.Dataset | None:
@@ -592,7 +681,8 @@ class GeoRing(pn.viewable.Viewer):
         lon_range = tuple(lon_range) if lon_range else MOSAIC_LON
         lat_range = tuple(lat_range) if lat_range else MOSAIC_LAT
         out = render.mosaic(scenes, lon_range, lat_range, width, height, self.product)
-        notes = [f"{geo.ring_position(p).name}: {why}" for p, why in out.attrs["skipped"].items() if why != "no slot"]
+        names = getattr(self, "_mosaic_names", {})
+        notes = [f"{names.get(p, p)}: {why}" for p, why in out.attrs["skipped"].items() if why != "no slot"]
         notes = self._mosaic_problems + notes
         if notes:
             self.report("warning", f"Mosaic {t:%Y-%m-%d %H:%M} UTC — {'; '.join(notes)}. The neighbouring "
@@ -649,7 +739,7 @@ class GeoRing(pn.viewable.Viewer):
             self.param.update(lon_range=tuple(round(v, 2) for v in x_range),
                               lat_range=tuple(round(v, 2) for v in y_range))
 
-    @param.depends("show_source", "mode")
+    @param.depends("show_source", "mode", "date", "time")
     def source_legend(self):
         """The source layer's legend: one swatch per satellite."""
         if not self.show_source:
@@ -659,8 +749,8 @@ class GeoRing(pn.viewable.Viewer):
         items = "".join(
             f'<span class="georing-source" style="margin-right:14px"><span style="display:inline-block;width:14px;'
             f'height:14px;background:{c};vertical-align:middle;margin-right:5px"></span>{html.escape(p.name)} '
-            f'({html.escape(p.satellite)}, {_sub_lon(p.platform)})</span>'
-            for p, c in zip(geo.RING, render.SOURCE_COLOURS, strict=True))
+            f'({html.escape(p.satellite if p.platform else "no satellite")}, {_sub_lon(p)})</span>'
+            for p, c in zip(self.ring(), render.SOURCE_COLOURS, strict=True))
         return pn.pane.HTML(f"<div><b>Source satellite:</b> {items}</div>", margin=(0, 10))
 
     # ------------------------------------------------------------------------------------------- layout

@@ -6,18 +6,20 @@ SZA, edge pixels), level and date set the panel's, which the user may still edit
 cheap changes stay cheap:
 
 1. :meth:`TimeSeriesPanel.compute` checks the question (volcano, period, radii, variables, filters) in the
-   caller, then runs :func:`app.data.timeseries.compute_mass_timeseries` for each variable on a worker thread,
+   caller, then runs :func:`app.services.timeseries.compute_mass_timeseries` for each variable on a worker thread,
    with progress and a cancel ``Event``. The thread never touches a widget: its progress and its result are
    handed to the session's document with ``doc.add_next_tick_callback``, so every update happens on the
    server's event loop, under the document lock, and the page stays responsive. ``compute(sync=True)`` runs
    the same steps in the caller (tests, notebooks).
 2. The variable shown picks its table of masses (one row per orbit and radius).
-3. The table, the wind (the scenario's at a plume height, a constant, or an uploaded CSV) and the minimum
-   coverage make the disk-method flux per orbit: changing the wind never recomputes a mass.
+3. The table, the wind (the catalogue's wind entry -- a constant, a CSV or an ERA5 file, taken at the plume height
+   over the volcano at each orbit's time, :mod:`app.data.wind` --, a constant, or an uploaded CSV) and the minimum
+   coverage make the disk-method flux per orbit: changing the wind never recomputes a mass. Without a wind the
+   flux is blank and says why, once, in the alert and the log (and in the flux CSV's header).
 4. The plots: mass versus time (a line per radius), mass versus radius for one orbit with the fit
    M(r) = a·r + b·r², flux versus time with its 1-sigma error bars.
 
-"Download CSV" writes the table with :func:`app.data.timeseries.write_timeseries_csv` and the same provenance
+"Download CSV" writes the table with :func:`app.services.timeseries.write_timeseries_csv` and the same provenance
 as ``fumarole timeseries`` (the CLI), so both give the same file for the same question, including the granules
 that were skipped (named relative to the archive root, with the reason), which the alert and the log show too.
 
@@ -31,7 +33,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import logging
 import re
 import tempfile
@@ -48,7 +49,19 @@ import param
 
 from app.data.archive import TROPOMI, Archive, get_archive
 from app.data.errors import FumaroleError, UserInputError
-from app.data.timeseries import (
+from app.data.wind import (
+    DEFAULT_PLUME_HEIGHT_KM,
+    PLUME_HEIGHT_KM,
+    ConstantWind,
+    CsvWind,
+    WindError,
+    WindSource,
+    no_wind_reason,
+    wind_from_catalog,
+)
+from app.science.filters import DEFAULT_FILTERS, Filters
+from app.science.units import KG_PER_TONNE
+from app.services.timeseries import (
     SO2_VARIABLES,
     TimeseriesReport,
     VolcanoRef,
@@ -57,13 +70,10 @@ from app.data.timeseries import (
     cluster_names,
     compute_flux_timeseries,
     compute_mass_timeseries,
-    load_wind_csv,
     parse_period,
     resolve_volcano,
     write_timeseries_csv,
 )
-from app.science.filters import Filters
-from app.science.units import KG_PER_TONNE
 from app.views.log_console import LogConsole
 from app.views.volcplume import LEVELS, RADII_KM, VolcPlume
 
@@ -71,10 +81,9 @@ logger = logging.getLogger(__name__)
 
 #: Radii ticked by default: the SCIENCE.md radii up to 500 km (1000 and 2000 km reach far from the volcano).
 DEFAULT_RADII_KM = [r for r in RADII_KM if r <= 500]
-#: The plume height (km) each box profile assumes: the default height of the scenario's wind for the flux.
-PLUME_HEIGHT_KM = {"so2_pbl": 0.5, "so2_1km": 1.0, "so2_7km": 7.0, "so2_15km": 15.0}
-#: Where the wind at plume height comes from (label shown: value kept).
-WIND_SOURCES = {"Scenario wind": "scenario", "Constant speed": "constant", "Wind CSV": "csv"}
+#: Where the wind at plume height comes from (label shown: value kept): the catalogue's wind entry (a constant, a CSV
+#: or an ERA5 file, :mod:`app.data.wind`), a constant speed, or an uploaded CSV.
+WIND_SOURCES = {"Catalogue wind": "catalog", "Constant speed": "constant", "Wind CSV": "csv"}
 #: Days before and after the map's day that the default period may span (within the archive's days).
 PERIOD_HALF_WIDTH_DAYS = 3
 PLOT_HEIGHT = 340
@@ -100,24 +109,6 @@ class TimeSeriesJob:
     variables: tuple[str, ...]
     filters: Filters
     cluster: str  # the name of a configured cluster; its address stays in the operator's settings
-
-
-def archive_scenario(archive: Archive) -> str:
-    """The scenario a sample archive was written from (its ``.complete`` stamp), as ``fumarole timeseries`` reads it.
-
-    Raises UserInputError when the archive has no stamp naming one (a real archive): the wind must then be given.
-    """
-    from app.data.catalog import archive_root
-    from app.sample.archive import STAMP
-
-    stamp = Path(archive_root(archive.catalog)) / STAMP
-    try:
-        return str(json.loads(stamp.read_text(encoding="utf-8"))["scenario"])
-    except (OSError, ValueError, KeyError, TypeError):
-        raise UserInputError(  # the stamp named relative to the archive root: no server path on the page
-            f"the scenario wind needs the archive's scenario, but the archive's {STAMP} stamp does not name one: "
-            "choose a constant wind speed or upload a wind CSV (time, wind_ms)"
-        ) from None
 
 
 def _radius_colours(radii: list[float]) -> dict[float, str]:
@@ -152,17 +143,20 @@ class TimeSeriesPanel(pn.viewable.Viewer):
     variables = param.ListSelector(default=["so2_7km"], objects=list(SO2_VARIABLES),
                                    doc="TROPOMI SO2 columns (box-profile heights) to compute, one table each")
     radii = param.ListSelector(default=DEFAULT_RADII_KM, objects=RADII_KM, doc="disk radii (km)")
-    qa_min = param.Number(default=0.5, bounds=(0, 1), doc="filter from the map: minimum qa_value of a pixel")
-    sza_max = param.Number(default=80.0, bounds=(0, 180), allow_None=True,
+    qa_min = param.Number(default=DEFAULT_FILTERS.qa_min, bounds=(0, 1),
+                          doc="filter from the map: a pixel's qa_value must be above this")
+    sza_max = param.Number(default=DEFAULT_FILTERS.sza_max, bounds=(0, 180), allow_None=True,
                            doc="filter from the map: maximum solar zenith angle (degrees); None for no limit")
-    edge_pixels = param.Integer(default=0, bounds=(0, 225),
+    edge_pixels = param.Integer(default=DEFAULT_FILTERS.edge_pixels, bounds=(0, 225),
                                 doc="filter from the map: ground pixels dropped on each swath edge (of 450)")
-    min_du = param.Number(default=None, allow_None=True,
+    min_du = param.Number(default=DEFAULT_FILTERS.min_du, allow_None=True,
                           doc="columns below this (DU) count as 0 (truncation); None for no truncation")
-    wind_source = param.Selector(default="scenario", objects=WIND_SOURCES,
-                                 doc="wind at plume height for the flux: the scenario's, a constant or a CSV")
-    plume_height_km = param.Number(default=7.0, bounds=(0, 50), step=0.5,
-                                   doc="plume height (km) at which the scenario's wind is taken; follows the level")
+    wind_source = param.Selector(default="catalog", objects=WIND_SOURCES,
+                                 doc="wind at plume height for the flux: the catalogue's wind entry, a constant or a "
+                                     "CSV")
+    plume_height_km = param.Number(default=DEFAULT_PLUME_HEIGHT_KM, bounds=(0, 32), step=0.5,
+                                   doc="plume height (km) at which a gridded or profiled wind is taken; follows the "
+                                       "level")
     wind_ms = param.Number(default=10.0, bounds=(0, None), softbounds=(0, 60), doc="constant wind speed (m/s)")
     wind_file = param.Bytes(default=None, allow_None=True, doc="uploaded wind CSV (columns time, wind_ms)")
     wind_filename = param.String(default="", doc="name of the uploaded wind CSV")
@@ -182,7 +176,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
                             doc="derived: the mass table of the variable shown (one row per orbit and radius)")
     flux = param.DataFrame(default=None, allow_None=True, precedence=-1,
                            doc="derived: the disk-method flux per orbit of the table shown")
-    wind_label = param.String(default="", precedence=-1, doc="derived: the wind used, as the flux CSV records it")
+    wind_label = param.String(default="", precedence=-1,
+                              doc="derived: the wind used, as the flux CSV records it ('none: why' without one)")
     running = param.Boolean(default=False, precedence=-1, doc="derived: a computation is under way")
     progress_done = param.Integer(default=0, precedence=-1, doc="derived: granules done (all variables)")
     progress_total = param.Integer(default=0, precedence=-1, doc="derived: granules to do (all variables)")
@@ -202,6 +197,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         self._cancel: threading.Event | None = None
         self._thread: threading.Thread | None = None
         self._watching_session = False
+        self._catalog_wind: WindSource | None = None
+        self._said: set[str] = set()  # the no-wind reasons already said (each once in the alert and the log)
         if volcplume is not None:
             params = {**self._from_map(volcplume), **params}
         if params.get("start") is None or params.get("end") is None:
@@ -224,7 +221,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
     @staticmethod
     def _from_map(vp: VolcPlume) -> dict[str, Any]:
         return {"volcano": vp.volcano, "qa_min": vp.qa_min, "sza_max": vp.sza_max, "edge_pixels": vp.edge_pixels,
-                "variables": [vp.variable], "plume_height_km": PLUME_HEIGHT_KM[vp.variable]}
+                "variables": [vp.variable],
+                "plume_height_km": PLUME_HEIGHT_KM.get(vp.variable, DEFAULT_PLUME_HEIGHT_KM)}
 
     def _period_around(self, day: dt.date | None) -> tuple[dt.date, dt.date]:
         """The archive's TROPOMI days within a few days of ``day`` (the middle archive day if None)."""
@@ -245,7 +243,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     @param.depends("volcplume.level", watch=True)
     def _on_map_level(self) -> None:
-        self.plume_height_km = PLUME_HEIGHT_KM[LEVELS[self.volcplume.level]]
+        self.plume_height_km = PLUME_HEIGHT_KM.get(LEVELS[self.volcplume.level], DEFAULT_PLUME_HEIGHT_KM)
 
     @param.depends("volcplume.date", watch=True)
     def _on_map_date(self) -> None:
@@ -375,7 +373,12 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             if outcome["error"]:
                 self._say(outcome.get("level", "error"), outcome["error"])
             else:
-                self._say(*self._summary(results))
+                level, text = self._summary(results)
+                if self.wind_label.startswith("none: "):  # no wind: the flux is blank, and the alert says why once
+                    self._said.add(f"no flux: {self.wind_label[len('none: '):]}")
+                    level = "warning" if level == "success" else level
+                    text += f" No flux: {self.wind_label[len('none: '):]}"
+                self._say(level, text)
             self.param.update(running=False, progress_total=max(self.progress_total, self.progress_done))
 
     def _log_report(self, report: TimeseriesReport) -> None:
@@ -433,45 +436,68 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         largest = table[table["radius_km"] == table["radius_km"].max()]
         return int(largest.loc[largest["n_valid"].idxmax(), "orbit"])
 
-    def wind(self) -> tuple[Any, str]:
-        """The wind at plume height for the flux, and its description as the flux CSV (and the CLI) records it."""
+    def wind_source_now(self) -> WindSource:
+        """The wind source chosen (a UserInputError says why there is none, or why it cannot be used)."""
         if self.wind_source == "constant":
             if not self.wind_ms or self.wind_ms <= 0:
                 raise UserInputError(f"the wind speed must be more than 0 m/s; got {self.wind_ms}")
-            return float(self.wind_ms), f"{self.wind_ms:g} m/s (constant)"
+            return ConstantWind("constant", float(self.wind_ms))
         if self.wind_source == "csv":
             if not self.wind_file:
-                raise UserInputError("upload a wind CSV with the columns time (UTC) and wind_ms (m/s)")
+                raise UserInputError("upload a wind CSV with the columns time (UTC) and speed_ms (m/s)")
             name = Path(self.wind_filename or "wind.csv").name
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / name
                 path.write_bytes(self.wind_file)
-                try:
-                    return load_wind_csv(path), f"time series from {name}"
-                except UserInputError as exc:
-                    raise UserInputError(str(exc).replace(str(path), name)) from None
-        from app.sample.scenario import get_scenario
+                return CsvWind.from_file(path, name)  # errors name the upload, never the temporary path
+        if self._catalog_wind is None:
+            source = wind_from_catalog(self.archive.catalog)  # WindError/CatalogError name the entry or the file
+            if source is None:
+                name = (self.archive.catalog.metadata or {}).get("name") or "of this archive"
+                raise UserInputError(no_wind_reason(str(name)))
+            self._catalog_wind = source
+        return self._catalog_wind
 
-        scenario = archive_scenario(self.archive)
-        try:
-            speed = float(get_scenario(scenario).wind_speed_ms(self.plume_height_km))
-        except KeyError as exc:
-            raise UserInputError(str(exc.args[0])) from None
-        return speed, f"{speed:.3f} m/s: the wind of scenario {scenario} at {self.plume_height_km:g} km"
+    def wind(self) -> tuple[WindSource, str]:
+        """The wind source and its description at the plume height and volcano, as the flux CSV records it."""
+        source = self.wind_source_now()
+        report = self._report()
+        volcano = report.volcano if report is not None else resolve_volcano(self.volcano.strip())
+        return source, source.describe(self.plume_height_km, volcano.latitude, volcano.longitude)
+
+    def _say_once(self, level: str, message: str) -> None:
+        """A sentence in the alert and the log, the first time only (a no-wind reason is said once).
+
+        While a computation finishes (``running``), the sentence is left to :meth:`_finish`, which adds it to the
+        outcome's: the alert then holds both.
+        """
+        if message not in self._said and not self.running:
+            self._said.add(message)
+            self._say(level, message)
 
     def _flux_of(self, table: pd.DataFrame | None) -> tuple[pd.DataFrame | None, str]:
         """The flux table of a mass table with the current wind, and the wind's description ("" if none)."""
         if table is None:
             return None, ""
+        report = self._report()
+        volcano = report.volcano if report is not None else None
         try:
             wind, label = self.wind()
-        except UserInputError as exc:
-            self._say("warning", f"no flux: {exc}")
-            flux = compute_flux_timeseries(table, lambda _t: float("nan"), min_coverage=self.min_coverage)
-            no_wind = flux["reason"].str.startswith("no usable wind")
+        except (UserInputError, WindError, FumaroleError) as exc:
+            self._say_once("warning", f"no flux: {exc}")
+            flux = compute_flux_timeseries(table, None, min_coverage=self.min_coverage)
+            no_wind = flux["reason"].str.startswith("no wind")
             flux.loc[no_wind, "reason"] = f"no wind: {exc}"
-            return flux, ""
-        return compute_flux_timeseries(table, wind, min_coverage=self.min_coverage), label
+            return flux, f"none: {exc}"
+        try:
+            flux = compute_flux_timeseries(table, wind, plume_height_km=self.plume_height_km, volcano=volcano,
+                                           min_coverage=self.min_coverage)
+        except FumaroleError as exc:  # e.g. the volcano lies outside the ERA5 file's grid
+            self._say_once("warning", f"no flux: {exc}")
+            flux = compute_flux_timeseries(table, None, min_coverage=self.min_coverage)
+            flux.loc[flux["reason"].str.startswith("no wind"), "reason"] = f"no wind: {exc}"
+            return flux, f"none: {exc}"
+        return flux, label
 
     @param.depends("wind_source", "plume_height_km", "wind_ms", "wind_file", "min_coverage", watch=True)
     def _update_flux(self) -> None:
@@ -509,7 +535,8 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             buffer.write("# no flux computed yet\n")
         else:
             write_timeseries_csv(self.flux, buffer, **self._provenance(),
-                                 extra={"wind": self.wind_label or "none", "min_coverage": self.min_coverage})
+                                 extra={"wind": self.wind_label or "none", "plume_height_km": self.plume_height_km,
+                                        "min_coverage": self.min_coverage})
         buffer.seek(0)
         return buffer
 
@@ -672,10 +699,11 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     @param.depends("qa_min", "sza_max", "edge_pixels")
     def _filters_text(self):
-        sza = "no SZA limit" if self.sza_max is None else f"SZA ≤ {self.sza_max:g}°"
-        return pn.pane.Markdown(
-            f"**Filters (from the map):** QA ≥ {self.qa_min:g} · {sza} · {self.edge_pixels} edge pixels dropped",
-            margin=(5, 10))
+        try:  # the words the pictures and exports use (Filters.describe): "QA > 0.5, SZA ≤ 80°, 0 edge pixels dropped"
+            text = self.filters().describe()
+        except FumaroleError as exc:
+            text = str(exc)
+        return pn.pane.Markdown(f"**Filters (from the map):** {text}", margin=(5, 10))
 
     def _progress_value(self, done: int, total: int, running: bool) -> int:
         if total:
@@ -698,7 +726,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             w.Select.from_param(self.param.cluster, label="Run on (cluster)", **fill),
             width=300,
         )
-        upload = w.FileInput.from_param(self.param.wind_file, accept=".csv", label="Wind CSV (time, wind_ms)",
+        upload = w.FileInput.from_param(self.param.wind_file, accept=".csv", label="Wind CSV (time, speed_ms)",
                                         **fill)
         upload.link(self, filename="wind_filename")
         wind = pn.Column(

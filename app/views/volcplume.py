@@ -3,7 +3,9 @@
 :class:`VolcPlume` holds every setting a user can change as a ``param`` parameter (so a test drives it without a
 browser, and the URL holds the whole state). The work is split in dependency steps so cheap changes stay cheap:
 
-1. the day's granules (date, level) are read once per process (cached in the data layer);
+1. the day's granules (date, level, quantity) are read once per process (cached in the data layer); a level or the
+   layer height that the day's files do not have (their processor predates it) is said beside the level selector,
+   in the log console and, when chosen, in an alert over an empty map — the orbits stay listed;
 2. the zone picks the orbits that cross it and their times in the zone;
 3. the filters (QA, SZA, edge pixels) and the chosen orbits make the layers;
 4. the map aggregates the layers to the screen on each pan or zoom;
@@ -22,6 +24,7 @@ import panel as pn
 import param
 import xarray as xr
 
+from app.core.lonlat import lon_difference, wrap_lon
 from app.data.archive import (
     CALIOP,
     TROPOMI,
@@ -34,18 +37,25 @@ from app.data.archive import (
 from app.data.errors import FumaroleError
 from app.data.volcanoes import find_volcano, load_volcanoes
 from app.render import overlays
-from app.render.colormaps import SO2
+from app.render.colormaps import LAYER_HEIGHT, LAYER_HEIGHT_RANGE_KM, SO2
 from app.render.curtain import curtain_image, profile_at
 from app.render.export import map_png
 from app.render.swath import aggregate, make_layer
-from app.science.filters import valid_mask
+from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
 from app.views.log_console import LogConsole
 from app.views.zones import ZONES, Zone
 
 hv.extension("bokeh", logo=False)
 
-LEVELS = {"PBL": "so2_pbl", "1km": "so2_1km", "7km": "so2_7km", "15km": "so2_15km"}
-LEVEL_LABELS = {"PBL": "PBL", "1km": "1 km", "7km": "7 km", "15km": "15 km"}
+LEVELS = {"PBL": "so2_pbl", "1km": "so2_1km", "3km": "so2_3km", "7km": "so2_7km", "15km": "so2_15km"}
+LEVEL_LABELS = {"PBL": "PBL", "1km": "1 km", "3km": "3 km", "7km": "7 km", "15km": "15 km"}
+#: What the map shows: the SO2 column of the chosen box level (DU), or the SO2 layer height (km) where the files
+#: have it (processor 02.05.00 on) — a layer of its own, never mixed with the columns.
+QUANTITIES = {"column": "SO2 column (DU)", "layer_height": "SO2 layer height (km)"}
+#: The layer-height fields read: the height, its own QA (the QA filter applies to it) and the SZA.
+LAYER_HEIGHT_FIELDS = ("so2_layer_height", "qa_value_layer_height", "solar_zenith_angle")
+#: What is read of a granule that lacks the field shown: enough for its orbit chip and time labels.
+GEOLOCATION_FIELDS = ("qa_value", "solar_zenith_angle")
 SECONDARY = {
     "—": None,
     "CALIOP 532 nm total backscatter": "total_attenuated_backscatter_532",
@@ -62,8 +72,13 @@ def _day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 
 def _in_zone(lat: np.ndarray, lon: np.ndarray, zone: Zone) -> np.ndarray:
-    lo = (np.asarray(lon) - zone.central_longitude + 180.0) % 360.0 + zone.central_longitude - 180.0
+    lo = wrap_lon(lon, zone.central_longitude)
     return (lat >= zone.lat_min) & (lat <= zone.lat_max) & (lo >= zone.lon_min) & (lo <= zone.lon_max)
+
+
+def _invert(mapping: dict[str, str]) -> dict[str, str]:
+    """{value: label} -> {label: value}, the options of a widget that shows labels and keeps values."""
+    return {label: value for value, label in mapping.items()}
 
 
 def orbit_label(orbit: int, t_in: np.ndarray) -> str:
@@ -78,13 +93,21 @@ class VolcPlume(pn.viewable.Viewer):
 
     zone = param.Selector(default="Caribbean", objects=list(ZONES), doc="map extent: World, Pacific World or a region")
     level = param.Selector(default="7km", objects=list(LEVELS), doc="box-profile height of the SO2 column")
+    quantity = param.Selector(default="column", objects=list(QUANTITIES),
+                              doc="what the map shows: the SO2 column of the level (DU) or the SO2 layer height (km)")
     secondary = param.Selector(default="—", objects=list(SECONDARY), doc="secondary variable: CALIOP curtain")
     date = param.CalendarDate(default=None, allow_None=True, doc="UTC day shown")
     so2_min = param.Number(default=0.2, bounds=(-10, None), softbounds=(0, 50), doc="colour range low end (DU)")
     so2_max = param.Number(default=20.0, bounds=(0, None), softbounds=(0, 100), doc="colour range high end (DU)")
-    qa_min = param.Number(default=0.5, bounds=(0, 1), step=0.05, doc="minimum qa_value of a pixel shown")
-    edge_pixels = param.Integer(default=0, bounds=(0, 100), doc="ground pixels dropped on each swath edge (of 450)")
-    sza_max = param.Number(default=80.0, bounds=(0, 90), doc="maximum solar zenith angle (degrees)")
+    height_min = param.Number(default=LAYER_HEIGHT_RANGE_KM[0], bounds=(0, None), softbounds=(0, 30),
+                              doc="layer-height colour range low end (km)")
+    height_max = param.Number(default=LAYER_HEIGHT_RANGE_KM[1], bounds=(0, None), softbounds=(0, 30),
+                              doc="layer-height colour range high end (km)")
+    qa_min = param.Number(default=DEFAULT_FILTERS.qa_min, bounds=(0, 1), step=0.05,
+                          doc="pixels shown have qa_value > this (strictly; the S5P SO2 recommendation is 0.5)")
+    edge_pixels = param.Integer(default=DEFAULT_FILTERS.edge_pixels, bounds=(0, 100),
+                                doc="ground pixels dropped on each swath edge (of 450)")
+    sza_max = param.Number(default=DEFAULT_FILTERS.sza_max, bounds=(0, 90), doc="maximum solar zenith angle (degrees)")
     show_borders = param.Boolean(default=False, doc="draw land borders")
     show_timestamps = param.Boolean(default=True, doc="write UTC times along each orbit")
     orbits = param.ListSelector(default=[], objects=[], doc="orbits shown (labels '#orbit: HH:MM → HH:MM')")
@@ -97,6 +120,8 @@ class VolcPlume(pn.viewable.Viewer):
 
     layers = param.List(default=[], precedence=-1, doc="derived: the filtered swaths of the chosen orbits")
     status = param.String(default="", precedence=-1, doc="derived: a sentence on what is shown, or why nothing")
+    unavailable = param.Dict(default={}, precedence=-1,
+                             doc="derived: level ('3km', …, 'layer_height') -> why the day's granules lack it")
 
     def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
         self.archive = archive or get_archive()
@@ -121,31 +146,89 @@ class VolcPlume(pn.viewable.Viewer):
         return LEVELS[self.level]
 
     @property
+    def shown_variable(self) -> str:
+        """Canonical name of what the map shows: the column of the level, or ``so2_layer_height``."""
+        return "so2_layer_height" if self.quantity == "layer_height" else self.variable
+
+    @property
+    def field(self) -> str:
+        """The optional field shown: the level key (``"3km"``…), ``"layer_height"``, or ``"PBL"`` (always there)."""
+        return "layer_height" if self.quantity == "layer_height" else self.level
+
+    def filters(self) -> Filters:
+        """The map's pixel filters as one value (the defaults are :data:`~app.science.filters.DEFAULT_FILTERS`)."""
+        return Filters(qa_min=self.qa_min, sza_max=self.sza_max, edge_pixels=self.edge_pixels)
+
+    def field_label(self, field: str | None = None) -> str:
+        """"SO2 7 km" or "SO2 layer height"."""
+        field = field or self.field
+        return "SO2 layer height" if field == "layer_height" else f"SO2 {LEVEL_LABELS[field]}"
+
+    @property
+    def shown_unavailable(self) -> str | None:
+        """Why the field shown is missing from every granule of the day in the zone, or None."""
+        note = self.unavailable.get(self.field)
+        return note["reason"] if note and note["missing"] == note["of"] else None
+
+    @property
     def zone_obj(self) -> Zone:
         """The current zone."""
         return ZONES[self.zone]
 
-    @param.depends("date", "level", watch=True)
+    @param.depends("date", "level", "quantity", watch=True)
     def _load_day(self) -> None:
-        """A new day or level: forget the swaths read for the old one, then read the zone's orbits."""
+        """A new day, level or quantity: forget the swaths read for the old one, then read the zone's orbits."""
         self._swaths = {}
         self._unreadable: set[str] = set()  # granules of the day that could not be read (said once in the log)
         self._zone_orbits()
 
+    def _fields_read(self) -> tuple[str, ...]:
+        if self.quantity == "layer_height":
+            return LAYER_HEIGHT_FIELDS
+        return (self.variable, "qa_value", "solar_zenith_angle")
+
     def _read_orbits(self, rows: pd.DataFrame) -> None:
-        """Read the granules not read yet (cached per process, so another session's reads are reused)."""
+        """Read the granules not read yet (cached per process, so another session's reads are reused).
+
+        A granule without the field shown (its processor predates the level or the layer height) is read for its
+        geolocation only: its orbit stays listed, with nothing to draw, and the selector says why.
+        """
         todo = [p for p, o in zip(rows["path"], rows["orbit"], strict=True)
                 if int(o) not in self._swaths and p not in self._unreadable]
         if not todo:
             return
-        variables = (self.variable, "qa_value", "solar_zenith_angle")
-        read = self.archive.read_many(todo, lambda p: read_swath_cached(p, variables), self.log.write)
-        done = {str(ds.attrs.get("source", "")) for ds in read.datasets}
+        lacking = [p for p in todo if self.field in self.archive.unavailable_fields(p)]
+        variables = self._fields_read()
+        read = self.archive.read_many([p for p in todo if p not in lacking],
+                                      lambda p: read_swath_cached(p, variables), self.log.write)
+        names = {name for name, _, _ in read.unavailable}
+        lacking += [p for p in todo if self.archive.name_of(p) in names]
+        geo = self.archive.read_many(lacking, lambda p: read_swath_cached(p, GEOLOCATION_FIELDS), self.log.write)
+        datasets = read.datasets + geo.datasets
+        done = {str(ds.attrs.get("source", "")) for ds in datasets}
         self._unreadable |= {p for p in todo if str(p) not in done}
-        for ds in read.datasets:
+        for ds in datasets:
             self._swaths[int(ds.attrs["orbit"])] = ds
-        self.log.write("info", f"{self.date}: read {len(read.datasets)} TROPOMI orbits ({self.level})"
-                       + (f", skipped {len(read.skipped)}" if read.skipped else ""))
+        skipped = len(read.skipped) + len(geo.skipped)
+        self.log.write("info", f"{self.date}: read {len(datasets)} TROPOMI orbits ({self.field_label()})"
+                       + (f", {len(lacking)} without it" if lacking else "")
+                       + (f", skipped {skipped}" if skipped else ""))
+
+    def _availability(self, rows: pd.DataFrame) -> None:
+        """Which levels (and the layer height) the day's granules in the zone lack, and why: for the selector."""
+        paths = [str(p) for p in rows["path"]]
+        notes: dict[str, dict] = {}
+        for field in [*(k for k in LEVELS if k != "PBL"), "layer_height"]:
+            reasons = [r for r in (self.archive.unavailable_fields(p).get(field) for p in paths) if r]
+            if reasons:
+                notes[field] = {"missing": len(reasons), "of": len(paths),
+                                "reason": "; ".join(dict.fromkeys(reasons))}
+        if notes != self.unavailable:
+            for field, note in notes.items():
+                where = "" if note["missing"] == note["of"] else f" in {note['missing']} of {note['of']} orbits"
+                self.log.write("info", f"{self.date}: {self.field_label(field)} is unavailable{where}: "
+                                       f"{note['reason']}")
+        self.unavailable = notes
 
     @param.depends("zone", watch=True)
     def _zone_orbits(self) -> None:
@@ -153,6 +236,7 @@ class VolcPlume(pn.viewable.Viewer):
         zone = self.zone_obj
         t0, t1 = _day_bounds(self.date)
         rows = self.archive.granules(TROPOMI, t0, t1, zone.bbox())
+        self._availability(rows)
         self._read_orbits(rows)
         candidates = {int(o) for o in rows["orbit"]}
         labels: dict[str, int] = {}
@@ -187,29 +271,41 @@ class VolcPlume(pn.viewable.Viewer):
         if self.caliop_granule not in objects:
             self.caliop_granule = objects[0] if objects else None
 
-    @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", "zone", "level", watch=True)
+    def _layer_values(self, ds: xr.Dataset, orbit: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The filtered values of the field shown and the QA used (the layer height's own QA for it)."""
+        name = self.shown_variable
+        if name not in ds:  # the granule lacks the field shown: its orbit is listed, nothing is drawn
+            nan = np.full(ds["latitude"].shape, np.nan, dtype=np.float32)
+            return nan, nan
+        if self.quantity == "layer_height":
+            ds = ds.rename({"qa_value_layer_height": "qa_value"})
+        try:
+            mask = valid_mask(ds, name, **self.filters().as_dict()).values
+        except FumaroleError as exc:
+            self.log.write("warning", f"orbit {orbit}: {exc}")
+            return None
+        return np.where(mask, ds[name].values, np.nan), ds["qa_value"].values
+
+    @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", "zone", "level", "quantity", watch=True)
     def _make_layers(self) -> None:
         layers = []
         central = self.zone_obj.central_longitude
         for label in self.orbits:
             orbit = self._orbit_labels.get(label)
             ds = self._swaths.get(orbit)
-            if ds is None:
+            got = None if ds is None else self._layer_values(ds, orbit)
+            if got is None:
                 continue
-            try:
-                mask = valid_mask(ds, self.variable, qa_min=self.qa_min, sza_max=self.sza_max,
-                                  edge_pixels=self.edge_pixels).values
-            except FumaroleError as exc:
-                self.log.write("warning", f"orbit {orbit}: {exc}")
-                continue
-            values = np.where(mask, ds[self.variable].values, np.nan)
-            layer = make_layer(ds["latitude"].values, ds["longitude"].values, values, ds["time"].values, orbit,
+            layer = make_layer(ds["latitude"].values, ds["longitude"].values, got[0], ds["time"].values, orbit,
                                central_longitude=central)
-            layer.qa = ds["qa_value"].values
+            layer.qa = got[1]
             layers.append(layer)
         self.layers = layers
         n = sum(int(np.isfinite(lay.values).sum()) for lay in layers)
-        if layers:
+        reason = self.shown_unavailable
+        if reason:
+            self.status = f"{self.field_label()} is unavailable on {self.date}: {reason}"
+        elif layers:
             self.status = f"{len(layers)} orbits, {n:,} pixels pass the filters"
 
     def pixel_counts(self) -> dict[int, int]:
@@ -240,8 +336,8 @@ class VolcPlume(pn.viewable.Viewer):
         else:
             agg = aggregate(layers, x_range, y_range, width or MAP_WIDTH, height or MAP_HEIGHT)
             self._last_agg = (key, layers, agg)
-        label = f"SO2 {LEVEL_LABELS[self.level]}"
-        return hv.Image(agg, kdims=["x", "y"], vdims=[hv.Dimension("v", label=label, unit="DU")])
+        unit = "km" if self.quantity == "layer_height" else "DU"
+        return hv.Image(agg, kdims=["x", "y"], vdims=[hv.Dimension("v", label=self.field_label(), unit=unit)])
 
     def _coast(self, x_range, y_range, show_borders):
         zone = self.zone_obj
@@ -295,13 +391,27 @@ class VolcPlume(pn.viewable.Viewer):
         info = profile_at(curtain, x) if curtain is not None and x is not None else None
         if info is None:
             return hv.Points([], kdims=["x", "y"])
-        lon = (info["longitude"] - self.zone_obj.central_longitude + 180) % 360 + self.zone_obj.central_longitude - 180
+        lon = wrap_lon(info["longitude"], self.zone_obj.central_longitude)
         return hv.Points([(lon, info["latitude"])], kdims=["x", "y"]).opts(
             marker="circle", size=14, color="#e6007e", line_color="white", line_width=2)
 
     def map_title(self) -> str:
-        """"TROPOMI SO2 7 km — 2021-04-12"."""
-        return f"TROPOMI SO2 {LEVEL_LABELS[self.level]} — {self.date}"
+        """"TROPOMI SO2 7 km — 2021-04-12"; "… — unavailable in these files" when the day's files lack it.
+
+        The reason, too long for a title, is in the alert above the map and the note beside the selector.
+        """
+        title = f"TROPOMI {self.field_label()} — {self.date}"
+        return f"{title} — unavailable in these files" if self.shown_unavailable else title
+
+    def colour_range(self) -> tuple[float, float]:
+        """The colour range of what is shown: DU for a column, km for the layer height."""
+        if self.quantity == "layer_height":
+            return self.height_min, self.height_max
+        return self.so2_min, self.so2_max
+
+    def colour_map(self) -> list[str]:
+        """The colour map of what is shown: :data:`SO2` for columns, :data:`LAYER_HEIGHT` for heights."""
+        return LAYER_HEIGHT if self.quantity == "layer_height" else SO2
 
     def map_plot(self):
         """The map: datashaded swaths, coastlines, volcanoes, circles, time labels, CALIOP tracks."""
@@ -311,8 +421,10 @@ class VolcPlume(pn.viewable.Viewer):
         layers = hv.streams.Params(self, ["layers"])
         image = hv.DynamicMap(self._image, streams=[rng, size, layers])
         image = image.apply.opts(
-            clim=pn.bind(lambda a, b: (a, b), self.param.so2_min, self.param.so2_max),
-            cmap=SO2, colorbar=True, clipping_colors={"NaN": "#ffffff00"},
+            clim=pn.bind(lambda *_: self.colour_range(), self.param.so2_min, self.param.so2_max,
+                         self.param.height_min, self.param.height_max),  # reads quantity (bound once, below)
+            cmap=pn.bind(lambda _: self.colour_map(), self.param.quantity),
+            colorbar=True, clipping_colors={"NaN": "#ffffff00"},
             tools=["hover"], responsive=True, min_height=MAP_HEIGHT,
         )
         self._pointer.source = image
@@ -331,6 +443,11 @@ class VolcPlume(pn.viewable.Viewer):
                             active_tools=["wheel_zoom"]),
         )
 
+    @param.depends("zone", "date", "level", "quantity")
+    def _map(self):
+        """The map, built again when its title can change (zone, date, level, quantity)."""
+        return pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width", min_height=MAP_HEIGHT)
+
     def _on_range(self, x_range=None, y_range=None):
         if x_range and y_range:
             self.param.update(x_range=tuple(round(v, 3) for v in x_range),
@@ -346,7 +463,7 @@ class VolcPlume(pn.viewable.Viewer):
                 tr = read_track_cached(path)
             except FumaroleError:  # said when the tracks were drawn
                 continue
-            dlon = (tr["longitude"].values - x + 180) % 360 - 180
+            dlon = lon_difference(tr["longitude"].values, x)
             d = np.hypot(dlon * np.cos(np.deg2rad(y)), tr["latitude"].values - y)
             k = int(np.argmin(d))
             if best is None or d[k] < best[0]:
@@ -383,8 +500,9 @@ class VolcPlume(pn.viewable.Viewer):
             info = self.pixel_info(x, y)
             if info is None:
                 return "Hover the map: SO2, QA, time and orbit of the pixel under the cursor."
-            v = "filtered out" if not np.isfinite(info["value"]) else f"{info['value']:.2f} DU"
-            return (f"**SO2 {LEVEL_LABELS[self.level]}:** {v} · **QA:** {info['qa']:.2f} · "
+            unit = "km" if self.quantity == "layer_height" else "DU"
+            v = "filtered out" if not np.isfinite(info["value"]) else f"{info['value']:.2f} {unit}"
+            return (f"**{self.field_label()}:** {v} · **QA:** {info['qa']:.2f} · "
                     f"**time:** {info['time']:%H:%M:%S} UTC · **orbit:** #{info['orbit']} · "
                     f"({info['lat']:.2f}°, {info['lon']:.2f}°)")
         return pn.pane.Markdown(pn.bind(text, self._pointer.param.x, self._pointer.param.y), margin=(0, 10))
@@ -433,11 +551,12 @@ class VolcPlume(pn.viewable.Viewer):
             volcano = (float(v["latitude"]), float(v["longitude"]), str(v["name"]))
         except FumaroleError:
             volcano = None
+        unit = "km" if self.quantity == "layer_height" else "DU"
         png = map_png(
-            agg, clim=(self.so2_min, self.so2_max), cmap=SO2, title=self.map_title(),
-            subtitle=f"QA ≥ {self.qa_min:g}, SZA ≤ {self.sza_max:g}°, {self.edge_pixels} edge pixels dropped",
+            agg, clim=self.colour_range(), cmap=self.colour_map(), title=self.map_title(),
+            subtitle=self.filters().describe(),
             credits=overlays.credits_text(caliop=self.secondary != "—"),
-            colorbar_label=f"SO2 {LEVEL_LABELS[self.level]} (DU)", central_longitude=zone.central_longitude,
+            colorbar_label=f"{self.field_label()} ({unit})", central_longitude=zone.central_longitude,
             borders=self.show_borders, volcano=volcano, radii_km=self.radii, orbit_labels=list(self.orbits),
         )
         return io.BytesIO(png)
@@ -446,6 +565,8 @@ class VolcPlume(pn.viewable.Viewer):
         """The pixels shown (valid, in the view) of every orbit shown, as a netCDF file."""
         zone = self.zone_obj
         xr_, yr = self.x_range or zone.x_range, self.y_range or zone.y_range
+        name = self.shown_variable
+        qa_name = "qa_value_layer_height" if self.quantity == "layer_height" else "qa_value"
         parts = []
         for lay in self.layers:
             ok = np.isfinite(lay.values)
@@ -456,14 +577,16 @@ class VolcPlume(pn.viewable.Viewer):
                     rows = np.nonzero(sel)[0]
                     parts.append(pd.DataFrame({
                         "orbit": lay.orbit, "time": lay.time[rows], "latitude": lay.lat[sel],
-                        "longitude": (lay.lon[sel] + 180) % 360 - 180, self.variable: lay.values[sel],
-                        "qa_value": lay.qa[sel],
+                        "longitude": wrap_lon(lay.lon[sel]), name: lay.values[sel],
+                        qa_name: lay.qa[sel],
                     }))
         df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-            {"orbit": [], "time": pd.to_datetime([]), "latitude": [], "longitude": [], self.variable: [],
-             "qa_value": []})
+            {"orbit": [], "time": pd.to_datetime([]), "latitude": [], "longitude": [], name: [], qa_name: []})
         ds = xr.Dataset.from_dataframe(df.rename_axis("pixel"))
-        ds[self.variable].attrs.update(units="DU", long_name=f"SO2 vertical column, {LEVEL_LABELS[self.level]} box")
+        if self.quantity == "layer_height":
+            ds[name].attrs.update(units="km", long_name="SO2 layer height")
+        else:
+            ds[name].attrs.update(units="DU", long_name=f"SO2 vertical column, {LEVEL_LABELS[self.level]} box")
         ds.attrs.update(title=self.map_title(), source="Fumarole VolcPlume export", qa_min=self.qa_min,
                         sza_max=self.sza_max, edge_pixels=self.edge_pixels, zone=self.zone,
                         lon_range=list(xr_), lat_range=list(yr), credits=overlays.credits_text(caliop=False))
@@ -478,12 +601,17 @@ class VolcPlume(pn.viewable.Viewer):
         return pn.Column(
             w.Select.from_param(self.param.zone, label="Select zone"),
             w.Checkbox.from_param(self.param.show_borders, label="Show land borders"),
-            w.RadioButtonGroup.from_param(self.param.level, label="Level"),
+            w.RadioButtonGroup.from_param(self.param.quantity, label="Show", options=_invert(QUANTITIES)),
+            w.RadioButtonGroup.from_param(self.param.level, label="Level",
+                                          options={LEVEL_LABELS[k]: k for k in LEVELS}),
+            self._level_note,
             w.Select.from_param(self.param.secondary, label="Secondary variable"),
             w.DatePicker.from_param(self.param.date, label="Date (UTC)"),
             pn.Row(w.FloatInput.from_param(self.param.so2_min, label="SO2 min (DU)", width=100),
                    w.FloatInput.from_param(self.param.so2_max, label="SO2 max (DU)", width=100), auto),
-            w.FloatSlider.from_param(self.param.qa_min, label="Quality threshold (qa_value)"),
+            pn.Row(w.FloatInput.from_param(self.param.height_min, label="Height min (km)", width=100),
+                   w.FloatInput.from_param(self.param.height_max, label="Height max (km)", width=100)),
+            w.FloatSlider.from_param(self.param.qa_min, label="Quality threshold (qa_value >)"),
             pn.Row(w.IntInput.from_param(self.param.edge_pixels, label="Edge pixels filter", width=130),
                    w.FloatInput.from_param(self.param.sza_max, label="Max SZA (°)", width=110)),
             w.Checkbox.from_param(self.param.show_timestamps, label="Show timestamps"),
@@ -504,15 +632,31 @@ class VolcPlume(pn.viewable.Viewer):
                                     button_type="light"),
         )
 
+    def level_note(self) -> str:
+        """The note beside the level selector: each level (or the layer height) the day's files lack, and why."""
+        lines = []
+        for field, note in self.unavailable.items():
+            where = "" if note["missing"] == note["of"] else f" in {note['missing']} of {note['of']} orbits"
+            lines.append(f"**{self.field_label(field)[4:]}** unavailable{where}: {note['reason']}")
+        return "\n\n".join(lines)
+
+    @param.depends("unavailable")
+    def _level_note(self):
+        text = self.level_note()
+        return pn.pane.Markdown(text, styles={"font-size": "12px", "color": "#8a4b00"}, margin=(0, 10)) if text \
+            else pn.pane.Markdown("", margin=0)
+
     @param.depends("status")
     def _status(self):
+        if self.shown_unavailable:
+            return pn.pane.Alert(self.status, alert_type="warning", margin=(0, 10))
         return pn.pane.Markdown(f"*{self.status}*", margin=(0, 10))
 
     def __panel__(self):
         credits = pn.pane.Markdown(overlays.credits_text(), styles={"font-size": "11px", "color": "#555"})
         return pn.Column(
             self._status,
-            pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width", min_height=MAP_HEIGHT),
+            self._map,
             self._readout,
             credits,
             self.downloads(),

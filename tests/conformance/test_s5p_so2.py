@@ -234,3 +234,181 @@ def test_index_geolocation_across_the_antimeridian(granule, tmp_path):
     assert len(index.query("tropomi_so2", "2020-03-03", "2020-03-04", bbox=(170.0, -10.0, -170.0, 10.0))) == 1
     assert len(index.query("tropomi_so2", bbox=(-180.0, -10.0, -170.0, 10.0))) == 1
     assert index.query("tropomi_so2", bbox=(100.0, -10.0, 120.0, 10.0)).empty
+
+
+# --- the SO2 layer height (processor 02.05.00 on), hand-built -----------------------------------------------------
+
+#: The layer height written at the plume's peak and around it (m, as the real product's units), and its QA.
+LH_PEAK_M = np.float32(12500.0)
+
+
+def _add_layer_height(g, units: str = "m") -> np.ndarray:
+    """Add PRODUCT/SO2_LAYER_HEIGHT as HARP and ESA's announcement (30 May 2023) name it; returns the heights (m)."""
+    height = np.full((fx.WINDOW_ROWS, fx.N_GROUND_PIXELS), np.nan, dtype=np.float32)
+    height[fx.PEAK[0] - 2: fx.PEAK[0] + 3, fx.PEAK[1] - 2: fx.PEAK[1] + 3] = LH_PEAK_M - 500.0
+    height[fx.PEAK] = LH_PEAK_M
+    qa = np.where(np.isfinite(height), 90, 0).astype(np.uint8)
+    qa[fx.PEAK[0] - 2, fx.PEAK[1] - 2] = 30  # one low-quality retrieval
+    dims = ("time", "scanline", "ground_pixel")
+    window = (0, slice(fx.WINDOW_START, fx.WINDOW_START + fx.WINDOW_ROWS))
+    scale = 1000.0 if units == "km" else 1.0
+    with netCDF4.Dataset(g.path, "a") as nc:
+        lh = nc["PRODUCT"].createGroup("SO2_LAYER_HEIGHT")
+        v = lh.createVariable("sulfurdioxide_layer_height", "f4", dims, fill_value=fx.FLOAT_FILL)
+        v.units = units
+        v[window] = np.where(np.isfinite(height), height / scale, fx.FLOAT_FILL)
+        q = lh.createVariable("qa_value_layer_height", "u1", dims, fill_value=np.uint8(255))
+        q.set_auto_maskandscale(False)
+        q.scale_factor, q.add_offset = np.float32(0.01), np.float32(0.0)
+        q[window] = qa
+    return height
+
+
+def test_layer_height_in_km_from_processor_02_05_00(tmp_path):
+    g = fx.build(tmp_path, processor_version="02.05.00")
+    height = _add_layer_height(g)
+    attrs = read_attrs(g.path)
+    assert attrs["unavailable_layers"] == {} and set(attrs["unavailable_levels"]) == {"3km"}
+    ds = read_swath(g.path, ["so2_layer_height", "qa_value_layer_height"], scanlines=WINDOW, with_bounds=False)
+    assert ds["so2_layer_height"].attrs["units"] == "km"
+    assert float(ds["so2_layer_height"][fx.PEAK]) == pytest.approx(12.5)
+    assert float(ds["so2_layer_height"][fx.PEAK[0] + 1, fx.PEAK[1]]) == pytest.approx(12.0)
+    np.testing.assert_allclose(ds["so2_layer_height"].values, height / 1000.0, rtol=1e-6)  # NaN where fill
+    assert float(ds["qa_value_layer_height"][fx.PEAK]) == pytest.approx(0.9)
+    assert np.isfinite(ds["so2_layer_height"].values).sum() == 25
+
+
+def test_layer_height_units_are_read_from_the_file(tmp_path):
+    g = fx.build(tmp_path, processor_version="02.05.00")
+    _add_layer_height(g, units="km")
+    ds = read_swath(g.path, ["so2_layer_height"], scanlines=WINDOW, with_bounds=False)
+    assert float(ds["so2_layer_height"][fx.PEAK]) == pytest.approx(12.5)
+    with netCDF4.Dataset(g.path, "a") as nc:
+        nc["PRODUCT/SO2_LAYER_HEIGHT/sulfurdioxide_layer_height"].units = "hPa"
+    with pytest.raises(GranuleError, match=r"sulfurdioxide_layer_height has units 'hpa', expected a height in m or km"):
+        read_swath(g.path, ["so2_layer_height"])
+
+
+def test_no_layer_height_before_02_05_00_says_why(granule):
+    assert read_attrs(granule.path)["unavailable_layers"] == {"layer_height": (
+        "processor version 01.01.07 predates it (the SO2 layer height comes with processor 02.05.00)")}
+    with pytest.raises(LevelUnavailable) as err:
+        read_swath(granule.path, ["so2_layer_height"])
+    assert err.value.level == "layer_height"
+    assert err.value.problem.startswith("the SO2 layer height is unavailable: processor version 01.01.07 predates it")
+
+
+# --- our sample writer's output has the real granule's layout ---------------------------------------------------
+
+#: Global attributes of the real file that record the operational processor's own build and inputs: a synthetic
+#: sample does not imitate them (everything else of the real root attributes, it writes).
+PROCESSOR_PROVENANCE = {
+    "cpp_compiler_version", "cpp_compiler_flags", "f90_compiler_version", "f90_compiler_flags", "exe_linker_flags",
+    "build_date", "revision_control_identifier", "geolocation_grid_from_band", "identifier_product_doi",
+    "identifier_product_doi_authority", "algorithm_version", "processing_status", "cloud_mode", "Status_MET_2D",
+    "Status_NISE__", "Status_CTMFCT_CTMANA", "Status_BG", "Status_AER_AI", "Status_L2__CLOUD_",
+    "Status_reference_spectrum", "Status_L2__O3____",
+}
+#: The real name of orbit 18121 (2021-04-12, OFFL): collection 01, processor 02.01.04 (issue 8).
+REAL_2021_NAME = "S5P_OFFL_L2__SO2____20210412T151823_20210412T165953_18121_01_020104_20210414T175908.nc"
+ISO_SECONDS = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
+
+
+@pytest.fixture(scope="module")
+def sample_granule(tmp_path_factory):
+    """One orbit of the La Soufrière scenario written by our sample writer (coarse: a second to write)."""
+    from app.sample.tropomi import write_tropomi_orbit
+
+    return write_tropomi_orbit("soufriere", 18121, tmp_path_factory.mktemp("sample"), scanline_step=32,
+                               pixel_step=25)
+
+
+def test_sample_name_is_the_real_collection_and_processor(sample_granule):
+    from app.data.filenames import parse_filename
+
+    ours, real = parse_filename(sample_granule.name, "tropomi_so2"), parse_filename(REAL_2021_NAME, "tropomi_so2")
+    for key in ("mode", "orbit", "collection", "processor"):
+        assert ours[key] == real[key], key
+    assert "_18121_01_020104_" in sample_granule.name
+    # the orbit's start in the name within a minute of the real one (our orbit model is not the flight dynamics')
+    t = [np.datetime64(f"{n[:4]}-{n[4:6]}-{n[6:8]}T{n[9:11]}:{n[11:13]}:{n[13:15]}")
+         for n in (sample_granule.name[20:35], REAL_2021_NAME[20:35])]
+    assert abs(int((t[0] - t[1]).astype("timedelta64[s]").astype(int))) < 60
+
+
+def test_sample_root_attributes_are_the_real_ones(sample_granule):
+    import re
+
+    with netCDF4.Dataset(fx.REAL_GRANULE) as real, netCDF4.Dataset(sample_granule) as ours:
+        real_attrs, our_attrs = set(real.ncattrs()), set(ours.ncattrs())
+        assert real_attrs - our_attrs <= PROCESSOR_PROVENANCE, sorted(real_attrs - our_attrs - PROCESSOR_PROVENANCE)
+        assert our_attrs - real_attrs == {"comment"}  # ours says it is synthetic
+        for key in ("time_coverage_start", "time_coverage_end", "time_reference", "date_created"):
+            assert re.fullmatch(ISO_SECONDS, str(real.getncattr(key))), key  # the real form: no Z
+            assert re.fullmatch(ISO_SECONDS, str(ours.getncattr(key))), (key, ours.getncattr(key))
+        for key in our_attrs & real_attrs:  # the same types: int32 orbit, float32 bounds, strings
+            assert type(ours.getncattr(key)) is type(real.getncattr(key)), key
+        assert ours.processor_version == "02.01.04" and ours.title == real.title
+        assert set(real["METADATA"].groups) <= set(ours["METADATA"].groups)
+
+
+def test_sample_dimensions_and_delta_time_are_the_real_layout(sample_granule):
+    with netCDF4.Dataset(fx.REAL_GRANULE) as real, netCDF4.Dataset(sample_granule) as ours:
+        assert set(ours["PRODUCT"].dimensions) == set(real["PRODUCT"].dimensions)
+        for dim in ("time", "corner", "layer"):
+            assert len(ours["PRODUCT"].dimensions[dim]) == len(real["PRODUCT"].dimensions[dim])
+        dvar = ours["PRODUCT/delta_time"]
+        assert dvar.dimensions == ("time", "scanline", "ground_pixel")  # per pixel, as HARP's SO2 ingestion
+        assert dvar.dtype == np.int32 and dvar.getncattr("_FillValue") == fx.INT32_FILL
+        assert dvar.units == "milliseconds since 2021-04-12 00:00:00"  # the day of its time_reference
+        assert ours.time_reference == "2021-04-12T00:00:00"  # in the real form, e.g. 2020-03-03T00:00:00
+        raw = dvar[0]
+        assert (raw == raw[:, :1]).all()  # the pixels of a scanline are measured together
+        det = ours["PRODUCT/SUPPORT_DATA/DETAILED_RESULTS"].variables
+        assert {"sulfurdioxide_total_vertical_column_1km", "sulfurdioxide_total_vertical_column_7km",
+                "sulfurdioxide_total_vertical_column_15km"} <= set(det)
+        assert "sulfurdioxide_total_vertical_column_3km" not in det  # 02.01.04 predates the 3 km box
+        assert "SO2_LAYER_HEIGHT" not in ours["PRODUCT"].groups  # and the layer height
+    attrs = read_attrs(sample_granule)
+    assert attrs["start"] == np.datetime64(attrs["time_coverage_start"])
+    assert set(attrs["unavailable_levels"]) == {"3km"} and set(attrs["unavailable_layers"]) == {"layer_height"}
+    ds = read_swath(sample_granule, ["so2_7km"], with_bounds=False)
+    assert not np.isnat(ds["time"].values).any()
+    assert ds["time"].values[0] >= attrs["start"] - np.timedelta64(30, "s")
+
+
+@pytest.mark.parametrize("day, collection, processor", [
+    ("2020-03-03", 1, "010107"),  # the real stripped granule's day
+    ("2021-04-12", 1, "020104"),  # the real granule of issue 8
+    ("2021-12-06", 2, "020301"),
+    ("2023-07-20", 3, "020500"),
+    ("2025-07-05", 3, "020701"),  # the public NRTI granule of FORMATS.md (orbit 40035)
+    ("2026-03-26", 3, "020800"),
+])
+def test_processing_baseline_of_a_day(day, collection, processor):
+    from app.sample.tropomi import processing_baseline
+
+    assert processing_baseline(day) == (collection, processor)
+
+
+def test_sample_from_02_08_00_has_the_3km_column_and_the_layer_height(tmp_path):
+    from app.sample.tropomi import simulate_orbit, write_tropomi_orbit
+
+    path = write_tropomi_orbit("soufriere", 18121, tmp_path, scanline_step=32, pixel_step=25, processor="020800",
+                               collection=3)
+    assert "_18121_03_020800_" in path.name
+    with netCDF4.Dataset(path) as nc:
+        lh = nc["PRODUCT/SO2_LAYER_HEIGHT"]
+        assert {"sulfurdioxide_layer_height", "sulfurdioxide_layer_height_precision", "sulfurdioxide_layer_pressure",
+                "qa_value_layer_height"} <= set(lh.variables)
+        assert lh["sulfurdioxide_layer_height"].units == "m"
+        assert lh["sulfurdioxide_layer_height"].dimensions == ("time", "scanline", "ground_pixel")
+    attrs = read_attrs(path)
+    assert attrs["unavailable_levels"] == {} and attrs["unavailable_layers"] == {}
+    ds = read_swath(path, ["so2_3km", "so2_7km", "so2_layer_height"], with_bounds=False)
+    sim = simulate_orbit("soufriere", 18121, scanline_step=32, pixel_step=25)
+    seen = np.isfinite(sim.layer_height_km)
+    assert seen.any()
+    np.testing.assert_allclose(ds["so2_layer_height"].values[seen], sim.layer_height_km[seen], atol=1e-3)  # km
+    assert np.isnan(ds["so2_layer_height"].values[~seen]).all()
+    np.testing.assert_allclose(ds["so2_3km"].values, sim.column_du["3km"], rtol=1e-3, atol=0.01)

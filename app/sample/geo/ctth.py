@@ -20,11 +20,20 @@ from app.data.geo_bands import FULL_DISK, geo_platform
 from app.data.nwcsaf import CTTH_ENCODING, ctth_flag_meanings
 from app.sample.geo.scene import GeoGrid, grid_cloud_top
 
-__all__ = ["write_ctth_slot", "ctth_dir", "DEMO_GRID_RESOLUTION_KM"]
+__all__ = ["write_ctth_slot", "ctth_dir", "DEMO_GRID_RESOLUTION_KM", "NWCSAF_VERSIONS", "nwcsaf_version_for"]
 
 #: Demo full-disk grids per sensor (whole factors of the real ones): ABI 16 km (678²), AHI 20 km (550²),
-#: SEVIRI 12 km (928²).
-DEMO_GRID_RESOLUTION_KM = {"abi": 16.0, "ahi": 20.0, "seviri": 12.0}
+#: SEVIRI 12 km (928²), FCI 16 km (696²).
+DEMO_GRID_RESOLUTION_KM = {"abi": 16.0, "ahi": 20.0, "seviri": 12.0, "fci": 16.0}
+
+#: NWC/GEO software versions whose product layout the writer knows: v2018 variables are ``(ny, nx)``; v2025
+#: puts a leading ``time`` dimension of length 1 on every variable and drops ``nominal_product_time``.
+NWCSAF_VERSIONS = ("v2018", "v2025")
+
+
+def nwcsaf_version_for(time) -> str:
+    """The NWC/GEO version of a slot's product: v2025 for slots from 2025 on, v2018 before."""
+    return "v2025" if _as_datetime(time).year >= 2025 else "v2018"
 
 #: Opaque clouds (effective cloudiness at least this) are retrieved by the "opaque cloud" method.
 OPAQUE_EFFECTIVE_CLOUDINESS = 0.9
@@ -70,8 +79,12 @@ def _illumination(lat, lon, time) -> np.ndarray:
     return np.where(sza < 80.0, 2, np.where(sza >= 95.0, 1, 3))
 
 
-def _create_variables(nc, grid: GeoGrid) -> None:
+def _create_variables(nc, grid: GeoGrid, version: str = "v2018") -> None:
     ny, nx = grid.shape
+    timed = version == "v2025"
+    if timed:
+        nc.createDimension("time", 1)
+    dims = ("time", "ny", "nx") if timed else ("ny", "nx")
     nc.createDimension("nx", nx)
     nc.createDimension("ny", ny)
     nc.createDimension("pal_colors_250", 250)
@@ -81,9 +94,9 @@ def _create_variables(nc, grid: GeoGrid) -> None:
         v.setncatts({"long_name": f"{axis} Georeferenced Coordinate for each pixel count",
                      "standard_name": f"projection_{axis.lower()}_coordinate", "units": "m", "axis": axis})
         v[:] = values
-    chunk = (min(ny, 256), min(nx, 256))
+    chunk = (1,) * timed + (min(ny, 256), min(nx, 256))
     for name, enc in CTTH_ENCODING.items():
-        v = nc.createVariable(name, enc["dtype"], ("ny", "nx"), zlib=True, complevel=4, shuffle=True,
+        v = nc.createVariable(name, enc["dtype"], dims, zlib=True, complevel=4, shuffle=True,
                               chunksizes=chunk, fill_value=np.array(enc["_FillValue"], dtype=enc["dtype"]))
         v.set_auto_maskandscale(False)
         attrs = {k: enc[k] for k in ("long_name", "standard_name", "units") if k in enc}
@@ -112,8 +125,12 @@ def _create_variables(nc, grid: GeoGrid) -> None:
 
 
 def write_ctth_slot(scenario, platform: str, time, out_root, grid: GeoGrid | None = None, *,
-                    region: str | None = None, max_block_pixels: int = 1_000_000) -> Path:
+                    region: str | None = None, max_block_pixels: int = 1_000_000,
+                    version: str | None = None) -> Path:
     """Write one NWC SAF GEO CTTH file for a slot; return its path.
+
+    ``version``: the NWC/GEO product layout, ``v2018`` or ``v2025`` (a leading ``time`` dimension, no
+    ``nominal_product_time``); default :func:`nwcsaf_version_for` the slot.
 
     ``platform``: our key (``G16``) or NWC SAF's id (``GOES16``, ``MSG4``, ``MSG1``, ``HIMAWARI8``). ``grid``: the
     imager's grid (default: the platform's full disk at the demo resolution of :data:`DEMO_GRID_RESOLUTION_KM`,
@@ -123,6 +140,9 @@ def write_ctth_slot(scenario, platform: str, time, out_root, grid: GeoGrid | Non
     import netCDF4
 
     p = geo_platform(platform)
+    version = version or nwcsaf_version_for(time)
+    if version not in NWCSAF_VERSIONS:
+        raise ValueError(f"unknown NWC/GEO version {version!r}; known: {', '.join(NWCSAF_VERSIONS)}")
     if grid is None:
         grid = GeoGrid.full_disk(p.key, DEMO_GRID_RESOLUTION_KM[p.sensor])
     if grid.platform != p.key:
@@ -134,22 +154,22 @@ def write_ctth_slot(scenario, platform: str, time, out_root, grid: GeoGrid | Non
     path.parent.mkdir(parents=True, exist_ok=True)
     nc = netCDF4.Dataset(path, "w", format="NETCDF4")
     try:
-        _create_variables(nc, grid)
+        _create_variables(nc, grid, version)
         slot64 = np.datetime64(slot)
         for rows in grid.row_blocks(max_block_pixels):
             ct = grid_cloud_top(scenario, grid, slot64, rows)
             lat, lon = grid.lonlat(rows)
-            _write_rows(nc, rows, ct, lat, lon, slot64)
+            _write_rows(nc, (0, rows) if version == "v2025" else (rows,), ct, lat, lon, slot64)
         x0, y0, x1, y1 = grid.area_extent_m
         fmt = "%Y-%m-%dT%H:%M:%SZ"
         nc.setncatts({
             "Conventions": "CF-1.6",
             "title": "NWC GEO Cloud Top Temperature and Height",
             "institution": "Fumarole sample archive (synthetic; the format of EUMETSAT NWC SAF)",
-            "source": "NWC/GEO version v2018",
+            "source": "NWC/GEO version v2025.1" if version == "v2025" else "NWC/GEO version v2018",
             "comment": "Synthetic cloud tops from a scenario model, not real data.",
             "product_name": "CTTH",
-            "product_version": "4.0",
+            "product_version": "6.0" if version == "v2025" else "4.0",
             "satellite_identifier": p.nwcsaf_id,
             "sub-satellite_longitude": np.float32(p.sub_lon),
             "region_name": region,
@@ -163,6 +183,8 @@ def write_ctth_slot(scenario, platform: str, time, out_root, grid: GeoGrid | Non
             "gdal_xgeo_low_right": x1,
             "gdal_ygeo_low_right": y0,
         })
+        if version == "v2025":
+            nc.delncattr("nominal_product_time")  # v2025 files carry the slot in the file name only
     except BaseException:
         nc.close()
         path.unlink(missing_ok=True)
@@ -171,21 +193,22 @@ def write_ctth_slot(scenario, platform: str, time, out_root, grid: GeoGrid | Non
     return path
 
 
-def _write_rows(nc, rows: slice, ct, lat, lon, time) -> None:
+def _write_rows(nc, rows: tuple, ct, lat, lon, time) -> None:
+    """Write one block of rows; ``rows`` is the index before the columns (``(slice,)`` or ``(0, slice)``)."""
     on_disk = np.isfinite(lat)
     cloudy = ct.cloudy & on_disk
     eff = ct.effective_cloudiness
     opaque = eff >= OPAQUE_EFFECTIVE_CLOUDINESS
-    nc.variables["ctth_alti"][rows, :] = _encode("ctth_alti", ct.height_km * 1000.0, cloudy)
-    nc.variables["ctth_pres"][rows, :] = _encode("ctth_pres", ct.pressure_hpa * 100.0, cloudy)
-    nc.variables["ctth_tempe"][rows, :] = _encode("ctth_tempe", ct.temperature_k, cloudy)
-    nc.variables["ctth_effectiv"][rows, :] = _encode("ctth_effectiv", eff, cloudy)
+    nc.variables["ctth_alti"][(*rows, slice(None))] = _encode("ctth_alti", ct.height_km * 1000.0, cloudy)
+    nc.variables["ctth_pres"][(*rows, slice(None))] = _encode("ctth_pres", ct.pressure_hpa * 100.0, cloudy)
+    nc.variables["ctth_tempe"][(*rows, slice(None))] = _encode("ctth_tempe", ct.temperature_k, cloudy)
+    nc.variables["ctth_effectiv"][(*rows, slice(None))] = _encode("ctth_effectiv", eff, cloudy)
     method = np.where(cloudy, np.where(opaque, 1, 3), 0)
-    nc.variables["ctth_method"][rows, :] = _encode("ctth_method", method, on_disk)
+    nc.variables["ctth_method"][(*rows, slice(None))] = _encode("ctth_method", method, on_disk)
     illumination = _illumination(lat, lon, time)
     conditions = illumination | (1 << 4) | (1 << 6)  # satellite data and NWP data both available
-    nc.variables["ctth_conditions"][rows, :] = _encode("ctth_conditions", conditions, on_disk)
+    nc.variables["ctth_conditions"][(*rows, slice(None))] = _encode("ctth_conditions", conditions, on_disk)
     quality = np.where(cloudy, np.where(opaque, 1, 2), 0)  # processing: 1 good, 2 questionable; 0 not processed
-    nc.variables["ctth_quality"][rows, :] = _encode("ctth_quality", quality, on_disk)
+    nc.variables["ctth_quality"][(*rows, slice(None))] = _encode("ctth_quality", quality, on_disk)
     status = np.where(cloudy, 1 | np.where(opaque, 0, 2), 0)  # bit 0 height retrieved, bit 1 semi-transparent
-    nc.variables["ctth_status_flag"][rows, :] = _encode("ctth_status_flag", status, on_disk)
+    nc.variables["ctth_status_flag"][(*rows, slice(None))] = _encode("ctth_status_flag", status, on_disk)

@@ -44,7 +44,7 @@ from app.data.geo_bands import geo_platform
 from app.sample.geo.scene import GeoGrid, grid_cloud_top, scan_angles_to_lonlat, simulate_channels
 
 #: Platforms the sample writes: short name -> (satellite_id, sub-satellite longitude).
-PLATFORMS = {key: (l15.SATELLITE_IDS[key], geo_platform(key).sub_lon) for key in ("MSG4", "MSG1")}
+PLATFORMS = {key: (l15.SATELLITE_IDS[key], geo_platform(key).sub_lon) for key in ("MSG1", "MSG2", "MSG3", "MSG4")}
 #: Real VIS/IR full disk and its step (km).
 FULL_DISK = 3712
 GRID_STEP_KM = 3.0004031658172607

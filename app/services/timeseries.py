@@ -59,8 +59,10 @@ import numpy as np
 import pandas as pd
 
 from app.core.locks import HDF_LOCK
+from app.core.lonlat import wrap_lon
 from app.core.state import say_once
 from app.data.errors import GranuleError, UserInputError
+from app.data.tropomi import LevelUnavailable
 from app.science.filters import Filters
 from app.science.flux import flux_from_mass_table
 from app.science.geodesy import EARTH_RADIUS_KM, great_circle_distance_km
@@ -105,9 +107,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: Version of the engine's results: bump it when a change alters any number, so that cached results are redone.
-ENGINE_VERSION = "1"
+ENGINE_VERSION = "2"  # 2: QA strict (qa_value > qa_min), the S5P SO2 recommendation
 #: The box-profile columns a time series can use.
-SO2_VARIABLES = ("so2_pbl", "so2_1km", "so2_7km", "so2_15km")
+SO2_VARIABLES = ("so2_pbl", "so2_1km", "so2_3km", "so2_7km", "so2_15km")
 #: Largest radius accepted, km.
 MAX_RADIUS_KM = 5000.0
 #: Columns of the mass table, in order.
@@ -177,7 +179,7 @@ def resolve_volcano(volcano: Any) -> VolcanoRef:
             raise UserInputError(f"the volcano's position {lat}, {lon} is not a latitude and a longitude")
         number = get("number")
         if not -180.0 <= lon < 180.0:
-            lon = (lon + 180.0) % 360.0 - 180.0
+            lon = wrap_lon(lon)
         return VolcanoRef(str(get("name", "volcano")), None if number is None else int(number), lat, lon)
     raise UserInputError(f"give the volcano as a name or a GVP number; got {volcano!r}")
 
@@ -297,10 +299,7 @@ def disk_bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, f
     if half >= 180.0:
         return -180.0, lat_min, 180.0, lat_max
 
-    def wrap(x: float) -> float:
-        return (x + 180.0) % 360.0 - 180.0
-
-    lon_min, lon_max = wrap(lon - half), wrap(lon + half)
+    lon_min, lon_max = wrap_lon(lon - half), wrap_lon(lon + half)
     if lon_max == -180.0:
         lon_max = 180.0
     return lon_min, lat_min, lon_max, lat_max
@@ -314,33 +313,30 @@ def disk_bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, f
 
 
 def _sampled_centres(path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Latitude and longitude of every ``stride``-th scanline (and the last), the rows read and the row count."""
-    import netCDF4
+    """Latitude and longitude of every ``stride``-th scanline (and the last), the rows read and the row count.
 
-    try:
-        nc = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise GranuleError(path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {exc}") from None
-    try:
+    The file is opened by the TROPOMI reader (:func:`app.data.tropomi.open_granule`, which holds HDF_LOCK and
+    turns a netCDF/HDF5 failure into a GranuleError): no other module opens TROPOMI files.
+    """
+    from app.data import tropomi
+
+    with tropomi.open_granule(path) as nc:
+        nc.set_auto_maskandscale(True)  # fill values become masked, hence NaN
         group = nc.groups.get("PRODUCT")
         if group is None or "latitude" not in group.variables or "longitude" not in group.variables:
             raise GranuleError(path, "has no PRODUCT/latitude and PRODUCT/longitude: not a TROPOMI L2 file")
         lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
         if lat_var.ndim != 3 or lon_var.shape != lat_var.shape:
             raise GranuleError(path, f"PRODUCT/latitude has shape {lat_var.shape}, expected (1, scanline, pixel)")
+        tropomi.check_dimensions(path, lat_var, "PRODUCT/latitude")
         n_rows = int(lat_var.shape[1])
         rows = np.unique(np.r_[np.arange(0, n_rows, stride), n_rows - 1]) if n_rows else np.array([], int)
-        try:
-            lat = np.ma.filled(np.ma.asarray(lat_var[0, ::stride, :], dtype=np.float64), np.nan)
-            lon = np.ma.filled(np.ma.asarray(lon_var[0, ::stride, :], dtype=np.float64), np.nan)
-            if n_rows and (n_rows - 1) % stride:
-                last = slice(n_rows - 1, n_rows)
-                lat = np.vstack([lat, np.ma.filled(np.ma.asarray(lat_var[0, last, :], dtype=np.float64), np.nan)])
-                lon = np.vstack([lon, np.ma.filled(np.ma.asarray(lon_var[0, last, :], dtype=np.float64), np.nan)])
-        except (OSError, RuntimeError, IndexError, ValueError) as exc:
-            raise GranuleError(path, f"reading PRODUCT/latitude failed (truncated or corrupt file?): {exc}") from None
-    finally:
-        nc.close()
+        lat = np.ma.filled(np.ma.asarray(lat_var[0, ::stride, :], dtype=np.float64), np.nan)
+        lon = np.ma.filled(np.ma.asarray(lon_var[0, ::stride, :], dtype=np.float64), np.nan)
+        if n_rows and (n_rows - 1) % stride:
+            last = slice(n_rows - 1, n_rows)
+            lat = np.vstack([lat, np.ma.filled(np.ma.asarray(lat_var[0, last, :], dtype=np.float64), np.nan)])
+            lon = np.vstack([lon, np.ma.filled(np.ma.asarray(lon_var[0, last, :], dtype=np.float64), np.nan)])
     return lat, lon, rows, n_rows
 
 
@@ -438,7 +434,10 @@ GRANULE_FAILURES = (GranuleError, OSError, RuntimeError, ValueError, LookupError
 
 
 def _exception_text(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:300]
+    try:
+        text = " ".join(str(exc).split())[:300]
+    except Exception:  # noqa: BLE001 - an exception whose str() fails (distributed's KilledWorker without a worker)
+        text = ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -447,18 +446,28 @@ def _granule_task(path: str, variable: str, lat: float, lon: float, radii_km: tu
     """One task: :func:`mass_for_granule`, with a granule that cannot be used returned as ``{"error": reason}``.
 
     Whatever the reader or the mass computation raises on this one file (:data:`GRANULE_FAILURES`: a damaged or
-    truncated file, a variable of the wrong shape or type, a file that vanished) makes the granule a skipped one
-    with that reason; the run goes on. Errors of the run's own orchestration happen outside this function.
+    truncated file, a variable of the wrong shape or type, a file that vanished; and any other exception, logged
+    with its traceback) makes the granule a skipped one with that reason; the run goes on. Errors of the run's own
+    orchestration happen outside this function.
     """
     t0 = time.perf_counter()
     try:
         out = mass_for_granule(path, variable, lat, lon, radii_km, filters)
+    except LevelUnavailable as exc:  # a processor version without this column: not damage, said as such
+        return {"unavailable": exc.reason, "seconds": time.perf_counter() - t0}
     except GranuleError as exc:
         return {"error": exc.problem, "seconds": time.perf_counter() - t0}
     except OSError as exc:  # the file vanished or the disk failed between the index and the read
         return {"error": f"cannot be read ({_exception_text(exc)})", "seconds": time.perf_counter() - t0}
     except GRANULE_FAILURES as exc:
         return {"error": f"cannot be used ({_exception_text(exc)})", "seconds": time.perf_counter() - t0}
+    except Exception as exc:  # noqa: BLE001 - any failure on one file skips that file; the log keeps the traceback
+        # NameError, ImportError, AssertionError...: most likely a bug of ours, not of the file. The granule is
+        # still skipped (the period goes on), and the error log carries the traceback to report.
+        logger.error("time series: unexpected failure of the reader on %s (a bug?)", os.path.basename(path),
+                     exc_info=True)
+        return {"error": f"cannot be used (unexpected failure of the reader: {_exception_text(exc)})",
+                "seconds": time.perf_counter() - t0}
     out["seconds"] = time.perf_counter() - t0
     return out
 
@@ -699,8 +708,10 @@ class TimeseriesReport:
     come near the disk's box but no pixel centre falls in the disk; ``outside_period``: granules whose overpass
     lies outside the period; ``superseded``: granules of an orbit also available in a newer or offline version;
     ``corrupt``: (path, reason) of granules that could not be read or used (a damaged file, a file name that
-    does not parse); ``cache_rejected``: cache entries found invalid and computed again. Paths are the server's;
-    every sentence meant for a user names a granule relative to ``archive_root`` (:meth:`name`).
+    does not parse); ``unavailable``: (path, reason) of granules whose processor version lacks the column asked for
+    (``so2_3km`` before 02.08.00; :class:`~app.data.tropomi.LevelUnavailable`); ``cache_rejected``: cache entries
+    found invalid and computed again. Paths are the server's; every sentence meant for a user names a granule
+    relative to ``archive_root`` (:meth:`name`).
     """
 
     volcano: VolcanoRef
@@ -719,6 +730,7 @@ class TimeseriesReport:
     outside_period: list[str] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     corrupt: list[tuple[str, str]] = field(default_factory=list)
+    unavailable: list[tuple[str, str]] = field(default_factory=list)
     cache_hits: int = 0
     cache_rejected: int = 0
     computed: int = 0
@@ -736,9 +748,12 @@ class TimeseriesReport:
         return relative_name(path, self.archive_root)
 
     def skipped_granules(self) -> list[tuple[str, str]]:
-        """(name relative to the archive root, reason) of every granule skipped because it could not be used."""
+        """(name relative to the archive root, reason) of every granule skipped because it could not be used.
+
+        Damaged granules first, then those whose processor version lacks the column asked for.
+        """
         return [(self.name(path), _relative_text(reason, path, self.name(path), self.archive_root))
-                for path, reason in self.corrupt]
+                for path, reason in (*self.corrupt, *self.unavailable)]
 
     def lines(self) -> list[str]:
         """The report as sentences, one per line (what was read, skipped and why)."""
@@ -747,7 +762,8 @@ class TimeseriesReport:
             f"radii {', '.join(f'{r:g}' for r in self.radii_km)} km, filters {self.filters.key()}",
             f"{self.n_in_period} granules in the period: {self.skipped_by_index} skipped by the index (they do not "
             f"touch the {max(self.radii_km):g} km disk), {self.n_granules} used, {self.cache_hits} from the cache, "
-            f"{self.computed} read, {len(self.corrupt)} unreadable",
+            f"{self.computed} read, {len(self.corrupt)} unreadable"
+            + (f", {len(self.unavailable)} without the {self.variable} column" if self.unavailable else ""),
         ]
         for path in self.not_reaching:
             out.append(f"{self.name(path)}: no pixel centre within {max(self.radii_km):g} km")
@@ -1123,6 +1139,9 @@ def _take(result: Mapping[str, Any], path: str, q: _Question, report: Timeseries
     if "error" in result:
         report.corrupt.append((path, result["error"]))
         return
+    if "unavailable" in result:
+        report.unavailable.append((path, result["unavailable"]))
+        return
     if result.get("window") is not None:
         first, stop = result["window"]
         report.windows[path] = (int(first), int(stop), int(result.get("n_scanlines") or 0))
@@ -1137,6 +1156,19 @@ def _take(result: Mapping[str, Any], path: str, q: _Question, report: Timeseries
         return
     report.granules_used.append(path)
     records.extend(inside)
+
+
+def _task_result(future: Any) -> dict[str, Any]:
+    """A finished task's result, or the reason its granule is skipped.
+
+    A task that failed where it ran (a Dask worker that died, a result that could not be sent back, a task
+    cancelled by the scheduler) is a skipped granule with that reason, like a bad file.
+    """
+    try:
+        return future.result()
+    except (Exception, cf.CancelledError) as exc:  # noqa: BLE001 - one granule's failure never stops the period
+        logger.warning("time series: a granule's task failed", exc_info=True)
+        return {"error": f"its task failed ({_exception_text(exc)})"}
 
 
 def _run_tasks(todo: list[tuple[dict[str, Any], dict[str, Any]]], q: _Question, where: _Where,
@@ -1158,7 +1190,7 @@ def _run_tasks(todo: list[tuple[dict[str, Any], dict[str, Any]]], q: _Question, 
             done, _ = runner.wait(list(running), 0.2)
             for future in done:
                 granule, key = running.pop(future)
-                result = future.result()  # the task returns unreadable files as results: this raises only on bugs
+                result = _task_result(future)
                 report.computed += 1
                 if cache is not None and key is not None and "error" not in result:
                     cache.put(key, result)
@@ -1202,7 +1234,8 @@ def compute_mass_timeseries(
     variable
         The column: ``so2_pbl``, ``so2_1km``, ``so2_7km`` or ``so2_15km``.
     filters
-        :class:`app.science.filters.Filters` (or a mapping of its fields); qa_value >= 0.5 by default.
+        :class:`app.science.filters.Filters` (or a mapping of its fields); None for the one default of every
+        entry point, :data:`app.science.filters.DEFAULT_FILTERS` (QA > 0.5, SZA <= 80°).
     scheduler
         For trusted callers only (the CLI's ``--scheduler``, notebooks, tests): None or ``"threads"``: a local
         thread pool; ``"processes"``; ``"sync"``; a Dask scheduler address (``"tcp://127.0.0.1:8786"``) or a
@@ -1243,7 +1276,7 @@ def compute_mass_timeseries(
     t_start = time.perf_counter()
     where = _resolve_scheduler(scheduler, cluster)
     q = _Question(resolve_volcano(volcano), *parse_period(start, end), check_radii(radii_km),
-                  check_variable(variable), Filters.coerce(filters))
+                  check_variable(variable), Filters.default() if filters is None else Filters.coerce(filters))
     index, root, index_skipped = _open_index(catalog_or_index)
     cache = None
     if cache_dir is not False:
@@ -1317,53 +1350,27 @@ def _no_data_error(q: _Question, report: TimeseriesReport) -> UserInputError:
 
 
 def load_wind_csv(path: str | os.PathLike) -> pd.Series:
-    """A wind-speed series from a CSV with the columns ``time`` (UTC) and ``wind_ms`` (m/s); ``#`` lines skipped.
+    """A wind-speed series from a CSV with the columns ``time`` (UTC) and ``speed_ms`` or ``wind_ms`` (m/s).
 
     Returns a Series named ``wind_ms`` indexed by time (sorted), to interpolate at each orbit's time. Raises
-    UserInputError naming the file and the line at fault.
+    UserInputError naming the file and the line at fault. A CSV with heights (``height_km``) is read by
+    :class:`app.data.wind.CsvWind`, which takes the speed at the plume height.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"the wind file {path} does not exist")
-    try:
-        raw = pd.read_csv(path, comment="#", skipinitialspace=True, dtype=str)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"the wind file {path} is not a CSV table: {exc}") from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
-    missing = [c for c in ("time", "wind_ms") if c not in raw.columns]
-    if missing:
-        raise UserInputError(
-            f"the wind file {path} needs the columns time and wind_ms; it lacks {', '.join(missing)} "
-            f"(it has {', '.join(raw.columns) or 'no columns'})"
-        )
-    if raw.empty:
-        raise UserInputError(f"the wind file {path} has no rows")
-    times = pd.to_datetime(raw["time"], errors="coerce", utc=True)
-    speeds = pd.to_numeric(raw["wind_ms"], errors="coerce")
-    for i in range(len(raw)):
-        line = i + 2  # the header is line 1 (comment lines aside)
-        if pd.isna(times.iat[i]):
-            raise UserInputError(f"the wind file {path}, row {line}: time {raw['time'].iat[i]!r} is not a time")
-        if not (np.isfinite(speeds.iat[i]) and speeds.iat[i] >= 0):
-            raise UserInputError(
-                f"the wind file {path}, row {line}: wind_ms {raw['wind_ms'].iat[i]!r} is not a speed >= 0 in m/s"
-            )
-    index = pd.DatetimeIndex(times.dt.tz_localize(None), name="time")
-    series = pd.Series(speeds.to_numpy(dtype=float), index=index, name="wind_ms").sort_index()
-    if series.index.has_duplicates:
-        raise UserInputError(f"the wind file {path} gives the time {series.index[series.index.duplicated()][0]} twice")
-    return series
+    from app.data.wind import load_wind_csv_table
+
+    table = load_wind_csv_table(path)
+    if "height_km" in table.columns:
+        raise UserInputError(f"the wind file {path} has heights (height_km): give it as a wind source "
+                             "(app.data.wind.CsvWind) with the plume height")
+    return pd.Series(table["speed_ms"].to_numpy(float), index=pd.DatetimeIndex(table["time"], name="time"),
+                     name="wind_ms")
 
 
 def check_wind_speed(wind: Any, what: str = "the wind speed") -> float:
     """A constant wind speed (m/s) as a finite float > 0, or a UserInputError naming ``what`` and the value."""
-    try:
-        value = float(wind)
-    except (TypeError, ValueError, OverflowError):
-        raise UserInputError(f"{what} must be a number of m/s; got {wind!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise UserInputError(f"{what} must be more than 0 m/s; got {wind!r}")
-    return value
+    from app.data.wind import check_speed
+
+    return check_speed(wind, what)
 
 
 def _wind_input(wind: Any) -> Any:
@@ -1375,15 +1382,28 @@ def _wind_input(wind: Any) -> Any:
         float(wind)
     except (TypeError, ValueError, OverflowError):
         raise UserInputError(
-            f"the wind must be a speed in m/s, a time series or a CSV file (time, wind_ms); got {wind!r}"
+            f"the wind must be a wind source (app.data.wind), a speed in m/s, a time series or a CSV file "
+            f"(time, speed_ms); got {wind!r}"
         ) from None
     return check_wind_speed(wind)
+
+
+def _volcano_position(volcano: Any) -> tuple[float, float]:
+    if volcano is None:
+        raise UserInputError("a gridded wind (ERA5) is taken at the volcano: give the volcano of the time series")
+    if isinstance(volcano, tuple | list) and len(volcano) == 2:
+        return float(volcano[0]), float(volcano[1])
+    v = resolve_volcano(volcano)
+    return v.latitude, v.longitude
 
 
 def compute_flux_timeseries(
     mass_table: pd.DataFrame,
     wind: Any,
     *,
+    plume_height_km: float | None = None,
+    volcano: Any = None,
+    why_no_wind: str | None = None,
     wind_err_ms: Any = None,
     min_coverage: float = 0.5,
     max_radius_km: float | None = None,
@@ -1391,19 +1411,40 @@ def compute_flux_timeseries(
 ) -> pd.DataFrame:
     """SO2 flux (t/day) per orbit by the disk method, from the table of :func:`compute_mass_timeseries`.
 
-    ``wind`` is the wind speed at plume height: a number (m/s), a Series by time (e.g. :func:`load_wind_csv`,
-    interpolated at each orbit's time) or by orbit, a function of time, or the path of a CSV (time, wind_ms). For
-    the scenario's wind, pass ``get_scenario(name).wind_speed_ms(height_km)``. The other arguments and the
-    columns are those of :func:`app.science.flux.flux_from_mass_table`.
+    ``wind`` is the wind at plume height: a wind source (:mod:`app.data.wind`: a constant, a CSV or an ERA5 file,
+    e.g. the catalogue's, :func:`app.data.wind.wind_from_catalog`) taken at ``plume_height_km`` over ``volcano``
+    (a name, a VolcanoRef or (lat, lon)) at each orbit's time; a number (m/s); a Series by time (interpolated
+    at each orbit's time) or by orbit; a function of time; the path of a CSV (time, speed_ms); or None, when
+    there is no wind at all: every orbit then has no flux and its ``reason`` says why (``why_no_wind``, else a
+    sentence saying what to give). The other arguments and
+    the columns are those of :func:`app.science.flux.flux_from_mass_table`.
     """
-    return flux_from_mass_table(
+    from app.data.wind import DEFAULT_PLUME_HEIGHT_KM, WindSource, no_wind_reason
+
+    source = wind if isinstance(wind, WindSource) else None
+    if wind is None:
+        value: Any = lambda _t: float("nan")  # noqa: E731
+    elif source is not None:
+        height = DEFAULT_PLUME_HEIGHT_KM if plume_height_km is None else float(plume_height_km)
+        lat, lon = _volcano_position(volcano) if source.kind == "era5" else (float("nan"), float("nan"))
+        value = source.at(height, lat, lon, mass_table["time"].dropna().unique() if len(mass_table) else [])
+    else:
+        value = _wind_input(wind)
+    flux = flux_from_mass_table(
         mass_table,
-        _wind_input(wind),
+        value,
         wind_err_ms=wind_err_ms,
         min_coverage=min_coverage,
         max_radius_km=max_radius_km,
         error_model=error_model,
     )
+    no_wind = flux["reason"].astype(str).str.startswith("no usable wind") & flux["wind_ms"].astype(float).isna()
+    if len(flux) and no_wind.any():
+        if wind is None:
+            flux.loc[no_wind, "reason"] = f"no wind: {why_no_wind or no_wind_reason()}"
+        elif source is not None:
+            flux.loc[no_wind, "reason"] = [f"no wind: {source.missing_reason(t)}" for t in flux.loc[no_wind, "time"]]
+    return flux
 
 
 # --- CSV with provenance -------------------------------------------------------------------------------------
