@@ -443,10 +443,10 @@ def test_volcplume_draws_the_rest_when_a_reader_raises_anything(tiny_copy, tmp_p
     victim = str(rows["path"].iloc[0])
     real = view.read_swath_cached
 
-    def flaky(path, variables, with_bounds=False):
+    def flaky(path, variables, with_bounds=False, reader="tropomi_l2_so2"):
         if str(path) == victim:
             raise KeyError("sulfurdioxide_total_vertical_column_7km")  # a reader's own bug, not a GranuleError
-        return real(path, variables, with_bounds)
+        return real(path, variables, with_bounds, reader)
 
     monkeypatch.setattr(view, "read_swath_cached", flaky)
     log = LogConsole()

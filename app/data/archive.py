@@ -27,6 +27,7 @@ from app.core.cache import cached
 from app.data import catalog as catalogs
 from app.data.errors import FumaroleError, GranuleError
 from app.data.index import GranuleIndex, IndexReport, relative_name, without_root
+from app.data.readers import reader_for
 from app.data.tropomi import LevelUnavailable
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,12 @@ class Archive:
     def product_info(self, product: str) -> catalogs.ProductInfo:
         """Labels, units and plot defaults of a product."""
         return catalogs.product_info(self.catalog, product)
+
+    def reader_key(self, product: str) -> str:
+        """The key of the reader the catalogue names for ``product`` (:mod:`app.data.readers`), checked."""
+        key = self.product_info(product).reader
+        reader_for(key)  # an unknown key is said here, naming the registered ones
+        return key
 
     def refresh(self, report: Reporter = _log_reporter) -> IndexReport:
         """Bring the index up to date with the files; reports what was added and skipped."""
@@ -192,18 +199,19 @@ CALIOP_CACHE_SHARE = 0.08
 
 
 @cached("swath granules", SWATH_CACHE_SHARE)
-def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], with_bounds: bool) -> xr.Dataset:
-    from app.data.tropomi import read_swath
+def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], with_bounds: bool,
+                  reader: str) -> xr.Dataset:
+    return reader_for(reader)(stamp[0], variables=variables, with_bounds=with_bounds).load()
 
-    return read_swath(stamp[0], variables=variables, with_bounds=with_bounds).load()
 
-
-def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = False) -> xr.Dataset:
+def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = False,
+                      reader: str = "tropomi_l2_so2") -> xr.Dataset:
     """A TROPOMI granule as a canonical Swath, shared by the sessions of this process (keyed by path and mtime).
 
-    Kept in the byte-bounded cache "swath granules"; identical concurrent reads are merged into one.
+    ``reader``: the catalogue's reader key (:meth:`Archive.reader_key`). Kept in the byte-bounded cache "swath
+    granules"; identical concurrent reads are merged into one.
     """
-    return _swath_cached(_stamp(path), tuple(variables), with_bounds)
+    return _swath_cached(_stamp(path), tuple(variables), with_bounds, reader)
 
 
 @cached("swath granules", SWATH_CACHE_SHARE, key=lambda stamp: ("unavailable fields", stamp))
@@ -229,13 +237,14 @@ def read_track_cached(path: str) -> xr.Dataset:
     return _track_cached(_stamp(path))
 
 
-@cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp, variables: ("curtain", stamp, variables))
-def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...]) -> xr.Dataset:
-    from app.data.caliop import read_curtain
-
-    return read_curtain(stamp[0], variables=variables).load()
+@cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp, variables, reader: ("curtain", stamp, variables, reader))
+def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], reader: str) -> xr.Dataset:
+    return reader_for(reader)(stamp[0], variables=variables).load()
 
 
-def read_curtain_cached(path: str, variables: Iterable[str]) -> xr.Dataset:
-    """A CALIOP granule's curtain (the variables asked for), cached per process (byte-bounded)."""
-    return _curtain_cached(_stamp(path), tuple(variables))
+def read_curtain_cached(path: str, variables: Iterable[str], reader: str = "caliop_l1b") -> xr.Dataset:
+    """A CALIOP granule's curtain (the variables asked for), cached per process (byte-bounded).
+
+    ``reader``: the catalogue's reader key (:meth:`Archive.reader_key`).
+    """
+    return _curtain_cached(_stamp(path), tuple(variables), reader)

@@ -199,11 +199,13 @@ class VolcPlume(pn.viewable.Viewer):
             return
         lacking = [p for p in todo if self.field in self.archive.unavailable_fields(p)]
         variables = self._fields_read()
+        reader = self.archive.reader_key(TROPOMI)  # the catalogue's reader of the product (app.data.readers)
         read = self.archive.read_many([p for p in todo if p not in lacking],
-                                      lambda p: read_swath_cached(p, variables), self.log.write)
+                                      lambda p: read_swath_cached(p, variables, reader=reader), self.log.write)
         names = {name for name, _, _ in read.unavailable}
         lacking += [p for p in todo if self.archive.name_of(p) in names]
-        geo = self.archive.read_many(lacking, lambda p: read_swath_cached(p, GEOLOCATION_FIELDS), self.log.write)
+        geo = self.archive.read_many(lacking, lambda p: read_swath_cached(p, GEOLOCATION_FIELDS, reader=reader),
+                                     self.log.write)
         datasets = read.datasets + geo.datasets
         done = {str(ds.attrs.get("source", "")) for ds in datasets}
         self._unreadable |= {p for p in todo if str(p) not in done}
@@ -516,7 +518,7 @@ class VolcPlume(pn.viewable.Viewer):
         needed = (["total_attenuated_backscatter_532", "perpendicular_attenuated_backscatter_532"]
                   if var == "depolarization_ratio_532" else [var])
         try:
-            return read_curtain_cached(path, needed)
+            return read_curtain_cached(path, needed, reader=self.archive.reader_key(CALIOP))
         except FumaroleError as exc:
             self.log.write("warning", f"skipped {self.archive.describe(exc)}")
             return None
