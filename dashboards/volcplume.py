@@ -6,24 +6,26 @@ from app.paths import DASHBOARDS
 from app.views.log_console import LogConsole
 from app.views.shell import deferred_page
 from app.views.timeseries_panel import TimeSeriesPanel
-from app.views.volcplume import VolcPlume
+from app.views.volcplume import URL_STATE, VolcPlume
 
 pn.extension("tabulator", notifications=True)
 
-URL_STATE = ["zone", "level", "quantity", "secondary", "date", "so2_min", "so2_max", "height_min", "height_max",
-             "qa_min", "edge_pixels", "sza_max",
-             "show_borders", "show_timestamps", "orbits", "volcano", "radii", "caliop_granule", "x_range", "y_range"]
 
 def build():
     """The page's content: the map, the time-series card and the log console, and the controls."""
     log = LogConsole()
     app = VolcPlume(log=log)
-    pn.state.location.sync(app, {name: name for name in URL_STATE})
+    # the link's values one by one (a bad one is said over the map and replaced), then kept in sync with the URL,
+    # which then holds the values used
+    app.apply_query({k: v for k, v in pn.state.location.query_params.items() if k in URL_STATE})
+    pn.state.location.sync(app, {name: name for name in URL_STATE}, on_error=lambda _bad: None)
     timeseries = TimeSeriesPanel(app)  # follows the map's volcano, filters, level and date; writes to its log
+    # the cards scroll sideways on a phone rather than widen the page (their forms are wider than 390 px)
+    narrow = {"stylesheets": [":host { min-width: 0 !important; overflow-x: auto; }"]}
     main = [app,
             pn.Card(timeseries, title="Satellite time series around a volcano", collapsed=True,
-                    sizing_mode="stretch_width"),
-            pn.Card(log, title="Log console", collapsed=True, sizing_mode="stretch_width")]
+                    sizing_mode="stretch_width", **narrow),
+            pn.Card(log, title="Log console", collapsed=True, sizing_mode="stretch_width", **narrow)]
     return main, [app.controls()]
 
 

@@ -153,3 +153,142 @@ def test_hovering_the_curtain_marks_the_place_on_the_map(dashboard_server, page,
     _wait_until(lambda: _magenta(np.asarray(Image.open(io.BytesIO(page.screenshot(clip=map_box))).convert(
         "RGB")).astype(int)) > before + 40 or None, page=page)
     page.screenshot(path=str(shots / "volcplume-curtain-hover.png"))
+
+
+# --- issue 11: the page true to its controls ----------------------------------------------------------------------
+
+from test_journeys_volcplume import ZONES, map_state  # noqa: E402 - the journeys' readers of the page's map
+
+
+def _state_when(page, predicate, what):
+    try:
+        return _wait_until(lambda: (lambda s: s if s and predicate(s) else None)(map_state(page)), page=page)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: last map state {map_state(page)}") from exc
+
+
+def _dark(rgb: np.ndarray) -> int:
+    return int((rgb.sum(axis=-1) < 120).sum())
+
+
+def test_a_zone_change_moves_the_map_and_keeps_everything_drawn(dashboard_server, page, shots):
+    _open(page, f"{dashboard_server}/volcplume")
+    for zone in ("Iceland", "Mediterranean", "World", "World (Pacific-centred)"):
+        page.locator("select").first.select_option(zone)
+        (x0, x1), (y0, y1) = ZONES[zone]
+        s = _state_when(page, lambda s, x0=x0, x1=x1, y0=y0, y1=y1: s["x"][0] <= x0 and s["x"][1] >= x1
+                        and s["y"][0] <= y0 + 0.5 and s["y"][1] >= y1 - 0.5, f"the {zone} extent")
+        assert s["x"][1] - s["x"][0] < 1.3 * (x1 - x0) + 1 or s["y"][1] - s["y"][0] < 1.3 * (y1 - y0) + 1
+        # coastlines and volcano outlines (black) are drawn in every zone, the Pacific-centred World included
+        _wait_until(lambda: _dark(_map_pixels(page)) > 300, page=page)
+        assert "x_range" in page.url and f"x_range=%5B{float(x0)}%2C+{float(x1)}%5D" in page.url
+    page.screenshot(path=str(shots / "volcplume-pacific-world.png"), full_page=True)
+    # the SO2 of every orbit is drawn in the Pacific frame too, and the CALIOP tracks (blue)
+    rgb = _map_pixels(page)
+    assert _so2_pixels(rgb) > 50
+    assert int(((rgb[..., 2] > 120) & (rgb[..., 0] < 80) & (rgb[..., 1] < 120)).sum()) > 100
+
+
+def test_a_zone_without_caliop_track_keeps_the_map(dashboard_server, page):
+    _open(page, f"{dashboard_server}/volcplume")
+    page.locator("select").first.select_option("Iceland")  # no CALIOP granule crosses Iceland on 2021-04-12
+    _state_when(page, lambda s: s["x"][0] <= -32 and s["x"][1] >= -4, "the Iceland extent")
+    _wait_until(lambda: _dark(_map_pixels(page)) > 300, page=page)  # coastlines and volcanoes: not blank
+    assert page.locator(".alert-danger").count() == 0
+    assert page.get_by_label("CALIOP granule").input_value() == ""  # the CALIOP granule select is empty
+
+
+def test_title_and_colour_bar_follow_level_and_quantity(dashboard_server, page):
+    _open(page, f"{dashboard_server}/volcplume")
+    s = map_state(page)
+    assert s["title"] == "TROPOMI SO2 7 km — 2021-04-12" and s["colorbar"] == "SO2 7 km, 2021-04-12 (DU)"
+    page.get_by_role("button", name="PBL", exact=True).click()
+    _state_when(page, lambda s: s["title"] == "TROPOMI SO2 PBL — 2021-04-12"
+                and s["colorbar"] == "SO2 PBL, 2021-04-12 (DU)", "the PBL title and colour bar")
+    page.get_by_role("button", name="15 km", exact=True).click()
+    _state_when(page, lambda s: s["title"] == "TROPOMI SO2 15 km — 2021-04-12"
+                and s["colorbar"] == "SO2 15 km, 2021-04-12 (DU)", "the 15 km title and colour bar")
+
+
+def test_a_zoomed_permalink_reopens_zoomed_with_its_data(dashboard_server, page):
+    url = f"{dashboard_server}/volcplume?zone=World&x_range=%5B-70.0%2C+-50.0%5D&y_range=%5B5.0%2C+20.0%5D"
+    _open(page, url)
+    s = map_state(page)
+    assert s["x"][0] <= -70 and s["x"][1] >= -50 and s["y"][0] <= 5 and s["y"][1] >= 20
+    assert s["x"][1] - s["x"][0] < 40  # the zoomed view, not the World
+    assert page.locator("select").first.input_value() == "World"
+    assert _so2_pixels(_map_pixels(page)) > 200  # the plume, drawn over the whole zoomed view
+
+
+def test_a_bad_permalink_is_said_and_the_url_corrected(dashboard_server, page):
+    page.goto(f"{dashboard_server}/volcplume?zone=Atlantis&level=3km&so2_max=abc")
+    alert = page.get_by_text("This link had values that cannot be used").first
+    alert.wait_for(timeout=90_000)
+    zone = page.get_by_text("zone=Atlantis: zone:").first.inner_text()
+    assert "does not accept 'Atlantis'" in zone and zone.endswith("used Caribbean")
+    so2 = page.get_by_text("so2_max=abc:").first.inner_text()
+    assert "'abc' cannot be read" in so2 and so2.endswith("used 20.0")
+    _wait_until(lambda: "zone=Caribbean" in page.url and "so2_max=20.0" in page.url, page=page)
+    assert "level=3km" in page.url and "Atlantis" not in page.url
+
+
+def test_colour_range_min_above_max_is_refused_beside_it(dashboard_server, page):
+    _open(page, f"{dashboard_server}/volcplume")
+    box = page.get_by_label("SO2 min (DU)")
+    box.fill("50")
+    box.press("Enter")
+    page.get_by_text("SO2 min (50) must be less than SO2 max (20).").wait_for(timeout=20_000)
+    _wait_until(lambda: box.input_value() == "0.2", page=page)  # back to the value in use
+    assert "so2_min=0.2" in page.url
+    box = page.get_by_label("SO2 max (DU)")
+    box.fill("-5")
+    box.press("Enter")
+    page.get_by_text("SO2 max must not be negative; got -5.").wait_for(timeout=20_000)
+    assert "so2_max=20.0" in page.url
+
+
+def test_every_control_is_reachable_by_keyboard_with_a_visible_ring(dashboard_server, page):
+    _open(page, f"{dashboard_server}/volcplume")
+    page.locator("select").first.focus()
+    reached, outlines = [], set()
+    for _ in range(80):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("""() => { let e = document.activeElement;
+            while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;
+            const st = getComputedStyle(e);
+            return [e.tagName, (e.innerText || e.value || e.getAttribute('aria-label') || '').slice(0, 40),
+                    st.outlineStyle + ' ' + st.outlineWidth]; }"""))
+    texts = " | ".join(f"{t} {v}" for t, v, _ in reached)
+    for wanted in ("Soufriere St. Vincent", "04:35 UTC N", "Export PNG", "Export netCDF", "Remove item"):
+        assert wanted in texts, f"{wanted!r} not reached by Tab: {texts}"
+    outlines = {o for t, _, o in reached if t in ("BUTTON", "SELECT", "INPUT")}
+    assert any(o.startswith("solid 3px") for o in outlines), outlines
+    # no trap: Tab leaves the radii and reaches the CALIOP select after them
+    kinds = [t for t, _, _ in reached]
+    assert kinds.count("SELECT") >= 2
+
+
+def test_the_wheel_zooms_only_after_a_click_on_the_map(dashboard_server, page):
+    _open(page, f"{dashboard_server}/volcplume")
+    js = """() => { for (const d of Bokeh.documents) for (const m of d._all_models.values())
+        if (m.name === 'volcplume-map') return m.toolbar.active_scroll ? m.toolbar.active_scroll.type : null; }"""
+    assert page.evaluate(js) is None
+    before = map_state(page)
+    box = _biggest_canvas_box(page)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, 300)  # scrolls the page, not the map
+    assert map_state(page)["x"] == before["x"]
+    page.mouse.click(box["x"] + box["width"] / 3, box["y"] + box["height"] / 2)
+    _wait_until(lambda: page.evaluate(js) == "WheelZoomTool", page=page)
+
+
+def test_viewport_meta_and_screenshots_at_three_sizes(dashboard_server, page, shots):
+    for name, (w, h) in {"1920x1080": (1920, 1080), "1080x1920": (1080, 1920), "390x844": (390, 844)}.items():
+        page.set_viewport_size({"width": w, "height": h})
+        page.goto(f"{dashboard_server}/volcplume")
+        page.get_by_text("Orbits to display").wait_for(timeout=90_000, state="attached")
+        _wait_until(lambda: map_state(page) is not None, page=page)
+        assert page.evaluate("() => document.querySelector('meta[name=viewport]').content") == \
+            "width=device-width, initial-scale=1"
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= w + 1  # no page wider than the screen
+        page.screenshot(path=str(shots / f"volcplume-{name}.png"))

@@ -33,3 +33,13 @@ def test_a_failed_build_is_said_on_the_page_not_a_blank_page(caplog):
     assert "KeyError" in alert.object and "no granule index" in alert.object
     assert any("building georing failed" in r.getMessage() for r in caplog.records)
     assert tpl.sidebar.objects == []
+
+
+def test_the_page_fits_phones_and_shows_where_the_keyboard_is():
+    from app.views.shell import FOCUS_CSS, META_VIEWPORT
+
+    field = pn.widgets.TextInput(label="zone")
+    tpl = deferred_page("T", "volcplume", lambda: ([pn.Column(field)], []), available={"volcplume"})
+    assert tpl.meta_viewport == META_VIEWPORT == "width=device-width, initial-scale=1"
+    assert FOCUS_CSS in tpl.config.raw_css and "outline: 3px solid" in FOCUS_CSS
+    assert FOCUS_CSS in field.stylesheets  # inside the widget's shadow root too

@@ -2,7 +2,9 @@
 
 import io
 
+import holoviews as hv
 import numpy as np
+import panel as pn
 import pytest
 import xarray as xr
 from PIL import Image
@@ -266,7 +268,8 @@ def test_layer_height_layer_in_km_with_its_own_scale(tmp_path):
     assert vp.colour_map() is LAYER_HEIGHT and vp.colour_range() == (0.0, 20.0)
     assert vp.map_title() == "TROPOMI SO2 layer height — 2020-03-03"
     image = vp._image(None, None, 300, 200, vp.layers)
-    assert image.vdims[0].label == "SO2 layer height" and image.vdims[0].unit == "km"
+    assert image.vdims[0].label == "SO2 layer height, 2020-03-03" and image.vdims[0].unit == "km"  # the colour bar
+    assert vp.colorbar_label() == "SO2 layer height, 2020-03-03 (km)"
     vp.quantity = "column"
     assert vp.colour_map() is SO2 and float(np.nanmax(vp.layers[0].values)) == pytest.approx(8.9646, rel=1e-6)
 
@@ -301,3 +304,188 @@ def test_the_qa_filter_is_strict_as_the_s5p_recommendation():
                         "solar_zenith_angle": (("scanline", "ground_pixel"), np.full((1, 4), 30.0, np.float32))})
     mask = valid_mask(swath, "so2_7km", **DEFAULT_FILTERS.as_dict()).values
     assert mask.tolist() == [[False, False, True, True]]  # qa_value > 0.5: 0.50 itself is dropped
+
+
+# --- issue 11: one state, one picture ------------------------------------------------------------------------------
+
+def _dmap_types(vp):
+    """The element type each of the map's DynamicMap callbacks returns now."""
+    return {name: type(getattr(vp, name)()) for name in ("_tracks", "_selected_track", "_circles", "_volcanoes",
+                                                        "_selected_volcano")}
+
+
+def test_a_zone_change_moves_the_map_to_the_zone(vp):
+    assert (vp.x_range, vp.y_range) == ((-90.0, -40.0), (3.0, 28.0))  # the Caribbean's extent, in the state
+    vp.x_range, vp.y_range = (-70.0, -55.0), (10.0, 18.0)  # a zoom
+    for zone, extent in [("World", ((-180.0, 180.0), (-90.0, 90.0))), ("Mediterranean", ((-8.0, 42.0), (28.0, 48.0))),
+                         ("Iceland", ((-32.0, -4.0), (58.0, 70.0))),
+                         ("World (Pacific-centred)", ((0.0, 360.0), (-90.0, 90.0)))]:
+        vp.zone = zone
+        assert (vp.x_range, vp.y_range) == extent, zone
+        assert vp.view_ranges() == extent
+    fig = hv.render(vp.map_plot(), backend="bokeh")  # the figure the page gets: the Pacific World's extent
+    assert ((fig.x_range.start, fig.x_range.end), (fig.y_range.start, fig.y_range.end)) == extent
+    assert fig.match_aspect and fig.aspect_scale == 1  # circles in km stay round
+    assert fig.toolbar.active_scroll is None  # the wheel scrolls the page until the map is clicked
+
+
+def test_the_pacific_world_draws_coastlines_volcanoes_circles_and_swaths(vp):
+    vp.zone = "World (Pacific-centred)"
+    coast = vp._coast(None, None, False)
+    assert len(coast.get(0).dimension_values(0)) > 1000  # the coastlines of the [0, 360) frame
+    volcanoes = vp._volcanoes()
+    assert len(volcanoes) > 100 and volcanoes.dimension_values("longitude").min() >= 0
+    circle = vp._circles().dimension_values(0)
+    assert np.nanmin(circle) > 280 and np.nanmax(circle) < 320  # around La Soufrière (-61.2° = 298.8°)
+    image = vp._image(None, None, 400, 200, vp.layers)
+    assert np.isfinite(image.dimension_values(2)).sum() > 1000
+
+
+def test_every_map_callback_keeps_one_element_type_with_or_without_caliop(vp):
+    with_tracks = _dmap_types(vp)
+    assert vp.param.caliop_granule.objects and with_tracks["_tracks"] is hv.Path
+    vp.zone = "Iceland"  # no CALIOP track crosses Iceland on 2021-04-12: the tracks are an empty Path, no Overlay
+    assert vp.caliop_granule is None
+    assert _dmap_types(vp) == with_tracks
+    assert len(vp._tracks()) == 0 and len(vp._selected_track()) == 0
+
+
+def test_a_drawing_failure_is_said_and_the_last_picture_stays(vp, monkeypatch):
+    from app.render import overlays
+
+    good = vp._coast(None, None, False)
+    monkeypatch.setattr(overlays, "coastlines", lambda *a, **k: (_ for _ in ()).throw(OSError("coastline file gone")))
+    kept = vp._coast(None, None, False)
+    assert kept is good
+    assert vp.draw_error == "The map's coastlines could not be drawn: OSError: coastline file gone"
+    assert vp.draw_error in vp.log.messages("error")
+    alert = vp._alerts()[0]
+    assert alert.alert_type == "danger" and "coastline file gone" in alert.object
+    monkeypatch.undo()
+    vp._coast(None, None, False)
+    assert vp.draw_error == ""
+
+
+def test_title_and_colour_bar_follow_level_quantity_and_date(vp):
+    assert vp.map_title() == "TROPOMI SO2 7 km — 2021-04-12"
+    assert vp.colorbar_label() == "SO2 7 km, 2021-04-12 (DU)"
+    vp.level = "PBL"
+    fig = hv.render(vp.map_plot(), backend="bokeh")
+    assert fig.title.text == "TROPOMI SO2 PBL — 2021-04-12"
+    assert [r.title for r in fig.right if hasattr(r, "title")] == ["SO2 PBL, 2021-04-12 (DU)"]
+    assert vp._image(None, None, 100, 100, vp.layers).vdims[0].pprint_label == "SO2 PBL, 2021-04-12 (DU)"
+    vp.level = "15km"
+    assert vp.map_title() == "TROPOMI SO2 15 km — 2021-04-12" and vp.colorbar_label() == "SO2 15 km, 2021-04-12 (DU)"
+
+
+def test_a_zone_change_lists_the_new_zones_orbits_and_exports_its_extent(vp):
+    caribbean = list(vp.orbits)
+    vp.zone = "Iceland"
+    assert vp.orbits and not set(vp.orbits) & set(caribbean)
+    assert vp.orbits == vp.param.orbits.objects
+    ds = xr.open_dataset(vp.export_netcdf(), engine="h5netcdf")
+    assert list(ds.attrs["lon_range"]) == [-32.0, -4.0] and list(ds.attrs["lat_range"]) == [58.0, 70.0]
+    assert ds.sizes["pixel"] > 0  # pixels of the new zone, not an empty box of the old one
+
+
+def test_export_png_is_the_zoomed_view(vp, monkeypatch):
+    import app.views.volcplume as module
+
+    seen = {}
+    real = module.aggregate
+    monkeypatch.setattr(module, "aggregate",
+                        lambda layers, x, y, w, h: seen.update(x=x, y=y) or real(layers, x, y, w, h))
+    vp.x_range, vp.y_range = (-65.0, -55.0), (10.0, 16.0)
+    png = Image.open(vp.export_png())
+    assert seen == {"x": (-65.0, -55.0), "y": (10.0, 16.0)}
+    # the picture says what it shows: the title and colour bar of the screen, the view's extent
+    assert png.text["Title"] == "TROPOMI SO2 7 km — 2021-04-12"
+    assert png.text["Colour bar"] == "SO2 7 km, 2021-04-12 (DU)"
+    assert png.text["Extent"] == '{"x_range": [-65.0, -55.0], "y_range": [10.0, 16.0]}'
+
+
+def test_a_permalink_zoom_is_kept_with_its_zone(vp):
+    problems = vp.apply_query({"zone": "World", "x_range": "[-70.0, -50.0]", "y_range": "[5.0, 20.0]",
+                               "level": "15km"})
+    assert problems == []
+    assert (vp.zone, vp.level, vp.x_range, vp.y_range) == ("World", "15km", (-70.0, -50.0), (5.0, 20.0))
+    assert vp.view_ranges() == ((-70.0, -50.0), (5.0, 20.0))
+
+
+def test_a_bad_permalink_is_said_value_by_value(vp):
+    problems = vp.apply_query({"zone": "Atlantis", "level": "3km", "so2_max": "abc"})
+    assert vp.zone == "Caribbean" and vp.level == "3km" and vp.so2_max == 20.0
+    assert len(problems) == 2
+    assert problems[0].startswith("zone=Atlantis: zone: ") and problems[0].endswith("; used Caribbean")
+    assert problems[1].startswith("so2_max=abc: SO2 max: 'abc' cannot be read") and problems[1].endswith("; used 20.0")
+    assert vp.url_problems == problems
+    assert all(f"permalink: {p}" in vp.log.messages("warning") for p in problems)
+    alert = vp._alerts()[0]
+    assert "zone=Atlantis" in alert.object and "so2_max=abc" in alert.object
+    # min > max in a link: both refused, and so is a negative max
+    assert vp.apply_query({"so2_min": "30", "so2_max": "5"}) == [
+        "so2_min=30, so2_max=5: SO2 min (30) must be less than SO2 max (5); used 0.2 and 20"]
+    assert vp.apply_query({"so2_max": "-3"}) == ["so2_max=-3: SO2 max must not be negative; got -3; used 20.0"]
+    assert (vp.so2_min, vp.so2_max) == (0.2, 20.0)
+    assert vp.apply_query({"so2_min": "30", "so2_max": "50"}) == [] and (vp.so2_min, vp.so2_max) == (30.0, 50.0)
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("so2_min", 50.0, "SO2 min (50) must be less than SO2 max (20)"),
+    ("so2_max", 0.1, "SO2 min (0.2) must be less than SO2 max (0.1)"),
+    ("so2_max", -5.0, "SO2 max must not be negative; got -5"),
+    ("so2_max", None, "SO2 max must be a number; got None"),
+    ("height_min", 25.0, "Height min (25) must be less than Height max (20)"),
+    ("volcano", "Mount Doom", "unknown volcano 'Mount Doom': choose a name from the GVP list"),
+])
+def test_bad_input_is_refused_with_the_reason(vp, name, value, reason):
+    before = getattr(vp, name)
+    assert vp.set_checked(name, value) is False
+    assert getattr(vp, name) == before  # the state is unchanged
+    assert vp.input_errors == {name: reason}
+    assert f"refused: {reason}" in vp.log.messages("warning")
+    assert vp.set_checked(name, before) is True and vp.input_errors == {}
+
+
+def test_the_date_picker_offers_only_the_archives_days(vp):
+    import datetime as dt
+
+    assert vp._days == [dt.date(2021, 4, 12)]
+    assert vp.check_value("date", dt.date(2021, 4, 13)) == (
+        "the archive has no TROPOMI data on 2021-04-13: choose one of its days (1 day, 2021-04-12)")
+    picker = next(w for w in vp.controls().select(pn.widgets.DatePicker))
+    assert picker.enabled_dates == [dt.date(2021, 4, 12)]
+
+
+def test_volcano_is_chosen_from_the_gvp_list(vp):
+    (box,) = vp.controls().select(pn.widgets.AutocompleteInput)
+    assert len(box.options) > 1000 and "Soufriere St. Vincent" in box.options and box.value == vp.volcano
+    box.value = "Etna"
+    assert vp.volcano == "Etna"
+    box.value = "Mount Doom"  # refused beside it: the box goes back to the state's volcano
+    assert vp.volcano == "Etna" and box.value == "Etna" and "Mount Doom" in vp.input_errors["volcano"]
+
+
+def test_world_scale_thins_the_volcanoes_and_highlights_the_selected_one(vp):
+    regional = len(vp._volcanoes())
+    vp.zone = "World"
+    world = vp._volcanoes()
+    assert 100 < len(world) < regional / 2 or len(world) < 600
+    assert len(world) < 600 and world.opts.get("plot").kwargs.get("size", world.opts.get().kwargs.get("size")) == 6
+    (lon, lat), = vp._selected_volcano().array()
+    assert (round(lat, 2), round(lon, 2)) == (13.33, -61.18)
+
+
+def test_the_time_series_panel_follows_the_maps_level_and_says_what_it_uses(vp):
+    from app.data.wind import PLUME_HEIGHT_KM
+    from app.views.timeseries_panel import TimeSeriesPanel
+
+    panel = TimeSeriesPanel(vp, cache_dir=False)
+    assert panel.variables == ["so2_7km"]
+    vp.level = "15km"  # the map at 15 km: the panel computes so2_15km with the wind taken at 15 km
+    assert panel.variables == ["so2_15km"] and panel.plume_height_km == PLUME_HEIGHT_KM["so2_15km"]
+    vp.level = "3km"
+    assert panel.variables == ["so2_3km"]
+    panel.wind_source, panel.wind_ms = "constant", 12.0
+    assert panel.used_text().startswith(
+        f"**Column:** so2_3km (the map's level 3km) · **wind:** constant 12 m/s at {PLUME_HEIGHT_KM['so2_3km']:g} km")

@@ -26,12 +26,15 @@ __all__ = [
     "coastlines",
     "borders",
     "volcano_points",
+    "recent_volcanoes",
+    "selected_volcano",
     "circle_lines",
     "volcano_circles",
     "time_label_positions",
     "orbit_time_labels",
     "track_lines",
     "track_path",
+    "track_paths",
     "credits_text",
 ]
 
@@ -136,6 +139,21 @@ def volcano_points(table: pd.DataFrame, central_longitude: float = 0.0, size: in
         line_width=0.6,
         tools=[HoverTool(tooltips=_HOVER_VOLCANO)],
     )
+
+
+def recent_volcanoes(table: pd.DataFrame, since_year: int = 1900) -> pd.DataFrame:
+    """The volcanoes whose last eruption (GVP "2021 CE", "50 BCE", "Unknown") is in or after ``since_year`` CE."""
+    text = table["last_eruption"].astype(str)
+    year = pd.to_numeric(text.str.extract(r"^(\d+)\s*CE$")[0], errors="coerce")
+    return table[year.to_numpy() >= since_year]
+
+
+def selected_volcano(lat: float | None, lon: float | None, central_longitude: float = 0.0) -> hv.Points:
+    """The selected volcano as a large yellow triangle outlined in black (empty Points when there is none)."""
+    data = [] if lat is None or lon is None else [
+        (float(wrap_longitude(np.array([lon]), central_longitude)[0]), float(lat))]
+    points = hv.Points(data, kdims=["longitude", "latitude"], label="Selected volcano")
+    return points.opts(marker="triangle", size=16, color="#ffd700", line_color="black", line_width=1.5)
 
 
 def circle_lines(
@@ -301,6 +319,16 @@ def track_path(lon: np.ndarray, lat: np.ndarray, central_longitude: float = 0.0,
     """A CALIOP ground track as an ``hv.Path``, split where it crosses the frame's edge."""
     xy = track_lines(lon, lat, central_longitude)
     return _path([xy] if len(xy) else [], color=color, line_width=2.0)
+
+
+def track_paths(tracks: Iterable[tuple[np.ndarray, np.ndarray]], central_longitude: float = 0.0,
+                color: str = "#1f4e9c") -> hv.Path:
+    """CALIOP ground tracks ``(lon, lat)`` as one ``hv.Path`` (empty when there is none), each split at the edge.
+
+    Always one element type, so a DynamicMap that draws the tracks of a day without any stays valid.
+    """
+    data = [xy for xy in (track_lines(lon, lat, central_longitude) for lon, lat in tracks) if len(xy)]
+    return _path(data, color=color, line_width=2.0)
 
 
 def credits_text(tropomi: bool = True, caliop: bool = True, volcanoes: bool = True, basemap: bool = True) -> str:

@@ -9,8 +9,30 @@ from __future__ import annotations
 import panel as pn
 
 ACCENT = "#6b1f2a"
+#: Phones render the page at their width (not 980 px scaled down).
+META_VIEWPORT = "width=device-width, initial-scale=1"
+#: Visible focus rings for keyboard users, in the page and inside the widgets' shadow roots.
+FOCUS_CSS = """
+:focus-visible, .bk-input:focus, .bk-btn:focus, select:focus, input:focus, button:focus, a:focus {
+  outline: 3px solid #1a73e8 !important; outline-offset: 2px !important;
+}
+"""
 PAGES = (("VolcPlume", "volcplume"), ("GEO ring", "georing"), ("Kiosk", "kiosk"), ("Archive", "archive"),
          ("User guide", "guide"))
+
+
+#: On a phone (narrow window) the sidebar goes above the main area, both the window's width, and the title wraps.
+NARROW_CSS = """
+@media (max-width: 700px) {
+  #content { flex-direction: column; flex-wrap: nowrap; height: auto !important; overflow: visible !important; }
+  #content #sidebar.sidenav { max-width: 100% !important; width: 100% !important; height: auto !important;
+                              overflow: visible !important; }
+  #content #main { width: 100%; max-width: 100%; height: auto !important; overflow: visible !important; }
+  body { overflow-y: auto !important; height: auto !important; }
+  #main .bk-panel-models-layout-Column { min-width: 0 !important; }
+  #header .title, .navbar-brand { white-space: normal; font-size: 1.1rem; }
+}
+"""
 
 
 def header_links(current: str, available=None) -> pn.pane.HTML:
@@ -28,6 +50,7 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     """A served page: title, links to the other dashboards, the main area and an optional sidebar."""
     tpl = pn.template.BootstrapTemplate(
         title=title, header_background=ACCENT, sidebar_width=330, collapsed_sidebar=not sidebar,
+        meta_viewport=META_VIEWPORT, raw_css=[FOCUS_CSS, NARROW_CSS],
     )
     tpl.header.append(header_links(current, available))
     for item in sidebar:
@@ -35,6 +58,14 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     for item in main if isinstance(main, list | tuple) else [main]:
         tpl.main.append(item)
     return tpl
+
+
+def focus_rings(items) -> None:
+    """Give every widget in ``items`` the visible focus ring (:data:`FOCUS_CSS`) inside its shadow root."""
+    for item in items:
+        for widget in item.select(pn.widgets.Widget) if hasattr(item, "select") else ():
+            if FOCUS_CSS not in widget.stylesheets:
+                widget.stylesheets = [*widget.stylesheets, FOCUS_CSS]
 
 
 def deferred_page(title: str, current: str, build, sidebar: bool = True, available=None):
@@ -65,6 +96,7 @@ def deferred_page(title: str, current: str, build, sidebar: bool = True, availab
             main_col[:] = [pn.pane.Alert(f"This page could not be built: {type(exc).__name__}: {exc}",
                                          alert_type="danger")]
             return
+        focus_rings([*side, *main])
         side_col[:] = list(side)
         main_col[:] = list(main)
 

@@ -243,7 +243,26 @@ class TimeSeriesPanel(pn.viewable.Viewer):
 
     @param.depends("volcplume.level", watch=True)
     def _on_map_level(self) -> None:
-        self.plume_height_km = PLUME_HEIGHT_KM.get(LEVELS[self.volcplume.level], DEFAULT_PLUME_HEIGHT_KM)
+        """The map's level sets the column computed and the height at which the wind is taken (one update)."""
+        variable = LEVELS[self.volcplume.level]
+        self.param.update(variables=[variable],
+                          plume_height_km=PLUME_HEIGHT_KM.get(variable, DEFAULT_PLUME_HEIGHT_KM))
+
+    def used_text(self) -> str:
+        """Which column(s) and wind the panel uses: "Column so2_15km (the map's level 15km) · wind: … at 15 km"."""
+        level = f" (the map's level {self.volcplume.level})" if self.volcplume is not None else ""
+        if self.wind_source == "constant":
+            wind = f"constant {self.wind_ms:g} m/s"
+        elif self.wind_source == "csv":
+            wind = f"uploaded CSV {self.wind_filename or '(none yet)'}"
+        else:
+            wind = "the catalogue's wind"
+        return (f"**Column:** {', '.join(self.variables)}{level} · **wind:** {wind} at "
+                f"{self.plume_height_km:g} km" + (f" ({self.wind_label})" if self.wind_label else ""))
+
+    @param.depends("variables", "plume_height_km", "wind_source", "wind_ms", "wind_filename", "wind_label")
+    def _used(self):
+        return pn.pane.Markdown(self.used_text(), margin=(5, 10))
 
     @param.depends("volcplume.date", watch=True)
     def _on_map_date(self) -> None:
@@ -780,6 +799,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
                               visible=pn.bind(bool, self.param.message), sizing_mode="stretch_width")
         return pn.Column(
             self._question_widgets(),
+            self._used,
             self._action_widgets(),
             alert,
             self._result_widgets(),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 
 import holoviews as hv
 import numpy as np
@@ -62,8 +63,68 @@ SECONDARY = {
     "CALIOP 532 nm depolarisation ratio": "depolarization_ratio_532",
     "CALIOP 1064 nm backscatter": "attenuated_backscatter_1064",
 }
+#: The state a permalink holds, in the order a URL is applied (the zone and day before their orbits).
+URL_STATE = ["zone", "level", "quantity", "secondary", "date", "so2_min", "so2_max", "height_min", "height_max",
+             "qa_min", "edge_pixels", "sza_max", "show_borders", "show_timestamps", "orbits", "volcano", "radii",
+             "caliop_granule", "x_range", "y_range"]
+#: Colour-range controls checked together (low, high).
+RANGE_PAIRS = {n: pair for pair in (("so2_min", "so2_max"), ("height_min", "height_max")) for n in pair}
+URL_LABELS = {"so2_min": "SO2 min", "so2_max": "SO2 max", "height_min": "Height min", "height_max": "Height max",
+              "zone": "zone", "level": "level", "date": "date", "volcano": "volcano"}
 RADII_KM = [25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 1000, 2000]
 MAP_WIDTH, MAP_HEIGHT = 900, 520
+#: The Bokeh name of the map's figure (tests read its ranges and title from the page).
+MAP_NAME = "volcplume-map"
+
+
+_SQUARE_JS = """
+const xr = fig.x_range, yr = fig.y_range, w = fig.inner_width, h = fig.inner_height;
+if (!(w > 0 && h > 0)) return;
+const sx = (xr.end - xr.start) / w, sy = (yr.end - yr.start) / h;
+if (Math.abs(sx - sy) <= 0.005 * Math.max(sx, sy)) return;
+if (sx > sy) { const c = (yr.start + yr.end) / 2, half = sx * h / 2; yr.setv({start: c - half, end: c + half}); }
+else { const c = (xr.start + xr.end) / 2, half = sy * w / 2; xr.setv({start: c - half, end: c + half}); }
+"""
+
+
+def _with_text(png: bytes, text: dict[str, str]) -> bytes:
+    """The PNG with ``text`` in its tEXt chunks (title, colour bar, extent: what the picture shows, readable)."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    for key, value in text.items():
+        info.add_itxt(key, value)
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def _frame_aspect(x_range, y_range) -> float:
+    """Width / height of the map's frame that shows one degree of longitude as long as one of latitude.
+
+    The frame keeps this ratio at any window width, so circles in km stay round (data aspect 1 in the frame).
+    """
+    return float(x_range[1] - x_range[0]) / float(y_range[1] - y_range[0])
+
+
+def _map_hook(plot, _element) -> None:
+    """Name the map's figure; the mouse wheel scrolls the page until the map is clicked, then it zooms."""
+    from bokeh.models import CustomJS, WheelZoomTool
+
+    fig = plot.state
+    fig.name = MAP_NAME
+    fig.match_aspect, fig.aspect_scale = True, 1  # a box zoom keeps the data aspect
+    fig.sizing_mode = "scale_width"  # the window's width sets the map's (a phone's too), the aspect its height
+    # the frame's pixels may not have the view's ratio (axes, title and colour bar take their share of the window):
+    # widen the shorter span about its centre so one degree is as long across as up (circles stay round)
+    square = CustomJS(args={"fig": fig}, code=_SQUARE_JS)
+    fig.js_on_change("inner_width", square)
+    fig.js_on_change("inner_height", square)
+    wheel = next((t for t in fig.tools if isinstance(t, WheelZoomTool)), None)
+    fig.toolbar.active_scroll = None
+    if wheel is not None:
+        fig.js_on_event("tap", CustomJS(args={"toolbar": fig.toolbar, "wheel": wheel},
+                                        code="toolbar.active_scroll = wheel"))
 
 
 def _day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -74,6 +135,15 @@ def _day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
 def _in_zone(lat: np.ndarray, lon: np.ndarray, zone: Zone) -> np.ndarray:
     lo = wrap_lon(lon, zone.central_longitude)
     return (lat >= zone.lat_min) & (lat <= zone.lat_max) & (lo >= zone.lon_min) & (lo <= zone.lon_max)
+
+
+def _number_problem(label: str, value) -> str | None:
+    """Why a colour-range value is refused: not a number, or negative (None if it is a number ≥ 0)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        return f"{label} must be a number; got {value!r}"
+    if value < 0:
+        return f"{label} must not be negative; got {value:g}"
+    return None
 
 
 def _invert(mapping: dict[str, str]) -> dict[str, str]:
@@ -122,6 +192,12 @@ class VolcPlume(pn.viewable.Viewer):
     status = param.String(default="", precedence=-1, doc="derived: a sentence on what is shown, or why nothing")
     unavailable = param.Dict(default={}, precedence=-1,
                              doc="derived: level ('3km', …, 'layer_height') -> why the day's granules lack it")
+    input_errors = param.Dict(default={}, precedence=-1,
+                              doc="derived: control name -> why the value typed there was refused (said beside it)")
+    url_problems = param.List(default=[], precedence=-1,
+                              doc="derived: the permalink's bad values, each with what was used instead")
+    draw_error = param.String(default="", precedence=-1,
+                              doc="derived: why the last drawing failed (the last good picture stays)")
 
     def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
         self.archive = archive or get_archive()
@@ -129,6 +205,7 @@ class VolcPlume(pn.viewable.Viewer):
         self._swaths: dict[int, xr.Dataset] = {}
         self._orbit_labels: dict[str, int] = {}
         self._caliop_labels: dict[str, str] = {}
+        self._days = sorted(pd.Timestamp(d).date() for d in self.archive.days(TROPOMI))
         if params.get("date") is None:
             days = self.archive.days(TROPOMI)
             params["date"] = pd.Timestamp(days[len(days) // 2]).date() if days else dt.date(2021, 4, 12)
@@ -138,6 +215,10 @@ class VolcPlume(pn.viewable.Viewer):
             self._make_layers()
         self._pointer = hv.streams.PointerXY(x=None, y=None)
         self._curtain_pointer = hv.streams.PointerX(x=None)
+        self._last_good: dict[str, object] = {}
+        self._seen_view = (self.zone, self.x_range, self.y_range)
+        if self.x_range is None or self.y_range is None:
+            self._reset_view()
 
     # --------------------------------------------------------------------------------------------- data steps
     @property
@@ -174,6 +255,39 @@ class VolcPlume(pn.viewable.Viewer):
     def zone_obj(self) -> Zone:
         """The current zone."""
         return ZONES[self.zone]
+
+    # --------------------------------------------------------------------------------------------- the view
+    def _reset_view(self) -> None:
+        """The view is the zone's extent (a zone change, or a view that does not fit the zone's frame)."""
+        zone = self.zone_obj
+        self.param.update(x_range=tuple(float(v) for v in zone.x_range),
+                          y_range=tuple(float(v) for v in zone.y_range))
+
+    def view_ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The map's extent from the state: the zoomed view (x_range, y_range) or else the zone's."""
+        zone = self.zone_obj
+        return (tuple(self.x_range) if self.x_range else zone.x_range,
+                tuple(self.y_range) if self.y_range else zone.y_range)
+
+    def _view_fits_zone(self) -> bool:
+        if self.x_range is None or self.y_range is None:
+            return False
+        west = self.zone_obj.central_longitude - 180.0
+        (x0, x1), (y0, y1) = self.x_range, self.y_range
+        return x0 < x1 and y0 < y1 and x1 > west - 180 and x0 < west + 540 and y1 > -91 and y0 < 91
+
+    @param.depends("zone", "x_range", "y_range", watch=True)
+    def _on_view(self) -> None:
+        """A zone change moves the map to the zone; a zoom set with it (a permalink) is kept when it fits."""
+        zone_changed = self.zone != self._seen_view[0]
+        range_changed = (self.x_range, self.y_range) != self._seen_view[1:]
+        self._seen_view = (self.zone, self.x_range, self.y_range)
+        if zone_changed and not range_changed:
+            self._reset_view()
+        elif self.x_range is not None and not self._view_fits_zone():
+            self.log.write("warning", f"the view x_range={self.x_range}, y_range={self.y_range} does not fit "
+                                      f"the zone {self.zone}: its extent is shown")
+            self._reset_view()
 
     @param.depends("date", "level", "quantity", watch=True)
     def _load_day(self) -> None:
@@ -314,6 +428,141 @@ class VolcPlume(pn.viewable.Viewer):
         """Valid pixels per orbit shown (after the filters)."""
         return {lay.orbit: int(np.isfinite(lay.values).sum()) for lay in self.layers}
 
+    # --------------------------------------------------------------------------------------------- input checks
+    def check_value(self, name: str, value) -> str | None:
+        """Why ``value`` cannot be set as ``name`` (a sentence naming it), or None when it can.
+
+        Colour ranges must be numbers, not negative, and min < max; the volcano must be in the GVP list; the date
+        must be a day of the archive; every other value must be one its parameter accepts.
+        """
+        label = URL_LABELS.get(name, name)
+        if name in RANGE_PAIRS:
+            problem = _number_problem(label, value)
+            if problem:
+                return problem
+            low, high = RANGE_PAIRS[name]
+            lo = value if name == low else getattr(self, low)
+            hi = value if name == high else getattr(self, high)
+            if lo >= hi:
+                return f"{URL_LABELS[low]} ({lo:g}) must be less than {URL_LABELS[high]} ({hi:g})"
+            return None
+        if name == "volcano":
+            try:
+                find_volcano(str(value))
+            except FumaroleError:
+                return f"unknown volcano {value!r}: choose a name from the GVP list"
+            return None
+        if name == "date" and value is not None and self._days and value not in self._days:
+            return f"the archive has no TROPOMI data on {value}: choose one of its days ({self.days_note()})"
+        try:
+            self.param[name]._validate(value)
+        except (ValueError, TypeError) as exc:
+            return f"{label}: {exc}"
+        return None
+
+    def set_checked(self, name: str, value) -> bool:
+        """Set ``name`` to ``value`` if :meth:`check_value` accepts it; else say why (beside the control, log)."""
+        problem = self.check_value(name, value)
+        errors = {k: v for k, v in self.input_errors.items() if k != name}
+        if problem is not None:
+            errors[name] = problem
+            self.log.write("warning", f"refused: {problem}")
+        self.input_errors = errors
+        if problem is None:
+            setattr(self, name, value)
+        return problem is None
+
+    def days_note(self) -> str:
+        """"12 days, 2021-04-08 … 2021-04-19" (or "1 day, 2021-04-12"): the archive's TROPOMI days."""
+        if not self._days:
+            return "no day"
+        if len(self._days) == 1:
+            return f"1 day, {self._days[0]}"
+        return f"{len(self._days)} days, {self._days[0]} … {self._days[-1]}"
+
+    def _query_value(self, name: str, raw):
+        """A permalink value read and checked: ``(value, None)`` or ``(None, why it is refused)``.
+
+        Strings are read as the URL writes them (JSON where it parses, e.g. ``[-70.0, -50.0]``, else the text).
+        """
+        par = self.param[name]
+        try:
+            value = raw
+            if isinstance(raw, str) and not isinstance(par, param.String | param.Selector):
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    value = par.deserialize(raw)
+            if isinstance(par, param.Range) and value is not None:
+                value = tuple(float(v) for v in value)
+            if name in RANGE_PAIRS and value is not None:
+                value = float(value)
+        except (ValueError, TypeError) as exc:
+            return None, f"{URL_LABELS.get(name, name)}: {raw!r} cannot be read ({exc})"
+        if name in ("orbits", "caliop_granule"):
+            return value, None
+        if name in RANGE_PAIRS:
+            return value, _number_problem(URL_LABELS[name], value)
+        return value, self.check_value(name, value)
+
+    def _pair_problems(self, query: dict, good: dict) -> list[str]:
+        """Colour ranges of a link whose min is not below its max: both refused, said once."""
+        problems = []
+        for low, high in dict.fromkeys(RANGE_PAIRS.values()):
+            lo, hi = good.get(low, getattr(self, low)), good.get(high, getattr(self, high))
+            if lo < hi:
+                continue
+            given = [n for n in (low, high) if n in good]
+            for n in given:
+                good.pop(n)
+            problems.append(", ".join(f"{n}={query[n]}" for n in given)
+                            + f": {URL_LABELS[low]} ({lo:g}) must be less than {URL_LABELS[high]} ({hi:g}); used "
+                            + " and ".join(f"{getattr(self, n):g}" for n in (low, high)))
+        return problems
+
+    def _apply_late(self, later: dict, problems: list[str]) -> None:
+        """The link's orbits and CALIOP granule, once its zone and day have listed theirs."""
+        for name, value in later.items():
+            objects = self.param[name].objects
+            if name == "caliop_granule":
+                if value in objects:
+                    self.caliop_granule = value
+                else:
+                    problems.append(f"caliop_granule={value}: not a CALIOP granule of this zone and day; "
+                                    f"used {self.caliop_granule}")
+                continue
+            ok = [v for v in value if v in objects]
+            if len(ok) < len(value):
+                problems.append(f"orbits: {len(value) - len(ok)} of the link's orbits do not cross {self.zone} on "
+                                f"{self.date}; shown: {len(ok)}")
+            self.orbits = ok
+
+    def apply_query(self, query: dict) -> list[str]:
+        """Apply a permalink's values one by one; return a sentence per bad value, with what is used instead.
+
+        ``query`` maps URL_STATE names to strings (as in the URL) or values already parsed. The good values are
+        set in one update (so a zoom comes with its zone); the bad ones are said (alert over the map, log
+        console), and the state keeps its own.
+        """
+        problems, good = [], {}
+        for name in URL_STATE:
+            if name not in query:
+                continue
+            value, problem = self._query_value(name, query[name])
+            if problem is not None:
+                used = self.param[name].serialize(getattr(self, name))
+                problems.append(f"{name}={query[name]}: {problem}; used {used}")
+            else:
+                good[name] = value
+        problems += self._pair_problems(query, good)
+        later = {k: good.pop(k) for k in ("orbits", "caliop_granule") if k in good}
+        self.param.update(**good)
+        self._apply_late(later, problems)
+        for p in problems:
+            self.log.write("warning", f"permalink: {p}")
+        self.url_problems = problems
+        return problems
+
     # --------------------------------------------------------------------------------------------- actions
     def auto_range(self, _event=None) -> None:
         """Colour range from robust percentiles (2nd, 99.5th) of what is shown in the view."""
@@ -327,75 +576,147 @@ class VolcPlume(pn.viewable.Viewer):
         self.param.update(so2_min=round(float(max(lo, 0.0)), 2), so2_max=round(float(max(hi, lo + 0.1)), 2))
 
     # --------------------------------------------------------------------------------------------- map
+    def _guarded(self, name: str, draw, empty):
+        """Call ``draw()``; a failure is said (alert over the map and log console) and the last good element stays.
+
+        Every DynamicMap callback goes through here so it always returns one element type: its own, or ``empty()``.
+        """
+        try:
+            element = draw()
+        except Exception as exc:  # noqa: BLE001 - said on the page and in the log, never a blank map
+            self.draw_error = f"The map's {name} could not be drawn: {type(exc).__name__}: {exc}"
+            self.log.write("error", self.draw_error)
+            return self._last_good.get(name) or empty()
+        self._last_good[name] = element
+        if self.draw_error.startswith(f"The map's {name} "):
+            self.draw_error = ""
+        return element
+
     def _image(self, x_range, y_range, width, height, layers, scale=1.0):
-        zone = self.zone_obj
-        x_range = tuple(x_range) if x_range else zone.x_range
-        y_range = tuple(y_range) if y_range else zone.y_range
-        key = (tuple(id(lay) for lay in layers), x_range, y_range, width or MAP_WIDTH, height or MAP_HEIGHT)
-        last = getattr(self, "_last_agg", None)
-        if last is not None and last[0] == key and last[1] is layers:
-            agg = last[2]  # the same view asked again (a plot's first render and its size update): no new pass
-        else:
-            agg = aggregate(layers, x_range, y_range, width or MAP_WIDTH, height or MAP_HEIGHT)
-            self._last_agg = (key, layers, agg)
         unit = "km" if self.quantity == "layer_height" else "DU"
-        return hv.Image(agg, kdims=["x", "y"], vdims=[hv.Dimension("v", label=self.field_label(), unit=unit)])
+        vdim = hv.Dimension("v", label=f"{self.field_label()}, {self.date}", unit=unit)  # the colour bar's title
+
+        def draw():
+            view_x, view_y = self.view_ranges()
+            xr_ = tuple(x_range) if x_range else view_x
+            yr = tuple(y_range) if y_range else view_y
+            key = (tuple(id(lay) for lay in layers), xr_, yr, width or MAP_WIDTH, height or MAP_HEIGHT)
+            last = getattr(self, "_last_agg", None)
+            if last is not None and last[0] == key and last[1] is layers:
+                agg = last[2]  # the same view asked again (a plot's first render and its size update): no new pass
+            else:
+                agg = aggregate(layers, xr_, yr, width or MAP_WIDTH, height or MAP_HEIGHT)
+                self._last_agg = (key, layers, agg)
+            return hv.Image(agg, kdims=["x", "y"], vdims=[vdim])
+
+        return self._guarded("SO2 image", draw, lambda: hv.Image([], kdims=["x", "y"], vdims=[vdim]))
 
     def _coast(self, x_range, y_range, show_borders):
-        zone = self.zone_obj
-        x_range = tuple(x_range) if x_range else zone.x_range
-        y_range = tuple(y_range) if y_range else zone.y_range
-        coast = overlays.coastlines(None, x_range, y_range, zone.central_longitude)
-        if show_borders:
-            return coast * overlays.borders(None, x_range, y_range, zone.central_longitude)
-        return coast * overlays.borders(None, (0, 0), (0, 0), zone.central_longitude)
+        def draw():
+            view_x, view_y = self.view_ranges()
+            xr_ = tuple(x_range) if x_range else view_x
+            yr = tuple(y_range) if y_range else view_y
+            central = self.zone_obj.central_longitude
+            coast = overlays.coastlines(None, xr_, yr, central)
+            if show_borders:
+                return coast * overlays.borders(None, xr_, yr, central)
+            return coast * overlays.borders(None, (0, 0), (0, 0), central)
+
+        return self._guarded("coastlines", draw, lambda: hv.Path([]) * hv.Path([]))
 
     def _labels(self, x_range, y_range, layers, show_timestamps):
-        zone = self.zone_obj
-        if not show_timestamps or not layers:
-            return hv.Labels([], kdims=["x", "y"], vdims=["text"])
-        x_range = tuple(x_range) if x_range else zone.x_range
-        y_range = tuple(y_range) if y_range else zone.y_range
-        return overlays.orbit_time_labels(layers, x_range, y_range, central_longitude=zone.central_longitude)
+        def draw():
+            if not show_timestamps or not layers:
+                return hv.Labels([], kdims=["x", "y"], vdims=["text"])
+            view_x, view_y = self.view_ranges()
+            return overlays.orbit_time_labels(layers, tuple(x_range) if x_range else view_x,
+                                              tuple(y_range) if y_range else view_y,
+                                              central_longitude=self.zone_obj.central_longitude)
 
-    @param.depends("zone")
+        return self._guarded("time labels", draw, lambda: hv.Labels([], kdims=["x", "y"], vdims=["text"]))
+
+    def _world_scale(self) -> bool:
+        view_x, _ = self.view_ranges()
+        return view_x[1] - view_x[0] > overlays.COARSE_SCALE_ABOVE_DEG
+
+    @param.depends("zone", "x_range")
     def _volcanoes(self):
-        return overlays.volcano_points(load_volcanoes(), self.zone_obj.central_longitude)
+        """GVP volcanoes; at World scale only those that erupted since 1900, smaller (the SO2 stays visible)."""
+        def draw():
+            table = load_volcanoes()
+            if self._world_scale():
+                return overlays.volcano_points(overlays.recent_volcanoes(table), self.zone_obj.central_longitude,
+                                               size=6)
+            return overlays.volcano_points(table, self.zone_obj.central_longitude)
+
+        return self._guarded("volcanoes", draw, lambda: overlays.volcano_points(load_volcanoes().iloc[:0]))
+
+    @param.depends("volcano", "zone")
+    def _selected_volcano(self):
+        """The selected volcano, highlighted (a larger yellow triangle)."""
+        def draw():
+            try:
+                v = find_volcano(self.volcano)
+            except FumaroleError:
+                return overlays.selected_volcano(None, None, self.zone_obj.central_longitude)
+            return overlays.selected_volcano(float(v["latitude"]), float(v["longitude"]),
+                                             self.zone_obj.central_longitude)
+
+        return self._guarded("selected volcano", draw, lambda: overlays.selected_volcano(None, None))
 
     @param.depends("volcano", "radii", "zone")
     def _circles(self):
-        try:
-            v = find_volcano(self.volcano)
-        except FumaroleError as exc:
-            self.log.write("warning", str(exc))
-            return hv.Path([])
-        return overlays.volcano_circles(float(v["latitude"]), float(v["longitude"]), self.radii,
-                                        self.zone_obj.central_longitude)
+        def draw():
+            try:
+                v = find_volcano(self.volcano)
+            except FumaroleError as exc:
+                self.log.write("warning", str(exc))
+                return overlays.volcano_circles(0.0, 0.0, [], self.zone_obj.central_longitude)
+            return overlays.volcano_circles(float(v["latitude"]), float(v["longitude"]), self.radii,
+                                            self.zone_obj.central_longitude)
 
-    @param.depends("date", "zone", "caliop_granule", "secondary")
-    def _tracks(self):
-        paths = []
+        return self._guarded("circles", draw, lambda: overlays.volcano_circles(0.0, 0.0, []))
+
+    def _track_lines(self, selected: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        tracks = []
         for label, path in self._caliop_labels.items():
+            if (label == self.caliop_granule) != selected:
+                continue
             try:
                 tr = read_track_cached(path)
             except FumaroleError as exc:  # a damaged granule: named relative to the archive root, the rest drawn
-                self.log.write("warning", f"skipped {self.archive.describe(exc)}")
+                if not selected:
+                    self.log.write("warning", f"skipped {self.archive.describe(exc)}")
                 continue
-            colour = "#e6007e" if label == self.caliop_granule else "#1f4e9c"
-            paths.append(overlays.track_path(tr["longitude"].values, tr["latitude"].values,
-                                             self.zone_obj.central_longitude, color=colour))
-        if not paths:
-            return hv.Path([])
-        return hv.Overlay(paths)
+            tracks.append((tr["longitude"].values, tr["latitude"].values))
+        return tracks
+
+    @param.depends("date", "zone", "caliop_granule", "secondary")
+    def _tracks(self):
+        """The CALIOP tracks of the zone and day but the selected one, as one blue ``hv.Path`` (empty if none)."""
+        central = self.zone_obj.central_longitude
+        return self._guarded("CALIOP tracks", lambda: overlays.track_paths(self._track_lines(False), central),
+                             lambda: overlays.track_paths([]))
+
+    @param.depends("date", "zone", "caliop_granule", "secondary")
+    def _selected_track(self):
+        """The selected CALIOP granule's track, magenta (an empty ``hv.Path`` if none)."""
+        central = self.zone_obj.central_longitude
+        return self._guarded("selected CALIOP track",
+                             lambda: overlays.track_paths(self._track_lines(True), central, color="#e6007e"),
+                             lambda: overlays.track_paths([], color="#e6007e"))
 
     def _marker(self, x):
-        curtain = self._current_curtain()
-        info = profile_at(curtain, x) if curtain is not None and x is not None else None
-        if info is None:
-            return hv.Points([], kdims=["x", "y"])
-        lon = wrap_lon(info["longitude"], self.zone_obj.central_longitude)
-        return hv.Points([(lon, info["latitude"])], kdims=["x", "y"]).opts(
-            marker="circle", size=14, color="#e6007e", line_color="white", line_width=2)
+        def draw():
+            curtain = self._current_curtain()
+            info = profile_at(curtain, x) if curtain is not None and x is not None else None
+            if info is None:
+                return hv.Points([], kdims=["x", "y"])
+            lon = wrap_lon(info["longitude"], self.zone_obj.central_longitude)
+            return hv.Points([(lon, info["latitude"])], kdims=["x", "y"])
+
+        marker = self._guarded("curtain marker", draw, lambda: hv.Points([], kdims=["x", "y"]))
+        return marker.opts(marker="circle", size=14, color="#e6007e", line_color="white", line_width=2)
 
     def map_title(self) -> str:
         """"TROPOMI SO2 7 km — 2021-04-12"; "… — unavailable in these files" when the day's files lack it.
@@ -404,6 +725,11 @@ class VolcPlume(pn.viewable.Viewer):
         """
         title = f"TROPOMI {self.field_label()} — {self.date}"
         return f"{title} — unavailable in these files" if self.shown_unavailable else title
+
+    def colorbar_label(self) -> str:
+        """"SO2 7 km, 2021-04-12 (DU)": what the colours mean, for which level and day."""
+        unit = "km" if self.quantity == "layer_height" else "DU"
+        return f"{self.field_label()}, {self.date} ({unit})"
 
     def colour_range(self) -> tuple[float, float]:
         """The colour range of what is shown: DU for a column, km for the layer height."""
@@ -416,9 +742,13 @@ class VolcPlume(pn.viewable.Viewer):
         return LAYER_HEIGHT if self.quantity == "layer_height" else SO2
 
     def map_plot(self):
-        """The map: datashaded swaths, coastlines, volcanoes, circles, time labels, CALIOP tracks."""
-        zone = self.zone_obj
-        rng = hv.streams.RangeXY(x_range=self.x_range or zone.x_range, y_range=self.y_range or zone.y_range)
+        """The map: datashaded swaths, coastlines, volcanoes, circles, time labels, CALIOP tracks.
+
+        Its extent, title and colour-bar label are read from the state when it is built (a zone, date, level or
+        quantity change builds it again); the view (x_range, y_range) follows pans and zooms.
+        """
+        view_x, view_y = self.view_ranges()
+        rng = hv.streams.RangeXY(x_range=view_x, y_range=view_y)
         size = hv.streams.PlotSize(width=MAP_WIDTH, height=MAP_HEIGHT)
         layers = hv.streams.Params(self, ["layers"])
         image = hv.DynamicMap(self._image, streams=[rng, size, layers])
@@ -427,7 +757,7 @@ class VolcPlume(pn.viewable.Viewer):
                          self.param.height_min, self.param.height_max),  # reads quantity (bound once, below)
             cmap=pn.bind(lambda _: self.colour_map(), self.param.quantity),
             colorbar=True, clipping_colors={"NaN": "#ffffff00"},
-            tools=["hover"], responsive=True, min_height=MAP_HEIGHT,
+            tools=["hover"],
         )
         self._pointer.source = image
         rng.add_subscriber(self._on_range)
@@ -437,18 +767,19 @@ class VolcPlume(pn.viewable.Viewer):
         tap = hv.streams.Tap(source=image, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         marker = hv.DynamicMap(self._marker, streams=[self._curtain_pointer])
-        overlay = (image * coast * hv.DynamicMap(self._tracks) * hv.DynamicMap(self._circles)
-                   * hv.DynamicMap(self._volcanoes) * labels * marker)
+        overlay = (image * coast * hv.DynamicMap(self._tracks) * hv.DynamicMap(self._selected_track)
+                   * hv.DynamicMap(self._circles)
+                   * hv.DynamicMap(self._volcanoes) * hv.DynamicMap(self._selected_volcano) * labels * marker)
         return overlay.opts(
-            hv.opts.Overlay(xlim=zone.x_range, ylim=zone.y_range, xlabel="Longitude (°)", ylabel="Latitude (°)",
-                            title=self.map_title(), responsive=True, min_height=MAP_HEIGHT,
-                            active_tools=["wheel_zoom"]),
+            hv.opts.Overlay(xlim=view_x, ylim=view_y, xlabel="Longitude (°)", ylabel="Latitude (°)",
+                            title=self.map_title(), responsive=True, aspect=_frame_aspect(view_x, view_y),
+                            active_tools=["pan"], hooks=[_map_hook], show_legend=False, toolbar="above"),
         )
 
     @param.depends("zone", "date", "level", "quantity")
     def _map(self):
-        """The map, built again when its title can change (zone, date, level, quantity)."""
-        return pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width", min_height=MAP_HEIGHT)
+        """The map, built again when its extent, title or colour-bar label change (zone, date, level, quantity)."""
+        return pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width")
 
     def _on_range(self, x_range=None, y_range=None):
         if x_range and y_range:
@@ -547,21 +878,22 @@ class VolcPlume(pn.viewable.Viewer):
     def export_png(self) -> io.BytesIO:
         """PNG of the current map with colour bar, title, date, orbits and credits drawn in."""
         zone = self.zone_obj
-        agg = aggregate(self.layers, self.x_range or zone.x_range, self.y_range or zone.y_range, 1100, 640)
+        view_x, view_y = self.view_ranges()  # the view on the screen (zoomed, or the zone's)
+        agg = aggregate(self.layers, view_x, view_y, 1100, 640)
         try:
             v = find_volcano(self.volcano)
             volcano = (float(v["latitude"]), float(v["longitude"]), str(v["name"]))
         except FumaroleError:
             volcano = None
-        unit = "km" if self.quantity == "layer_height" else "DU"
         png = map_png(
             agg, clim=self.colour_range(), cmap=self.colour_map(), title=self.map_title(),
             subtitle=self.filters().describe(),
             credits=overlays.credits_text(caliop=self.secondary != "—"),
-            colorbar_label=f"{self.field_label()} ({unit})", central_longitude=zone.central_longitude,
+            colorbar_label=self.colorbar_label(), central_longitude=zone.central_longitude,
             borders=self.show_borders, volcano=volcano, radii_km=self.radii, orbit_labels=list(self.orbits),
         )
-        return io.BytesIO(png)
+        return io.BytesIO(_with_text(png, {"Title": self.map_title(), "Colour bar": self.colorbar_label(),
+                                           "Extent": json.dumps({"x_range": view_x, "y_range": view_y})}))
 
     def export_netcdf(self) -> io.BytesIO:
         """The pixels shown (valid, in the view) of every orbit shown, as a netCDF file."""
@@ -595,11 +927,46 @@ class VolcPlume(pn.viewable.Viewer):
         return io.BytesIO(ds.to_netcdf(engine="h5netcdf"))
 
     # --------------------------------------------------------------------------------------------- layout
+    def _checked_widget(self, widget, name: str):
+        """Tie ``widget`` to the parameter ``name`` through :meth:`set_checked`.
+
+        A refused value is said beside the widget, and the widget goes back to the state's value.
+        """
+        def on_widget(event):
+            if event.new != getattr(self, name) and not self.set_checked(name, event.new):
+                widget.value = getattr(self, name)
+
+        def on_state(event):
+            if widget.value != event.new:
+                widget.value = event.new
+
+        widget.param.watch(on_widget, "value")
+        self.param.watch(on_state, name)
+        return widget
+
+    def _input_note(self, *names: str):
+        """The reason a value typed in one of these controls was refused (red, under it), or nothing."""
+        def note(errors):
+            text = " ".join(errors[n] + "." for n in names if n in errors)
+            return pn.pane.Alert(text, alert_type="danger", margin=(0, 10), sizing_mode="stretch_width") if text \
+                else pn.pane.Markdown("", margin=0)
+        return pn.bind(note, self.param.input_errors)
+
     def controls(self) -> pn.Column:
-        """The sidebar: every setting, as widgets made from the parameters."""
+        """The sidebar: every setting, as widgets made from the parameters (typed values checked, said beside)."""
         auto = pn.widgets.Button(label="Auto", width=70, margin=(22, 5, 5, 5))
         auto.on_click(self.auto_range)
         w = pn.widgets
+
+        def number(name, label, width=100):
+            return self._checked_widget(w.FloatInput(label=label, value=getattr(self, name), width=width), name)
+
+        volcano = self._checked_widget(w.AutocompleteInput(
+            label="Volcano (GVP name)", value=self.volcano, options=list(load_volcanoes()["name"].astype(str)),
+            restrict=False, case_sensitive=False, search_strategy="includes", min_characters=2,
+            placeholder="type 2 letters of a GVP name"), "volcano")
+        date = self._checked_widget(w.DatePicker(label="Date (UTC)", value=self.date, enabled_dates=self._days or None),
+                                    "date")
         return pn.Column(
             w.Select.from_param(self.param.zone, label="Select zone"),
             w.Checkbox.from_param(self.param.show_borders, label="Show land borders"),
@@ -608,18 +975,23 @@ class VolcPlume(pn.viewable.Viewer):
                                           options={LEVEL_LABELS[k]: k for k in LEVELS}),
             self._level_note,
             w.Select.from_param(self.param.secondary, label="Secondary variable"),
-            w.DatePicker.from_param(self.param.date, label="Date (UTC)"),
-            pn.Row(w.FloatInput.from_param(self.param.so2_min, label="SO2 min (DU)", width=100),
-                   w.FloatInput.from_param(self.param.so2_max, label="SO2 max (DU)", width=100), auto),
-            pn.Row(w.FloatInput.from_param(self.param.height_min, label="Height min (km)", width=100),
-                   w.FloatInput.from_param(self.param.height_max, label="Height max (km)", width=100)),
+            date,
+            pn.pane.Markdown(f"Only the archive's days can be chosen ({self.days_note()}).",
+                             styles={"font-size": "12px", "color": "#555"}, margin=(0, 10)),
+            self._input_note("date"),
+            pn.Row(number("so2_min", "SO2 min (DU)"), number("so2_max", "SO2 max (DU)"), auto),
+            self._input_note("so2_min", "so2_max"),
+            pn.Row(number("height_min", "Height min (km)"), number("height_max", "Height max (km)")),
+            self._input_note("height_min", "height_max"),
             w.FloatSlider.from_param(self.param.qa_min, label="Quality threshold (qa_value >)"),
             pn.Row(w.IntInput.from_param(self.param.edge_pixels, label="Edge pixels filter", width=130),
                    w.FloatInput.from_param(self.param.sza_max, label="Max SZA (°)", width=110)),
             w.Checkbox.from_param(self.param.show_timestamps, label="Show timestamps"),
             w.MultiChoice.from_param(self.param.orbits, label="Orbits to display"),
-            w.TextInput.from_param(self.param.volcano, label="Volcano"),
-            w.MultiChoice.from_param(self.param.radii, label="Circles (km)"),
+            volcano,
+            self._input_note("volcano"),
+            pn.pane.Markdown("Circles (km)", margin=(5, 10, 0, 10)),
+            w.CheckBoxGroup.from_param(self.param.radii, inline=True, label="Circles (km)"),
             w.Select.from_param(self.param.caliop_granule, label="CALIOP granule"),
             sizing_mode="stretch_width",
         )
@@ -654,9 +1026,23 @@ class VolcPlume(pn.viewable.Viewer):
             return pn.pane.Alert(self.status, alert_type="warning", margin=(0, 10))
         return pn.pane.Markdown(f"*{self.status}*", margin=(0, 10))
 
+    @param.depends("url_problems", "draw_error")
+    def _alerts(self):
+        """Alerts over the map: a failed drawing (the last picture stays), the permalink's bad values."""
+        items = []
+        if self.draw_error:
+            items.append(pn.pane.Alert(self.draw_error + " The last good picture stays; see the log console.",
+                                       alert_type="danger", margin=(0, 10)))
+        if self.url_problems:
+            text = "This link had values that cannot be used; the page uses others:\n\n" + "\n".join(
+                f"- {p}" for p in self.url_problems)
+            items.append(pn.pane.Alert(text, alert_type="warning", margin=(0, 10)))
+        return pn.Column(*items, sizing_mode="stretch_width", margin=0)
+
     def __panel__(self):
         credits = pn.pane.Markdown(overlays.credits_text(), styles={"font-size": "11px", "color": "#555"})
         return pn.Column(
+            self._alerts,
             self._status,
             self._map,
             self._readout,
