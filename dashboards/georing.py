@@ -9,14 +9,12 @@ from app.views.shell import deferred_page
 
 pn.extension(notifications=True)
 
-URL_STATE = ["mode", "satellite", "date", "time", "product", "coastlines", "speed", "x_range", "y_range",
-             "lon_range", "lat_range", "show_source"]
 
 def build():
     """The page's content: the ring / one satellite / mosaic and the log console, and the controls."""
     log = LogConsole()
-    app = GeoRing(log=log)
-    pn.state.location.sync(app, {name: name for name in URL_STATE})
+    app = GeoRing.from_query(pn.state.location.query_params, log=log)
+    app.sync_location(pn.state.location)
     return [app, pn.Card(log, title="Log console", collapsed=True, sizing_mode="stretch_width")], [app.controls()]
 
 

@@ -401,3 +401,133 @@ def test_an_unknown_satellite_in_the_url_is_said_and_replaced(archive):
     assert app.alert.startswith("unknown geostationary satellite 'G99'; the ring today has G18 (GOES-18, GOES-West)")
     app = GeoRing(archive=archive, log=LogConsole(), mode="satellite", satellite="G99", date=T15.date(), time="15:00")
     assert app.satellite == "G16" and "unknown geostationary satellite 'G99'" in app.alert
+
+
+# --- issue 11: one state, stamped frames, animation you can trust -----------------------------------------------
+
+MULTIDAY = ("2021-04-11", "2021-04-12", "2021-04-13")
+
+
+def multiday_geo(root) -> Archive:
+    """The GEO files of three days (11 and 13 April: 00:00 and 18:00; 12 April: 12:00 and 15:00, as the tiny
+    archive), written once under ``root``, and an indexed archive over them (catalogue under ``root/cat``).
+
+    The tiny archive has one GEO day, where ``<<<``/``>>>`` cannot move; the defect of issue 11 (list and URL at
+    18:00, image and title at 00:00) needs days whose slot lists differ.
+    """
+    import dataclasses
+
+    from app.sample import archive as sample
+    from tests.conftest import archive_over
+
+    data = root / "data"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if not sample.is_complete(data):
+        saved = sample.RESOLUTIONS["tiny"]
+        sample.RESOLUTIONS["tiny"] = dataclasses.replace(saved, geo_other_times=("00:00", "18:00"))
+        try:
+            sample.write_archive(data, scenario="soufriere", resolution="tiny", products=["geo"], days=MULTIDAY,
+                                 workers=1)
+        finally:
+            sample.RESOLUTIONS["tiny"] = saved
+    return archive_over(data, root / "cat")
+
+
+@pytest.fixture(scope="module")
+def days3(tmp_path_factory) -> Archive:
+    return multiday_geo(tmp_path_factory.getbasetemp() / "multiday-geo")
+
+
+def test_day_steps_keep_list_title_and_time_one(days3):
+    """Issue 11: after >>> the slot list and URL said 18:00, the image and title 00:00, and > stepped from 00:00."""
+    app = GeoRing(archive=days3, mode="satellite", satellite="G16", date=pd.Timestamp("2021-04-12").date(),
+                  time="15:00")
+    ours = app.slot_select()
+    panels = pn.widgets.Select.from_param(app.param.time)  # Panel's own link: must agree too
+    assert (ours.value, ours.options) == ("15:00", ["12:00", "15:00"])
+    app.step_day(1)  # 15:00 -> the nearest slot of the 13th: 18:00 (its list: 00:00, 18:00)
+    assert (str(app.date), app.time) == ("2021-04-13", "18:00")
+    assert ours.value == panels.value == "18:00" and ours.options == ["00:00", "18:00"]
+    assert "2021-04-13 18:00 UTC" in app.title() and app.stamp_text().endswith("2021-04-13 18:00 UTC")
+    app.step_slot(-1)  # < steps from the slot shown
+    assert (str(app.date), app.time, ours.value, panels.value) == ("2021-04-13", "00:00", "00:00", "00:00")
+    app.step_day(-1)
+    assert (str(app.date), app.time, ours.value) == ("2021-04-12", "12:00", "12:00")
+    app.step_slot(-1)  # into the previous day, its last slot
+    assert (str(app.date), app.time, ours.value, ours.options) == ("2021-04-11", "18:00", "18:00", ["00:00", "18:00"])
+    app.step_day(-1)  # no day before: said, not moved
+    assert (str(app.date), app.time) == ("2021-04-11", "18:00") and "days with slots: 2021-04-11" in app.alert
+    # a choice in the list moves the state
+    ours.value = "00:00"
+    assert app.time == "00:00" and "2021-04-11 00:00 UTC" in app.title()
+
+
+def test_the_date_picker_offers_only_the_archives_days(days3):
+    app = GeoRing(archive=days3, mode="satellite", satellite="G16")
+    column = app.date_picker()
+    picker, note = column.objects
+    assert [str(d) for d in picker.enabled_dates] == list(MULTIDAY)
+    assert "3 days in the archive: 2021-04-11, 2021-04-12, 2021-04-13" in note.object
+
+
+def test_every_frame_is_stamped_with_time_satellite_and_product(archive):
+    app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="12:00")
+    (x_range, y_range) = app.disk_ranges()
+    stamp = app._stamp_layer(x_range, y_range, 400, 400)
+    assert stamp.data.shape[1] < 400 and stamp.data.shape[0] < 80  # only the stamp's pixels are sent
+    left, _, _, top = stamp.bounds.lbrt()
+    assert (left, top) == (x_range[0], y_range[1])  # at the top left of the view
+    code = render.read_stamp(stamp.data)
+    from app.views.georing import decode_stamp, stamp_code
+    assert code == stamp_code("G16", T12, "ash") and decode_stamp(code) == (T12, "G16", "ash")
+    assert app.stamp_text() == "GOES-16 · Ash RGB · 2021-04-12 12:00 UTC"
+    # the picture under it is the slot's frame
+    image = app._image(x_range, y_range, 400, 400, kind="rgb", ranges=(x_range, y_range))
+    assert np.array_equal(image.data, app.frame_at(T12, x_range, y_range, 400, 400).values)
+    # the mosaic's frames carry it too (platform: the mosaic)
+    app.mode = "mosaic"
+    code = render.read_stamp(app._stamp_layer(None, None, 360, 160, mosaic=True, default=((-180, 180), (-80, 80))).data)
+    assert decode_stamp(code) == (T12, None, "ash")
+    assert app.stamp_text() == "Mosaic · Ash RGB · 2021-04-12 12:00 UTC"
+
+
+def test_pause_stops_on_the_frame_shown(archive):
+    """A step queued before Pause (the periodic callback's) does not move the picture past the frame shown."""
+    app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="12:00")
+    app._callback = object()  # as when playing: a periodic callback exists
+    app.playing = False
+    assert app.play_step() is None and app.time == "12:00"
+    app._callback = None
+    assert app.play_step() == T15 and app.time == "15:00"
+
+
+def test_frames_are_prefetched_ahead(archive):
+    import time as clock
+
+    app = GeoRing(archive=archive, mode="satellite", satellite="H08", time="12:00", product="dust")
+    x_range, y_range = app.disk_ranges()
+    app._last_view = (x_range, y_range, 333, 333)
+    assert app.prefetch([T15]) == 1
+    deadline = clock.monotonic() + 60
+    while services._PENDING and clock.monotonic() < deadline:  # the background job: wait for it to finish
+        clock.sleep(0.05)
+    data = services.load_product(archive, "H08", T15, "dust")
+    key = render._frame_key(data, "dust", x_range, y_range, 333, 333)
+    assert render.FRAMES.get(key) is not None
+
+
+def test_a_bad_permalink_is_said_value_by_value(archive):
+    app = GeoRing.from_query({"satellite": "Atlantis", "product": "sulphur", "date": "2021-13-45", "time": "25:99",
+                              "speed": "99", "playing": "maybe", "mode": "satellite"}, archive=archive)
+    for said in ("satellite='Atlantis'", "product='sulphur'", "date='2021-13-45'", "time='25:99'", "speed='99'",
+                 "playing='maybe'"):
+        assert said in app.alert, said
+    assert (app.satellite, app.product, app.mode, app.speed, app.playing) == ("G16", "ash", "satellite", 2.0, False)
+    assert "showing GOES-16, Ash RGB, 2021-04-12 15:00 UTC" in app.alert
+    # a good time that is not a slot: the nearest slot, said
+    app = GeoRing.from_query({"satellite": "H08", "time": "13:10"}, archive=archive)
+    assert app.time == "12:00" and "time=13:10 is not a slot of that day" in app.alert
+    # a good link: nothing said
+    app = GeoRing.from_query({"satellite": "H08", "time": "15:00", "playing": "false", "speed": "10.0"},
+                             archive=archive)
+    assert app.alert == "" and app.speed == 10.0

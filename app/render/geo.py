@@ -26,6 +26,7 @@ screen pixels as a viewer sees them. :func:`frame` does both and keeps the resul
 
 from __future__ import annotations
 
+import functools
 import io
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,10 @@ __all__ = [
     "CloudTopStyle",
     "SOURCE_COLOURS",
     "FRAMES",
+    "STAMP_BITS",
+    "stamp_rgba",
+    "read_stamp",
+    "stamp_element",
     "products",
     "product_title",
     "is_cloud_top",
@@ -782,3 +787,89 @@ def frame_png(frame_da: xr.DataArray, *, title: str, subtitle: str = "", legend:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------- frame stamps
+
+#: The stamp's time code: a magenta marker, then :data:`STAMP_BITS` black/white blocks (most significant first).
+STAMP_MARK = (255, 0, 255, 255)
+STAMP_BITS = 36
+STAMP_BLOCK = 6
+
+
+def stamp_rgba(text: str, code: int, small: bool = False) -> np.ndarray:
+    """The stamp of a frame: ``text`` on a dark box and, under it, ``code`` as a strip of blocks (RGBA, top left).
+
+    The text (satellite, product, UTC time) is for the eye; the strip (a magenta marker, then
+    :data:`STAMP_BITS` white (1) or black (0) blocks) for a machine: :func:`read_stamp` reads it back from a
+    screenshot. The stamp is sent with the frame, in the same update, so it cannot lag the picture.
+    """
+    from PIL import Image, ImageDraw
+
+    font = _stamp_font(12 if small else 14)
+    b = STAMP_BLOCK
+    probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
+    box = probe.textbbox((0, 0), text, font=font)
+    width = max(box[2] + 12, b * (STAMP_BITS + 2) + 12)
+    height = box[3] + 10 + b + 6
+    image = Image.new("RGBA", (width, height), (0, 0, 0, 200))
+    draw = ImageDraw.Draw(image)
+    draw.text((6, 4), text, font=font, fill=(255, 255, 255, 255))
+    y0 = box[3] + 8
+    x0 = 6
+    draw.rectangle((x0, y0, x0 + 2 * b - 1, y0 + b - 1), fill=STAMP_MARK)
+    for i in range(STAMP_BITS):
+        bit = (int(code) >> (STAMP_BITS - 1 - i)) & 1
+        x = x0 + (2 + i) * b
+        draw.rectangle((x, y0, x + b - 1, y0 + b - 1), fill=(255, 255, 255, 255) if bit else (0, 0, 0, 255))
+    return np.asarray(image)
+
+
+@functools.lru_cache(maxsize=4)  # a font per size: a constant of the process
+def _stamp_font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def read_stamp(rgb: np.ndarray) -> int | None:
+    """The code of the stamp strip in an RGB(A) picture (a screenshot of the canvas), or None if there is none.
+
+    The marker is looked for at the top left (where :func:`stamp_element` puts the stamp) as a run of pure magenta
+    two blocks wide; its width gives the block size on the screen.
+    """
+    px = np.asarray(rgb)[..., :3].astype(int)
+    px = px[:200, :560]  # the stamp is at the top left (about 280 x 45 screen pixels)
+    mark = (px[..., 0] > 235) & (px[..., 1] < 25) & (px[..., 2] > 235)
+    for y in np.flatnonzero(mark.sum(axis=1) >= 6):
+        cols = np.flatnonzero(mark[y])
+        runs = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
+        run = max(runs, key=len)
+        if len(run) < 6:
+            continue
+        x0, block = run[0], len(run) / 2.0
+        height = int(mark[y:, x0 + len(run) // 2].cumprod().sum())
+        if height < 2:  # (the mosaic may be drawn at another aspect: blocks need not be square)
+            continue
+        yc = y + height // 2
+        code = 0
+        for i in range(STAMP_BITS):
+            xc = int(round(x0 + block * (2 + i + 0.5)))
+            if xc >= px.shape[1]:
+                return None
+            code = (code << 1) | int(px[yc, xc].mean() > 127)
+        return code
+    return None
+
+
+def stamp_element(width: int, height: int, x_range, y_range, text: str, code: int,
+                  kdims=("x", "y")) -> hv.RGB:
+    """:func:`stamp_rgba` as an ``hv.RGB`` at the top left of a view of ``width`` x ``height`` screen pixels.
+
+    Only the stamp's own pixels are sent (not a transparent layer the size of the frame).
+    """
+    rgba = stamp_rgba(text, code, small=int(width) < 500)
+    (x0, x1), (y0, y1) = x_range, y_range
+    dx, dy = (x1 - x0) / max(int(width), 1), (y1 - y0) / max(int(height), 1)
+    h, w = rgba.shape[:2]
+    return hv.RGB(rgba, bounds=(x0, y1 - h * dy, x0 + w * dx, y1), kdims=list(kdims), vdims=["R", "G", "B", "A"])

@@ -7,6 +7,9 @@ nothing itself. Satellites are named by platform id (``G16``), satellite (``GOES
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -17,7 +20,7 @@ from app.data.errors import FumaroleError, UserInputError
 from app.render import geo as render
 from app.science import rgb as rgbmod
 
-__all__ = ["load_product", "product_frame", "RingScenes", "ring_scenes"]
+__all__ = ["load_product", "product_frame", "RingScenes", "ring_scenes", "prefetch", "PREFETCH_LIMIT"]
 
 CLOUD_TOP = render.CLOUD_TOP
 product_channels = render.product_channels
@@ -95,3 +98,41 @@ def ring_scenes(archive, t, product: str) -> RingScenes:
         raise UserInputError(f"no ring satellite has {render.product_title(product)} at {t:%Y-%m-%d %H:%M} UTC: "
                              + "; ".join(out.problems))
     return out
+
+
+#: At most this many frames queued ahead, for the whole process (a bounded background prefetch).
+PREFETCH_LIMIT = 24
+_PREFETCH = ThreadPoolExecutor(max_workers=1, thread_name_prefix="geo-prefetch")
+_PENDING: set = set()
+_PENDING_LOCK = threading.Lock()
+log = logging.getLogger(__name__)
+
+
+def prefetch(jobs) -> int:
+    """Run ``(key, make)`` jobs on one background thread (an animation's next frames, into the frame caches).
+
+    A key already queued is not queued again; past :data:`PREFETCH_LIMIT` queued jobs the rest are dropped (the
+    frame is then made when shown). A job's failure is left for the frame's own showing to say. Returns how many
+    jobs were queued.
+    """
+    queued = 0
+    for key, make in jobs:
+        with _PENDING_LOCK:
+            if key in _PENDING or len(_PENDING) >= PREFETCH_LIMIT:
+                continue
+            _PENDING.add(key)
+        _PREFETCH.submit(_run, key, make)
+        queued += 1
+    return queued
+
+
+def _run(key, make) -> None:
+    try:
+        make()
+    except FumaroleError:
+        pass  # said when the frame is shown (or skipped by the animation)
+    except Exception:  # noqa: BLE001 - a prefetch must never kill its thread; the showing says it
+        log.exception("prefetch of %s failed", key)
+    finally:
+        with _PENDING_LOCK:
+            _PENDING.discard(key)

@@ -28,6 +28,10 @@ from __future__ import annotations
 import datetime as dt
 import html
 import io
+import itertools
+import json
+import time as clock
+from collections import deque
 
 import holoviews as hv
 import numpy as np
@@ -65,8 +69,19 @@ def _satellite_label(pos: geo.RingPosition) -> str:
 SATELLITES = {_satellite_label(geo.ring_position(key)): key for key in constellation.platforms()}
 PRODUCTS = {render.product_title(name): name for name in render.products()}
 MAP_SIZE = 640
+MAP_MAX = 780
 RING_SIZE = 180
+RING_FRAME = 360  # ring thumbnails are made at this size and scale to their card (180 px … 360 px)
 MOSAIC_WIDTH, MOSAIC_HEIGHT = 900, 400
+MOSAIC_MAX = 1500
+#: Frames made ahead of the animation (in a background thread, into the frame cache).
+PREFETCH_AHEAD = 6
+#: The parameters a permalink holds (the URL is the state: reopening it shows the same picture).
+URL_STATE = ["mode", "satellite", "date", "time", "product", "coastlines", "playing", "speed", "x_range", "y_range",
+             "lon_range", "lat_range", "show_source"]
+#: Platform index of the mosaic in a frame's stamp code.
+MOSAIC_CODE = 15
+EPOCH = pd.Timestamp("2000-01-01")
 MOSAIC_LON, MOSAIC_LAT = (-180.0, 180.0), (-80.0, 80.0)
 CREDITS = {
     "abi": "NOAA (GOES ABI L1b)",
@@ -84,6 +99,41 @@ PRODUCT_NOTES = {
 
 def _hhmm(t: pd.Timestamp) -> str:
     return f"{pd.Timestamp(t):%H:%M}"
+
+
+def stamp_code(platform: str | None, t: pd.Timestamp, product: str) -> int:
+    """The number a frame's stamp strip carries: minutes since 2000 (28 bits), platform (4), product (4).
+
+    ``platform`` None is the mosaic. :func:`decode_stamp` gives the three back.
+    """
+    keys = list(constellation.platforms())
+    index = MOSAIC_CODE if platform is None else (keys.index(platform) if platform in keys else 14)
+    minutes = int((pd.Timestamp(t) - EPOCH).total_seconds() // 60)
+    return (minutes << 8) | (index << 4) | (render.products().index(product) & 15)
+
+
+def decode_stamp(code: int) -> tuple[pd.Timestamp, str | None, str]:
+    """(slot time, platform id or None for the mosaic, product) of a :func:`stamp_code`."""
+    keys = list(constellation.platforms())
+    index = (code >> 4) & 15
+    platform = None if index == MOSAIC_CODE else (keys[index] if index < len(keys) else "?")
+    return EPOCH + pd.Timedelta(minutes=code >> 8), platform, render.products()[code & 15]
+
+
+def _wheel_after_click(plot, element) -> None:
+    """Bokeh hook: the wheel scrolls the page until the image is clicked; then it zooms the image."""
+    from bokeh.models import CustomJS, WheelZoomTool
+
+    fig = plot.state
+    if "fumarole-wheel" in fig.tags:
+        return
+    wheel = next((t for t in fig.toolbar.tools if isinstance(t, WheelZoomTool)), None)
+    if wheel is None:
+        return
+    fig.tags = [*fig.tags, "fumarole-wheel"]
+    fig.toolbar.active_scroll = None
+    fig.js_on_event("tap", CustomJS(args={"toolbar": fig.toolbar, "wheel": wheel},
+                                    code="toolbar.active_scroll = wheel"))
 
 
 def _sub_lon(pos: geo.RingPosition) -> str:
@@ -120,13 +170,21 @@ class GeoRing(pn.viewable.Viewer):
     alert_level = param.Selector(default="danger", objects=["danger", "warning", "info"], precedence=-1,
                                  doc="derived: how serious the alert is")
     skipped = param.List(default=[], precedence=-1, doc="derived: slot times the animation skipped, and why")
+    rate = param.Number(default=None, allow_None=True, precedence=-1,
+                        doc="derived: the animation's measured rate (frames per second) over its last steps")
 
     def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
         self.archive = archive or get_archive()
         self.log = log or LogConsole()
         self._callback = None
+        self._steps: deque[float] = deque(maxlen=12)
+        self._count = itertools.count()
+        self._syncing = False
         self._alert: pn.pane.Alert | None = None
         self._last_view = (None, None, MAP_SIZE, MAP_SIZE)
+        self._last_mosaic_view = (MOSAIC_LON, MOSAIC_LAT, MOSAIC_WIDTH, MOSAIC_HEIGHT)
+        self._mosaics: dict = {}
+        self._frames: dict = {}
         self._timelines: dict[tuple[str, dt.date], list[pd.Timestamp]] = {}
         params["satellite"] = self._platform_of(params.get("satellite", "GOES-East"), params.get("date"),
                                                 params.get("time"))
@@ -290,8 +348,18 @@ class GeoRing(pn.viewable.Viewer):
                  platform: str | None = None, product: str | None = None) -> xr.DataArray:
         """The frame of a slot over a view (cached per process); raises FumaroleError when it cannot be made."""
         product = product or self.product
-        data = self.load(platform, time, product)
-        return render.frame(data, product, x_range, y_range, width, height)
+        t = pd.Timestamp(time if time is not None else self.slot_time)
+        key = (platform or self.satellite, t, product, x_range and tuple(x_range), y_range and tuple(y_range),
+               int(width), height and int(height))
+        hit = self._frames.get(key)  # the animation's frames: no slot look-up, no scene key per step
+        if hit is not None:
+            return hit
+        data = self.load(platform, t, product)
+        out = render.frame(data, product, x_range, y_range, width, height)
+        self._frames[key] = out  # the frames themselves live in render.FRAMES; these are references
+        while len(self._frames) > 64:
+            self._frames.pop(next(iter(self._frames)), None)
+        return out
 
     def current_frame(self, x_range=None, y_range=None, width: int = MAP_SIZE,
                       height: int | None = None) -> xr.DataArray | None:
@@ -325,7 +393,7 @@ class GeoRing(pn.viewable.Viewer):
     # ------------------------------------------------------------------------------------------- stepping
     def step_slot(self, n: int = 1) -> None:
         """Move ``n`` slots along the timeline (into the next or previous day at its ends)."""
-        times = self.timeline()
+        times = self._times()
         current = self.slot_time
         if not times or current is None:
             return
@@ -348,22 +416,35 @@ class GeoRing(pn.viewable.Viewer):
                                 f"archive")
             return
         day = ahead[0] if direction > 0 else ahead[-1]
-        times = self.timeline(day=day)
-        self.param.update(date=day, time=_hhmm(times[0] if first else times[-1]))
+        times = self._times_of(day)
+        self._set_slot(day, _hhmm(times[0] if first else times[-1]))
+
+    def _times_of(self, day: dt.date) -> list[pd.Timestamp]:
+        return self.ring_timeline(day) if self.mode == "mosaic" else self.timeline(day=day)
+
+    def _set_slot(self, day: dt.date, hhmm: str) -> None:
+        """Move to a slot of another day: the day's slot list first, then date and time in one change.
+
+        The slot list (``time``'s objects) is the new day's before the date and time change, so no widget sees a
+        time that is not in its list (Panel's Select then falls back to the first slot: the defect of issue 11,
+        where the list and URL said 18:00 and the image 00:00).
+        """
+        self.param.time.objects = [_hhmm(t) for t in self._times_of(day)]
+        self.param.update(date=day, time=hhmm)
 
     def step_day(self, n: int = 1) -> None:
         """Move ``n`` days, to the slot nearest the same time of day; a day without slots is said, not shown."""
         if self.date is None:
             return
         day = self.date + dt.timedelta(days=n)
-        times = self.timeline(day=day)
+        times = self._times_of(day)
         if not times:
             days = ", ".join(str(pd.Timestamp(d).date()) for d in geo.days(self.archive, self.satellite))
             self.report("warning", f"no {self.position.satellite} slot on {day}; days with slots: {days or 'none'}")
             return
         want = pd.Timestamp(f"{day} {self.time or '00:00'}")
         best = min(times, key=lambda t: abs((t - want).total_seconds()))
-        self.param.update(date=day, time=_hhmm(best))
+        self._set_slot(day, _hhmm(best))
 
     def play_step(self) -> pd.Timestamp | None:
         """One animation step: the next slot of the day (looping) whose frame can be made; bad slots skipped.
@@ -373,30 +454,55 @@ class GeoRing(pn.viewable.Viewer):
         """
         times = self._times()
         current = self.slot_time
-        if not times or current is None:
-            return None
+        if not times or current is None or (self._callback is not None and not self.playing):
+            return None  # a step queued before Pause: the animation stops on the frame shown
         start = next((i for i, t in enumerate(times) if t > current), 0)
-        x_range, y_range, width, height = self._last_view
         for k in range(len(times)):
             t = times[(start + k) % len(times)]
             try:
-                if self.mode == "mosaic":
-                    self._mosaic_scenes(t)
-                else:
-                    self.frame_at(t, x_range, y_range, width, height)
+                self._make(t)
             except FumaroleError as exc:
                 reason = f"animation skipped {_hhmm(t)}: {exc}"
                 self.skipped = [*self.skipped, reason][-50:]
                 self.report("warning", reason)
                 continue
             self.time = _hhmm(t)
+            self._steps.append(clock.monotonic())
+            if len(self._steps) > 2 and self._steps[-1] - self._steps[0] > 0 and next(self._count) % 4 == 0:
+                # said every 4 frames: no redraw of the status per frame
+                self.rate = round((len(self._steps) - 1) / (self._steps[-1] - self._steps[0]), 1)
+            self.prefetch([times[(start + k + j) % len(times)] for j in range(1, PREFETCH_AHEAD + 1)])
             return t
         return None
+
+    def _make(self, t: pd.Timestamp) -> None:
+        """Make (or find in the cache) what the current mode shows at ``t``; raises FumaroleError."""
+        if self.mode == "mosaic":
+            x_range, y_range, width, height = self._last_mosaic_view
+            self.mosaic_frame(t, x_range, y_range, width, height)
+        else:
+            x_range, y_range, width, height = self._last_view
+            self.frame_at(t, x_range, y_range, width, height)
+
+    def prefetch(self, times) -> int:
+        """Make the frames of ``times`` ahead in a background thread (bounded; failures said when shown)."""
+        jobs = []
+        for t in dict.fromkeys(times):
+            key = (self.mode, self.satellite, self.product, t, self._last_view, self._last_mosaic_view)
+            jobs.append((key, lambda t=t: self._make(t)))
+        return services.prefetch(jobs)
 
     @param.depends("playing", "speed", watch=True)
     def _on_play(self) -> None:
         period = int(1000 / self.speed)
+        self._steps.clear()
+        self.rate = None
         if self.playing and self._callback is None:
+            times = self._times()
+            current = self.slot_time
+            if times and current is not None:
+                start = next((i for i, t in enumerate(times) if t > current), 0)
+                self.prefetch([times[(start + j) % len(times)] for j in range(PREFETCH_AHEAD)])
             self._callback = pn.state.add_periodic_callback(self.play_step, period=period)
         elif self.playing:
             self._callback.period = period
@@ -502,7 +608,7 @@ class GeoRing(pn.viewable.Viewer):
             product = "natural_color"
         try:
             data = services.load_product(self.archive, platform, time, product)
-            return render.frame(data, product, width=RING_SIZE, height=RING_SIZE), product, note
+            return render.frame(data, product, width=RING_FRAME, height=RING_FRAME), product, note
         except FumaroleError as exc:
             return None, product, str(exc)
 
@@ -514,9 +620,8 @@ class GeoRing(pn.viewable.Viewer):
                 f'{_lon_text(row.sub_lon)}</div>')
         if not platform:
             text = html.escape(row.note)
-            return pn.Column(pn.pane.HTML(head + f'<div class="georing-time">{text}</div>', width=RING_SIZE,
-                                          margin=(0, 0)), width=RING_SIZE + 4, margin=(0, 2),
-                             css_classes=["georing-card"])
+            return pn.Column(pn.pane.HTML(head + f'<div class="georing-time">{text}</div>',
+                                          sizing_mode="stretch_width", margin=(0, 0)), **self._card_size())
         if pd.isna(row.time):
             time_text = "no slot in the archive"
         else:
@@ -528,18 +633,25 @@ class GeoRing(pn.viewable.Viewer):
                      f'border-radius:3px;font-weight:bold;font-size:12px;white-space:nowrap;display:inline-block">'
                      f'STALE{behind}</span>')
         items = [pn.pane.HTML(head + f'<div class="georing-time">{time_text}</div>{badge}', height=80,
-                              width=RING_SIZE, margin=(0, 0))]
+                              sizing_mode="stretch_width", margin=(0, 0))]
         if not pd.isna(row.time):
             frame, product, note = self.ring_frame(platform, row.time)
             if frame is not None:
-                element = self._geo_overlay(frame, RING_SIZE, RING_SIZE, toolbar=False)
-                items.append(pn.pane.HoloViews(element, margin=(0, 0)))
+                element = self._geo_overlay(frame, None, None, toolbar=False)
+                items.append(pn.pane.HoloViews(element, margin=(0, 0), sizing_mode="stretch_width"))
             if note:
-                items.append(pn.pane.Alert(note, alert_type="warning", width=RING_SIZE, margin=(0, 0)))
-        button = pn.widgets.Button(label=f"Open {row.name}", color="light", width=RING_SIZE, margin=(4, 0))
+                items.append(pn.pane.Alert(note, alert_type="warning", sizing_mode="stretch_width", margin=(0, 0)))
+        button = pn.widgets.Button(label=f"Open {row.name}", color="light", sizing_mode="stretch_width",
+                                   margin=(4, 0))
         button.on_click(lambda _e, p=platform, t=row.time: self.open_satellite(p, t))
         items.append(button)
-        return pn.Column(*items, width=RING_SIZE + 4, margin=(0, 2), css_classes=["georing-card"])
+        return pn.Column(*items, **self._card_size())
+
+    @staticmethod
+    def _card_size() -> dict:
+        """A ring card: as wide as the window allows, 180 px … 360 px (five in a row on a 1920 px screen)."""
+        return dict(sizing_mode="stretch_width", min_width=RING_SIZE - 10, max_width=RING_FRAME, margin=(0, 2),
+                    css_classes=["georing-card"], styles={"flex": "1 1 150px"})
 
     def open_satellite(self, platform: str, time=None) -> None:
         """Show one satellite in depth, at ``time`` (default: its latest slot)."""
@@ -581,7 +693,10 @@ class GeoRing(pn.viewable.Viewer):
         overlay = hv.Overlay(parts)
         opts = dict(xaxis=None, yaxis=None, bgcolor="black", width=width, height=height, data_aspect=1,
                     toolbar=None if not toolbar else "right", show_frame=False)
-        if frame.attrs.get("kind") == "field" and width < 400:
+        if width is None:  # a ring card: as wide as the card, square
+            opts = dict(opts, data_aspect=None, responsive=True, aspect=1, min_width=RING_SIZE - 20)
+            del opts["width"], opts["height"]
+        if frame.attrs.get("kind") == "field" and (width or RING_SIZE) < 400:
             image.opts(colorbar=False)
         return overlay.opts(**opts)
 
@@ -594,17 +709,42 @@ class GeoRing(pn.viewable.Viewer):
         return hv.RGB(np.zeros((2, 2, 4), dtype=np.uint8), bounds=(x0, y0, x1, y1), kdims=list(kdims),
                       vdims=["R", "G", "B", "A"])
 
+    def stamp_text(self, mosaic: bool | None = None) -> str:
+        """What every frame says in its corner: ``GOES-16 · Ash RGB · 2021-04-12 15:00 UTC`` (mosaic: ``Mosaic``)."""
+        t = self.slot_time
+        when = f"{t:%Y-%m-%d %H:%M} UTC" if t is not None else "no slot"
+        mosaic = self.mode == "mosaic" if mosaic is None else mosaic
+        who = "Mosaic" if mosaic else self.position.satellite
+        return f"{who} · {render.product_title(self.product)} · {when}"
+
+    def _stamp(self, platform, x_range, y_range, width, height, kdims=("x", "y")) -> hv.RGB:
+        t = self.slot_time
+        code = stamp_code(platform, t, self.product) if t is not None else 0
+        return render.stamp_element(width, height, x_range, y_range, self.stamp_text(platform is None), code,
+                                    kdims)
+
     def _image(self, x_range, y_range, width, height, time=None, date=None, kind=None, ranges=None, **_):
         width = int(width or MAP_SIZE)
         height = int(height or MAP_SIZE)
+        x_range = tuple(x_range) if x_range else ranges[0]
+        y_range = tuple(y_range) if y_range else ranges[1]
         self._last_view = (x_range, y_range, width, height)
         frame = self.current_frame(x_range, y_range, width, height)
         if frame is None:
-            return self._empty(kind, ranges)
-        element = render.image_element(frame)
-        if kind == "field":
-            return element.opts(colorbar=True)
-        return element
+            base = self._empty(kind, ranges)
+        else:
+            base = render.image_element(frame)
+            if kind == "field":
+                base = base.opts(colorbar=True)
+        return base
+
+    def _stamp_layer(self, x_range, y_range, width, height, mosaic=False, default=None, **_):
+        """The stamp of the frame a view shows (its own layer, above the coastlines, in the same update)."""
+        x_range = tuple(x_range) if x_range else default[0]
+        y_range = tuple(y_range) if y_range else default[1]
+        kdims = ("longitude", "latitude") if mosaic else ("x", "y")
+        return self._stamp(None if mosaic else self.satellite, x_range, y_range, int(width or MAP_SIZE),
+                           int(height or MAP_SIZE), kdims)
 
     def _coast(self, x_range, y_range, coastlines=True, proj4="", kind="rgb"):
         if not coastlines:
@@ -632,17 +772,20 @@ class GeoRing(pn.viewable.Viewer):
         coast = hv.DynamicMap(lambda x_range, y_range, coastlines: self._coast(x_range, y_range, coastlines, proj4,
                                                                                 kind),
                               streams=[rng, hv.streams.Params(self, ["coastlines"])])
-        layers = [image, coast]
+        stamp = hv.DynamicMap(lambda **kw: self._stamp_layer(default=ranges, **kw),
+                              streams=[rng, size, hv.streams.Params(self, ["time", "date"])])
+        layers = [image, coast, stamp]
         if kind == "field":
             layers.insert(0, self._disk_layer(grid))
         overlay = layers[0]
         for layer in layers[1:]:
             overlay = overlay * layer
         overlay = overlay.opts(
-            xaxis=None, yaxis=None, bgcolor="black", frame_width=MAP_SIZE, frame_height=MAP_SIZE,
-            xlim=x_range, ylim=y_range, active_tools=["wheel_zoom"], show_frame=False,
+            xaxis=None, yaxis=None, bgcolor="black", responsive=True, aspect=1, min_width=280, max_width=MAP_MAX,
+            xlim=x_range, ylim=y_range, active_tools=["pan"], show_frame=False, hooks=[_wheel_after_click],
         )
-        return pn.pane.HoloViews(overlay, margin=(0, 5))
+        return pn.pane.HoloViews(overlay, margin=(0, 5), sizing_mode="stretch_width", max_width=MAP_MAX,
+                                 css_classes=["georing-image"])
 
     def _disk_layer(self, scene: xr.Dataset) -> hv.RGB:
         """The Earth's disk in grey (clear sky under a cloud-top field), on a screen-sized grid."""
@@ -666,6 +809,23 @@ class GeoRing(pn.viewable.Viewer):
         self._mosaic_problems = found.problems
         return found.scenes
 
+    def mosaic_frame(self, t: pd.Timestamp, lon_range=None, lat_range=None, width: int = MOSAIC_WIDTH,
+                     height: int | None = None) -> xr.Dataset:
+        """The mosaic at ``t`` over a lat/lon view (the last 24 kept per session); raises FumaroleError."""
+        lon_range = tuple(lon_range) if lon_range else MOSAIC_LON
+        lat_range = tuple(lat_range) if lat_range else MOSAIC_LAT
+        key = (pd.Timestamp(t), self.product, lon_range, lat_range, int(width), height and int(height))
+        hit = self._mosaics.get(key)
+        if hit is not None:
+            return hit
+        found = services.ring_scenes(self.archive, t, self.product)
+        out = render.mosaic(found.scenes, lon_range, lat_range, width, height, self.product)
+        out.attrs.update(names=found.names, problems=found.problems)
+        self._mosaics[key] = out
+        while len(self._mosaics) > 24:
+            self._mosaics.pop(next(iter(self._mosaics)), None)
+        return out
+
     def mosaic_at(self, lon_range=None, lat_range=None, width: int = MOSAIC_WIDTH,
                   height: int | None = None) -> xr.Dataset | None:
         """The mosaic of the current time and product over a lat/lon view, or None with the reason said."""
@@ -674,13 +834,11 @@ class GeoRing(pn.viewable.Viewer):
             self.report("warning", "no slot in the archive")
             return None
         try:
-            scenes = self._mosaic_scenes(t)
+            out = self.mosaic_frame(t, lon_range, lat_range, width, height)
         except FumaroleError as exc:
             self.report("error", str(exc))
             return None
-        lon_range = tuple(lon_range) if lon_range else MOSAIC_LON
-        lat_range = tuple(lat_range) if lat_range else MOSAIC_LAT
-        out = render.mosaic(scenes, lon_range, lat_range, width, height, self.product)
+        self._mosaic_names, self._mosaic_problems = out.attrs["names"], out.attrs["problems"]
         names = getattr(self, "_mosaic_names", {})
         notes = [f"{names.get(p, p)}: {why}" for p, why in out.attrs["skipped"].items() if why != "no slot"]
         notes = self._mosaic_problems + notes
@@ -696,17 +854,19 @@ class GeoRing(pn.viewable.Viewer):
         height = int(height or MOSAIC_HEIGHT)
         lon_range = tuple(x_range) if x_range else MOSAIC_LON
         lat_range = tuple(y_range) if y_range else MOSAIC_LAT
+        self._last_mosaic_view = (lon_range, lat_range, width, height)
+        kdims = ("longitude", "latitude")
         out = self.mosaic_at(lon_range, lat_range, width, height)
         if out is None:
-            return self._empty("rgb" if source else kind, (lon_range, lat_range), ("longitude", "latitude"))
+            return self._empty("rgb" if source else kind, (lon_range, lat_range), kdims)
         if source:
             rgba = xr.DataArray(render.source_rgba(out["source"].values), dims=("y", "x", "rgba"), coords=out.coords)
-            return render.rgb_element(rgba, kdims=("longitude", "latitude"))
+            return render.rgb_element(rgba, kdims=kdims)
         if kind == "field":
             field = out["value"].rename(self.product)
             field.attrs.update(kind="field")
-            return render.field_element(field, self.product, kdims=("longitude", "latitude"))
-        return render.rgb_element(out["rgba"], kdims=("longitude", "latitude"))
+            return render.field_element(field, self.product, kdims=kdims)
+        return render.rgb_element(out["rgba"], kdims=kdims)
 
     @param.depends("product", "show_source", "mode")
     def mosaic_plot(self):
@@ -728,11 +888,15 @@ class GeoRing(pn.viewable.Viewer):
             return overlays.coastlines(None, x_range, y_range).opts(color="#222222" if source else "#f2e34c")
 
         lines = hv.DynamicMap(coast, streams=[rng, hv.streams.Params(self, ["coastlines"])])
-        overlay = (image * lines).opts(
-            frame_width=MOSAIC_WIDTH, frame_height=MOSAIC_HEIGHT, xlim=lon_range, ylim=lat_range,
-            xlabel="Longitude (°)", ylabel="Latitude (°)", bgcolor="#dddddd", active_tools=["wheel_zoom"],
+        stamp = hv.DynamicMap(lambda **kw: self._stamp_layer(mosaic=True, default=(MOSAIC_LON, MOSAIC_LAT), **kw),
+                              streams=[rng, size, hv.streams.Params(self, ["time", "date"])])
+        overlay = (image * lines * stamp).opts(
+            responsive=True, aspect=MOSAIC_WIDTH / MOSAIC_HEIGHT, min_width=300, max_width=MOSAIC_MAX,
+            xlim=lon_range, ylim=lat_range, xlabel="Longitude (°)", ylabel="Latitude (°)", bgcolor="#dddddd",
+            active_tools=["pan"], hooks=[_wheel_after_click],
         )
-        return pn.pane.HoloViews(overlay, margin=(0, 5))
+        return pn.pane.HoloViews(overlay, margin=(0, 5), sizing_mode="stretch_width", max_width=MOSAIC_MAX,
+                                 css_classes=["georing-image"])
 
     def _on_mosaic_range(self, x_range=None, y_range=None):
         if x_range and y_range:
@@ -761,8 +925,8 @@ class GeoRing(pn.viewable.Viewer):
         return pn.Column(
             w.RadioButtonGroup.from_param(self.param.mode, label="View"),
             w.Select.from_param(self.param.satellite, label="Satellite"),
-            w.DatePicker.from_param(self.param.date, label="Date (UTC)"),
-            w.Select.from_param(self.param.time, label="Slot (UTC)"),
+            self.date_picker(),
+            self.slot_select(),
             w.Select.from_param(self.param.product, label="Product"),
             w.Checkbox.from_param(self.param.coastlines, label="Coastlines"),
             w.Checkbox.from_param(self.param.show_source, label="Show source satellite (mosaic)"),
@@ -778,11 +942,96 @@ class GeoRing(pn.viewable.Viewer):
                                    ("<", lambda _e: self.step_slot(-1), "previous slot"),
                                    (">", lambda _e: self.step_slot(1), "next slot"),
                                    (">>>", lambda _e: self.step_day(1), "a day forward")):
-            b = pn.widgets.Button(label=label, width=60, color="default", description=tip)
+            b = pn.widgets.Button(label=label, width=56, color="default", description=tip,
+                                  css_classes=["georing-step"])
             b.on_click(action)
             buttons.append(b)
-        play = pn.widgets.Toggle.from_param(self.param.playing, label="▶ / ❚❚", width=80, color="primary")
-        return pn.Row(*buttons, play, margin=(0, 5))
+        play = pn.widgets.Toggle.from_param(self.param.playing, label="▶ / ❚❚", width=70, color="primary",
+                                            css_classes=["georing-play-toggle"])
+        return pn.FlexBox(*buttons, play, self.play_status, gap="4px", margin=(0, 5), sizing_mode="stretch_width")
+
+    def play_text(self) -> str:
+        """``▶ Playing — asked 10 fps, shown 9.6 fps`` or ``❚❚ Paused on 15:00``: the play state and the real rate."""
+        if self.playing:
+            shown = f", shown {self.rate:g} fps" if self.rate else ""
+            return f"▶ Playing — asked {self.speed:g} fps{shown}"
+        return f"❚❚ Paused on {self.time or 'no slot'}"
+
+    @property
+    def play_status(self) -> pn.pane.HTML:
+        """The play state and rate, one pane whose text a watcher changes (not redrawn while playing)."""
+        pane = pn.pane.HTML("", margin=(0, 4))
+
+        def show(*_):
+            pane.object = (f'<div class="georing-play" role="status" style="padding:6px 4px">'
+                           f'{html.escape(self.play_text())}</div>')
+
+        show()
+        self.param.watch(show, ["playing", "speed", "rate"])
+        self.param.watch(lambda *_: None if self.playing else show(), ["time", "date"])
+        return pane
+
+    def slot_select(self) -> pn.widgets.Select:
+        """The slot list, a view of the state: its options and value are set together, always the day's.
+
+        Panel's own link sets the options and the value one after the other, and a value not yet in the list made
+        the widget fall back to the first slot (issue 11). The user's choice goes to :attr:`time`.
+        """
+        select = pn.widgets.Select(label="Slot (UTC)", options=list(self.param.time.objects or []),
+                                   value=self.time if self.time in (self.param.time.objects or []) else None,
+                                   css_classes=["georing-slot"])
+
+        def to_widget(*_):
+            options = list(self.param.time.objects or [])
+            if self.time is not None and self.time not in options:
+                return  # a change under way: the list follows when the time is the day's
+            self._syncing = True
+            try:
+                select.param.update(options=options, value=self.time)
+            finally:
+                self._syncing = False
+
+        def to_state(event):
+            if not self._syncing and event.new is not None and event.new != self.time:
+                self.time = event.new
+
+        self.param.watch(to_widget, ["time", "date", "satellite", "mode"])
+        self.param.watch(to_widget, ["time"], what="objects")
+        select.param.watch(to_state, "value")
+        return select
+
+    def archive_days(self) -> list[dt.date]:
+        """The days the archive has slots of the satellite shown (of any ring satellite in the mosaic)."""
+        if self.mode == "mosaic":
+            ring = [p.platform for p in self.ring() if p.platform]
+        else:
+            ring = [self.satellite]
+        days = set()
+        for platform in ring:
+            try:
+                days |= {pd.Timestamp(d).date() for d in geo.days(self.archive, platform)}
+            except FumaroleError:
+                continue
+        return sorted(days)
+
+    def date_picker(self) -> pn.Column:
+        """The date picker: only the archive's days can be picked (the others disabled), with a note saying so."""
+        picker = pn.widgets.DatePicker.from_param(self.param.date, label="Date (UTC)", css_classes=["georing-date"])
+        note = pn.pane.HTML("", margin=(0, 10), css_classes=["georing-days"])
+
+        def offer(*_):
+            days = self.archive_days()
+            picker.enabled_dates = days or None
+            if days:
+                listed = ", ".join(str(d) for d in days[:6]) + (" …" if len(days) > 6 else "")
+                note.object = (f'<small>{len(days)} day{"s" if len(days) != 1 else ""} in the archive: '
+                               f'{html.escape(listed)}; other days are disabled.</small>')
+            else:
+                note.object = "<small>No day of this satellite in the archive.</small>"
+
+        offer()
+        self.param.watch(offer, ["satellite", "mode"])
+        return pn.Column(picker, note, margin=0, sizing_mode="stretch_width")
 
     @param.depends("satellite", "date", "time", "product", "mode")
     def time_label(self):
@@ -793,7 +1042,7 @@ class GeoRing(pn.viewable.Viewer):
         else:
             text = self.title()
         return pn.pane.HTML(f'<div class="georing-title" style="font-size:17px;font-weight:bold">'
-                            f'{html.escape(text)}</div>', margin=(4, 10))
+                            f'{html.escape(text)}</div>', margin=(4, 10), sizing_mode="stretch_width")
 
     @param.depends("satellite", "product")
     def legend(self):
@@ -842,7 +1091,8 @@ class GeoRing(pn.viewable.Viewer):
         if self.mode == "ring":
             return self.ring_view
         if self.mode == "mosaic":
-            return pn.Column(self.time_label, self.mosaic_plot, self.source_legend, sizing_mode="stretch_width")
+            return pn.Column(self.time_label, self.stepper(), self.mosaic_plot, self.source_legend,
+                             sizing_mode="stretch_width")
         return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
                          self.download(), sizing_mode="stretch_width")
 
@@ -868,6 +1118,86 @@ class GeoRing(pn.viewable.Viewer):
             self.report("error", f"{what} cannot be shown: {exc}")
             return False
         return True
+
+    @classmethod
+    def from_query(cls, query: dict, archive: Archive | None = None, log: LogConsole | None = None) -> GeoRing:
+        """A view from a permalink's query: each bad value refused, said in the alert (naming it and what was used).
+
+        The URL is corrected when the view is synced to it (:meth:`sync_location`).
+        """
+        params, problems = {}, []
+        for name in URL_STATE:
+            if name not in query:
+                continue
+            raw = query[name]
+            try:
+                params[name] = cls._permalink_value(name, raw)
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{name}={raw!r} is not valid ({exc})")
+        satellite = params.get("satellite")
+        if satellite is not None and satellite not in constellation.platforms():
+            try:
+                geo.ring_position(satellite, None, archive or get_archive())
+            except FumaroleError:
+                problems.append(f"satellite={satellite!r} is not a satellite or ring position we know")
+                params.pop("satellite")
+        view = cls(archive=archive, log=log, **params)
+        if "time" in params and view.time != params["time"]:
+            problems.append(f"time={params['time']} is not a slot of that day")
+        if problems:
+            used = (f"showing {view.position.satellite}, {render.product_title(view.product)}, "
+                    f"{view.date} {view.time or 'no slot'} UTC")
+            view.report("warning", f"The link had values that cannot be shown: {'; '.join(problems)} — {used}.")
+        return view
+
+    @staticmethod
+    def _permalink_value(name: str, raw):
+        """One query value, checked and converted; raises ValueError with the reason."""
+        if name in ("coastlines", "playing", "show_source"):
+            if str(raw).lower() not in ("true", "false"):
+                raise ValueError("true or false")
+            return str(raw).lower() == "true"
+        if name == "speed":
+            value = float(raw)
+            if not 0.25 <= value <= 10:
+                raise ValueError("a speed from 0.25 to 10 frames per second")
+            return value
+        if name == "date":
+            return dt.date.fromisoformat(str(raw))
+        if name == "time":
+            value = dt.datetime.strptime(str(raw), "%H:%M")
+            return f"{value:%H:%M}"
+        if name == "mode" and raw not in MODES.values():
+            raise ValueError(f"one of {', '.join(MODES.values())}")
+        if name == "product" and raw not in PRODUCTS.values():
+            raise ValueError("not a product we make")
+        if name.endswith("_range"):
+            values = json.loads(raw) if isinstance(raw, str) else raw
+            lo, hi = (float(v) for v in values)
+            if not lo < hi:
+                raise ValueError("the first value must be below the second")
+            return (lo, hi)
+        return raw
+
+    def sync_location(self, location) -> None:
+        """Keep the page's URL and the state one (the URL corrected to the values shown)."""
+        def push(*_):
+            location.update_query(**self._query())
+
+        # One way, state -> URL: the URL is read once, by from_query, which refuses bad values; Panel's two-way
+        # location.sync re-applied the URL's values on load and, when one failed, stopped writing the URL.
+        push()
+        self.param.watch(push, URL_STATE)
+
+    def _query(self) -> dict:
+        out = {}
+        for name in URL_STATE:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = self.param[name].serialize(value)
+            out[name] = value if isinstance(value, str) else json.dumps(value)
+        return out
 
     def __panel__(self):
         self.check()

@@ -1,0 +1,366 @@
+"""Random journeys through the GEO ring in a real browser (Debian's chromium), checked against one state.
+
+A Hypothesis ``RuleBasedStateMachine`` takes random sequences of what a user does — satellite, product, date, slot,
+``<``, ``>``, ``<<<``, ``>>>``, play/pause, mode, reopening the URL — on a served GEO ring over three days of GEO
+files (:func:`tests.test_georing.multiday_geo`), and keeps its own model of the slot that must be shown. After each
+step it checks that the picture, the title, the slot list and the URL name that same slot: the picture by the code
+stamped into every frame (:func:`app.render.geo.read_stamp` on a screenshot of the canvas), and that the canvas is
+not blank where the slot exists; reopening the URL in a new page gives the same canvas (pixel hash).
+
+Short run (``make test``): a fixed seed, 2 journeys of 6 steps (no shrinking: a browser journey is too slow to
+shrink; the failing sequence is printed as it ran). Long run, with its results in docs/testing.md::
+
+    FUMAROLE_JOURNEYS=long .venv/bin/pytest tests/test_journeys_georing.py -p no:randomly -q
+
+(``FUMAROLE_JOURNEYS_EXAMPLES`` and ``FUMAROLE_JOURNEYS_STEPS`` override the counts.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import numpy as np
+import pytest
+from hypothesis import Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from PIL import Image
+
+from app.paths import REPO
+from app.render import geo as render
+from app.views.georing import decode_stamp, stamp_code
+from tests.conftest import _free_port, stop_process, wait_for_http
+from tests.test_georing import MULTIDAY, multiday_geo
+
+pytestmark = pytest.mark.browser
+
+LONG = os.environ.get("FUMAROLE_JOURNEYS") == "long"
+EXAMPLES = int(os.environ.get("FUMAROLE_JOURNEYS_EXAMPLES", 25 if LONG else 2))
+STEPS = int(os.environ.get("FUMAROLE_JOURNEYS_STEPS", 20 if LONG else 6))
+
+#: The model of the archive: the slots of each day (every ring satellite has them but Meteosat-8's 15:00 on the 12th).
+TIMES = {"2021-04-11": ["00:00", "18:00"], "2021-04-12": ["12:00", "15:00"], "2021-04-13": ["00:00", "18:00"]}
+MISSING = {("MSG1", "2021-04-12", "15:00")}
+SATELLITES = {"G17": "GOES-17", "G16": "GOES-16", "MSG4": "Meteosat-11", "MSG1": "Meteosat-8", "H08": "Himawari-8"}
+PRODUCTS = ("ash", "dust", "cloud_top_height")
+WAIT_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def multiday_server(tmp_path_factory):
+    """`fumarole serve` over three days of GEO files (the tiny archive has one: ``<<<``/``>>>`` could not move)."""
+    root = tmp_path_factory.getbasetemp() / "multiday-geo"
+    multiday_geo(root)
+    port = _free_port()
+    env = dict(os.environ, FUMAROLE_CATALOG=str(root / "cat" / "catalogs" / "tiny.yaml"), BOKEH_LOG_LEVEL="warn")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(url + "/", proc)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+# ------------------------------------------------------------------------------------------- reading the page
+def _until(what: str, predicate, timeout_s: float = WAIT_S):
+    """The predicate's first true value, looked at again as soon as the last look is done; fails naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last is not None and last is not False:
+            return last
+    raise AssertionError(f"not within {timeout_s:.0f} s: {what}")
+
+
+def image_box(page):
+    """The box of the GEO image's canvas (the biggest canvas of the page), or None before it is drawn."""
+    boxes = [c.bounding_box() for c in page.locator(".georing-image canvas").all()]
+    boxes = [b for b in boxes if b and b["width"] > 100 and b["height"] > 100]
+    return max(boxes, key=lambda b: b["width"] * b["height"]) if boxes else None
+
+
+def canvas_pixels(page) -> np.ndarray | None:
+    box = image_box(page)
+    if box is None:
+        return None
+    return np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB"))
+
+
+def shown_code(page) -> int | None:
+    px = canvas_pixels(page)
+    return None if px is None else render.read_stamp(px)
+
+
+def painted(px: np.ndarray) -> float:
+    """Fraction of the canvas that is not its most common colour (space, or the mosaic's background)."""
+    flat = px.reshape(-1, 3).astype(int)
+    values, counts = np.unique(flat // 8, axis=0, return_counts=True)
+    modal = values[counts.argmax()] * 8
+    return float((np.abs(flat - modal).sum(axis=1) > 30).mean())
+
+
+def url_state(page) -> dict:
+    return dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(page.url).query))
+
+
+def _choose(page, text: str, exact: bool = False) -> None:
+    """Pick, in the select that offers it, the option whose label is (or contains) ``text``."""
+    select = page.locator("select").filter(has=page.locator("option", has_text=text)).first
+    labels = select.locator("option").all_inner_texts()
+    select.select_option(label=next(x for x in labels if (x == text if exact else text in x)))
+
+
+def title(page) -> str:
+    return page.locator(".georing-title").first.inner_text()
+
+
+def slot_value(page) -> str:
+    return page.locator(".georing-slot select").first.input_value()
+
+
+# ------------------------------------------------------------------------------------------- the machine
+class GeoRingJourney(RuleBasedStateMachine):
+    """A user on the GEO ring; the model is the slot (mode, satellite, date, time, product) that must be shown."""
+
+    base = ""
+    browser = None
+
+    @initialize(satellite=st.sampled_from(sorted(SATELLITES)), day=st.sampled_from(MULTIDAY),
+                product=st.sampled_from(PRODUCTS), mode=st.sampled_from(["satellite", "mosaic"]))
+    def open(self, satellite, day, product, mode):
+        self.context = self.browser.new_context(viewport={"width": 1400, "height": 1000})
+        self.page = self.context.new_page()
+        self.errors = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.state = {"mode": mode, "satellite": satellite, "date": day, "time": TIMES[day][-1], "product": product}
+        query = urllib.parse.urlencode({**self.state, "playing": "false"})
+        self.page.goto(f"{self.base}/georing?{query}")
+
+    def teardown(self):
+        if hasattr(self, "context"):
+            self.context.close()
+
+    # --- what the model says
+    def expected_code(self) -> int:
+        s = self.state
+        platform = None if s["mode"] == "mosaic" else s["satellite"]
+        return stamp_code(platform, f"{s['date']} {s['time']}", s["product"])
+
+    def _settled(self) -> None:
+        """Wait until the picture is the model's slot (the stamp in the canvas), then the texts around it."""
+        want = self.expected_code()
+        _until(f"the canvas to show {decode_stamp(want)} (shows {decode_stamp(shown_code(self.page) or 0)})",
+               lambda: shown_code(self.page) == want)
+
+    # --- rules
+    @rule(satellite=st.sampled_from(sorted(SATELLITES)))
+    def choose_satellite(self, satellite):
+        _choose(self.page, f"— {SATELLITES[satellite]} (")
+        self.state["satellite"] = satellite
+        self._settled()
+
+    @rule(product=st.sampled_from(PRODUCTS))
+    def choose_product(self, product):
+        _choose(self.page, render.product_title(product), exact=True)
+        self.state["product"] = product
+        self._settled()
+
+    @rule(data=st.data())
+    def choose_slot(self, data):
+        hhmm = data.draw(st.sampled_from(TIMES[self.state["date"]]))
+        self.page.locator(".georing-slot select").first.select_option(value=hhmm)
+        self.state["time"] = hhmm
+        self._settled()
+
+    @rule(day=st.sampled_from(MULTIDAY))
+    def choose_date(self, day):
+        """The date picker: the day's cell in the calendar (the archive's days only are enabled)."""
+        self.page.locator(".georing-date input.form-control").first.click()
+        label = dt.date.fromisoformat(day).strftime("%B %-d, %Y")
+        self.page.locator(f".flatpickr-calendar.open .flatpickr-day[aria-label='{label}']").first.click()
+        old = self.state["time"]
+        times = TIMES[day]
+        self.state.update(date=day, time=old if old in times else _nearest(times, old))
+        self._settled()
+
+    @rule(step=st.sampled_from(["<", ">", "<<<", ">>>"]))
+    def step(self, step):
+        self.page.get_by_role("button", name=step, exact=True).first.click()
+        self.state.update(_stepped(self.state["date"], self.state["time"], step))
+        self._settled()
+
+    @rule()
+    def play_then_pause(self):
+        """Play at 10 fps until the picture has moved, then pause: the state is the frame shown at the pause."""
+        before = shown_code(self.page)
+        self.page.locator(".georing-play-toggle button").first.click()
+        _until("the status to say Playing", lambda: "Playing" in self.page.locator(".georing-play").inner_text())
+        _until("the picture to move", lambda: shown_code(self.page) not in (None, before))
+        self.page.locator(".georing-play-toggle button").first.click()
+        status = _until("the status to say Paused", lambda: (lambda t: t if "Paused on" in t else None)(
+            self.page.locator(".georing-play").inner_text()))
+        self.state["time"] = status.rsplit(" ", 1)[-1]
+        assert self.state["time"] in TIMES[self.state["date"]], status
+        self._settled()
+
+    @rule(mode=st.sampled_from(["One satellite", "Mosaic"]))
+    def choose_mode(self, mode):
+        self.page.get_by_role("button", name=mode, exact=True).first.click()
+        self.state["mode"] = "mosaic" if mode == "Mosaic" else "satellite"
+        self._settled()
+
+    @rule()
+    def reopen_the_url(self):
+        """The URL reopened in a new page gives the same picture, pixel for pixel."""
+        self._settled()
+        here = hashlib.sha256(canvas_pixels(self.page).tobytes()).hexdigest()
+        other = self.context.new_page()
+        try:
+            other.goto(self.page.url)
+            want = self.expected_code()
+            _until("the reopened page to show the same slot", lambda: shown_code(other) == want)
+            there = _until("the same canvas in the reopened page", lambda: (
+                lambda h: h if h == here else None)(hashlib.sha256(canvas_pixels(other).tobytes()).hexdigest()))
+            assert there == here
+        finally:
+            other.close()
+
+    # --- invariants
+    @invariant()
+    def one_slot_everywhere(self):
+        if not hasattr(self, "page"):
+            return
+        self._settled()
+        s = self.state
+        when = f"{s['date']} {s['time']} UTC"
+        _until(f"the title to name {when}", lambda: when in title(self.page))
+        heading = title(self.page)
+        assert render.product_title(s["product"]) in heading
+        if s["mode"] == "satellite":
+            assert heading.startswith(SATELLITES[s["satellite"]]), heading
+        else:
+            assert heading.startswith("Global mosaic"), heading
+        _until(f"the slot list to say {s['time']}", lambda: slot_value(self.page) == s["time"])
+        query = _until("the URL to name the slot", lambda: (lambda q: q if (q.get("date"), q.get("time")) == (
+            s["date"], s["time"]) else None)(url_state(self.page)))
+        assert (query["mode"], query["satellite"], query["product"]) == (s["mode"], s["satellite"], s["product"])
+        assert query.get("playing", "").lower() == "false"
+        assert f"Paused on {s['time']}" in self.page.locator(".georing-play").inner_text()
+        if s["mode"] == "mosaic" or (s["satellite"], s["date"], s["time"]) not in MISSING:
+            assert painted(canvas_pixels(self.page)) > 0.25, "the canvas is blank where the slot exists"
+        assert not self.errors, self.errors
+
+
+def _nearest(times: list[str], hhmm: str) -> str:
+    minutes = [int(t[:2]) * 60 + int(t[3:]) for t in times]
+    want = int(hhmm[:2]) * 60 + int(hhmm[3:])
+    return times[int(np.argmin([abs(m - want) for m in minutes]))]
+
+
+def _stepped(day: str, hhmm: str, step: str) -> dict:
+    """The model's slot after ``<``, ``>``, ``<<<`` or ``>>>`` (at the archive's ends: unchanged)."""
+    days = list(MULTIDAY)
+    i = days.index(day)
+    times = TIMES[day]
+    if step in ("<<<", ">>>"):
+        j = i + (1 if step == ">>>" else -1)
+        if not 0 <= j < len(days):
+            return {}
+        return {"date": days[j], "time": _nearest(TIMES[days[j]], hhmm)}
+    k = times.index(hhmm) + (1 if step == ">" else -1)
+    if 0 <= k < len(times):
+        return {"time": times[k]}
+    j = i + (1 if step == ">" else -1)
+    if not 0 <= j < len(days):
+        return {}
+    return {"date": days[j], "time": TIMES[days[j]][0 if step == ">" else -1]}
+
+
+def test_random_journeys(multiday_server, browser):
+    GeoRingJourney.base = multiday_server
+    GeoRingJourney.browser = browser
+    run_state_machine_as_test(GeoRingJourney, settings=settings(
+        max_examples=EXAMPLES, stateful_step_count=STEPS, derandomize=not LONG, deadline=None,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate)))
+
+
+# ------------------------------------------------------------------------------------------- the issue's defects
+def _journey(multiday_server, browser, **start) -> GeoRingJourney:
+    GeoRingJourney.base = multiday_server
+    GeoRingJourney.browser = browser
+    machine = GeoRingJourney()
+    machine.open(**{"satellite": "G16", "day": "2021-04-12", "product": "ash", "mode": "satellite", **start})
+    machine.one_slot_everywhere()
+    return machine
+
+
+def test_day_steps_keep_image_title_list_and_url_one(multiday_server, browser, shots):
+    """Issue 11: after >>> the slot list and URL said 18:00 while the image and title showed 00:00, and the next >
+    stepped from 00:00. Here: 12th 15:00, >>> (13th 18:00), < (13th 00:00), <<< (12th 12:00), < (11th 18:00)."""
+    machine = _journey(multiday_server, browser)
+    try:
+        for step, want in ((">>>", ("2021-04-13", "18:00")), ("<", ("2021-04-13", "00:00")),
+                           ("<<<", ("2021-04-12", "12:00")), ("<", ("2021-04-11", "18:00")),
+                           (">", ("2021-04-12", "12:00"))):
+            machine.step(step)
+            assert (machine.state["date"], machine.state["time"]) == want
+            machine.one_slot_everywhere()
+        machine.choose_mode("Mosaic")  # the mosaic steps like the one-satellite view
+        machine.one_slot_everywhere()
+        machine.step(">")
+        machine.one_slot_everywhere()
+        assert (machine.state["date"], machine.state["time"]) == ("2021-04-12", "15:00")
+    finally:
+        machine.teardown()
+
+
+def test_play_at_10_fps_shows_its_rate_and_pauses_on_the_frame_shown(multiday_server, browser):
+    """Issue 11: at 10 fps the time label was blank, the rate 4-5 fps, and Play ran 1-2 frames past Pause."""
+    GeoRingJourney.base = multiday_server
+    GeoRingJourney.browser = browser
+    machine = GeoRingJourney()
+    machine.state = {"mode": "satellite", "satellite": "G16", "date": "2021-04-12", "time": "15:00", "product": "ash"}
+    machine.context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    machine.page = page = machine.context.new_page()
+    machine.errors = []
+    try:
+        page.goto(f"{multiday_server}/georing?mode=satellite&satellite=G16&date=2021-04-12&time=15:00&speed=10.0")
+        machine.one_slot_everywhere()
+        page.locator(".georing-play-toggle button").first.click()
+        # the speed in the URL, and the real rate said next to the asked one (playing=true does not reach the URL
+        # while playing yet: a defect left, see docs/testing.md)
+        assert url_state(page)["speed"] == "10.0"
+        def rate_said():
+            text = page.locator(".georing-play").inner_text()
+            return text if "shown" in text and float(text.split("shown ")[1].split(" fps")[0]) > 0 else None
+
+        # the asked rate is met, or the real one said (a busy 2-core test machine does not always reach 10 fps;
+        # benchmarks/bench_georing_ui.py measures it)
+        status = _until("the real rate said while playing at 10 fps", rate_said)
+        assert "asked 10 fps" in status, status
+        # every frame shown while playing carries its own slot (the stamp is in the picture)
+        seen = set()
+
+        def two_slots_seen():
+            seen.add(shown_code(page))
+            return len(seen - {None}) >= 2
+
+        _until("two slots seen while playing", two_slots_seen)
+        assert all(decode_stamp(c)[0].strftime("%H:%M") in TIMES["2021-04-12"] for c in seen - {None})
+        page.locator(".georing-play-toggle button").first.click()
+        status = _until("the status to say Paused", lambda: (lambda t: t if "Paused on" in t else None)(
+            page.locator(".georing-play").inner_text()))
+        machine.state["time"] = status.rsplit(" ", 1)[-1]
+        machine.one_slot_everywhere()  # picture, title, list and URL: the frame at the pause
+    finally:
+        machine.teardown()
