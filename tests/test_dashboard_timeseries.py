@@ -43,8 +43,10 @@ def test_compute_shows_the_mass_plot_and_a_complete_progress(dashboard_server, p
     assert page.get_by_text("Catalogue wind").is_visible()
     assert page.locator("input[placeholder*='://']").count() == 0 and page.get_by_text("Dask scheduler").count() == 0
     assert page.locator("select", has=page.locator("option", has_text="local")).count() == 1
+    # the card's own radii (the map has a row of circle checkboxes with the same numbers)
+    radii = page.locator(".card").filter(has_text="Radii of the disks (km)").last
     for radius in ("1000", "2000"):
-        page.get_by_role("checkbox", name=radius, exact=True).check()
+        radii.get_by_role("checkbox", name=radius, exact=True).check()
     compute.click()
 
     done = page.get_by_text("granules — done")

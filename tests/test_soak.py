@@ -434,8 +434,10 @@ def run_timeseries_in_browser(page, url: str, died: threading.Event) -> pd.DataF
     page.get_by_text(CARD_TITLE).click()
     compute = page.get_by_role("button", name="Compute time series")
     _wait_visible(compute, died, timeout_s, "the Compute time series button")
+    # the card's own radii (the map has a row of circle checkboxes with the same numbers)
+    radii = page.locator(".card").filter(has_text="Radii of the disks (km)").last
     for radius in ("1000", "2000"):
-        page.get_by_role("checkbox", name=radius, exact=True).check()
+        radii.get_by_role("checkbox", name=radius, exact=True).check()
     compute.click()
     failure = page.locator(".alert-danger, .alert-warning")
     outcome = page.locator(".alert", has_text="SO2 mass so2_7km:").or_(failure).first
