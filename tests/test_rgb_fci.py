@@ -25,6 +25,18 @@ SATPY = {
     "so2": ("volcanic_emissions", {"wv_63", "wv_73", "ir_105", "ir_87"}),
 }
 
+@pytest.fixture(scope="module", autouse=True)
+def _satpy_reads_in_one_thread():
+    """satpy's arrays are lazy: computed by dask's threads they would read the HDF5 chunks from several threads at
+    once, and HDF5 is not thread-safe (a segfault on CI). Compute them in the calling thread, under the one lock."""
+    import dask
+
+    from app.core.locks import HDF_LOCK
+
+    with dask.config.set(scheduler="synchronous"), HDF_LOCK:
+        yield
+
+
 
 def test_every_recipe_has_an_fci_variant_with_satpys_numbers():
     enhancements = satpy_enhancements("fci")  # fci.yaml overrides generic.yaml
