@@ -81,6 +81,11 @@ class ProductInfo:
     catalog : the path or URL of the catalogue the product came from.
     platforms : GEO products: the catalogue's overrides of ``assets/platforms.yaml`` (platform id -> satellite,
         ring_position, sub_lon, from/until), applied by :func:`app.data.geo.constellation`.
+    partition : the time-partitioned folder layout below ``root_url`` (metadata ``partition``), e.g.
+        ``{platform}/{time:%Y/%m/%d}/`` or NOAA's ``ABI-L1b-RadF/{time:%Y/%j/%H}/``: listings touch only the folders
+        around the times asked for. Empty: the product is listed whole by ``glob``.
+    live : metadata ``live``: ``{poll_seconds: N}`` for a near-real-time source whose newest folders are re-listed at
+        most every N seconds; empty for an archive that does not grow.
     """
 
     product: str
@@ -98,6 +103,8 @@ class ProductInfo:
     storage_options: Mapping[str, Any] = field(default_factory=dict)
     catalog: str = ""
     platforms: Mapping[str, Any] = field(default_factory=dict)
+    partition: str = ""
+    live: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -351,6 +358,8 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
         storage_options=dict(files_data.storage_options or {}),
         catalog=source,
         platforms=_platforms_map(source, product, meta.get("platforms")),
+        partition=str(meta.get("partition") or ""),
+        live=dict(meta.get("live") or {}),
     )
 
 
