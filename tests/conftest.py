@@ -80,14 +80,19 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) ->
     raise TimeoutError(f"{url} did not answer within {timeout_s} s (last error: {last})")
 
 
-@pytest.fixture(scope="session")
-def dashboard_server(tiny_archive_path):
-    """`fumarole serve` on the tiny catalogue, on a free port; yields the base URL."""
+@contextlib.contextmanager
+def served(catalog: Path, *, env: dict | None = None, quiet: bool = False):
+    """`fumarole serve` on ``catalog`` on a free loopback port; yields the base URL once ``/`` answers; stops it.
+
+    ``quiet``: the server's output is dropped (a long journey would fill the pipe); else it is kept for the error
+    message of a server that dies on start.
+    """
     port = _free_port()
-    env = dict(os.environ, FUMAROLE_CATALOG=str(REPO / "catalogs" / "tiny.yaml"), BOKEH_LOG_LEVEL="warn")
+    full_env = dict(os.environ, FUMAROLE_CATALOG=str(catalog), BOKEH_LOG_LEVEL="warn", **(env or {}))
+    out = subprocess.DEVNULL if quiet else subprocess.PIPE
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -95,6 +100,13 @@ def dashboard_server(tiny_archive_path):
         yield url
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def dashboard_server(tiny_archive_path):
+    """`fumarole serve` on the tiny catalogue, on a free port; yields the base URL."""
+    with served(REPO / "catalogs" / "tiny.yaml") as url:
+        yield url
 
 
 def stop_process(proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
@@ -189,3 +201,15 @@ def serve_api(archive):
     finally:
         state["loop"].call_soon_threadsafe(state["loop"].stop)
         thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def satpy_one_thread():
+    """satpy's arrays are lazy: computed by dask's threads they would read HDF5 chunks from several threads at once,
+    and HDF5 is not thread-safe (a segfault on CI). A module that computes satpy's own arrays uses this fixture
+    (``pytestmark = pytest.mark.usefixtures("satpy_one_thread")``): dask computes them in the calling thread. (Not
+    HDF_LOCK for the whole module: an index refresh's worker threads take it and would wait for ever.)"""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield

@@ -230,3 +230,39 @@ def test_split_glob_and_urls():
     assert catalog.split_glob("/data/s5p") == ("/data/s5p", "")
     assert catalog.normalise_url("file:///a/catalogs/../data/x") == "/a/data/x"
     assert catalog.normalise_url("https://host/cat/../data") == "https://host/data"
+
+
+@pytest.mark.parametrize("partition, live, problem", [
+    ("%Y/%m/%d/", None, r"partition must be a relative folder template with a \{time:<strftime format>\} field"),
+    ("/abs/{time:%Y}/", None, r"partition must be a relative folder template"),
+    ("{time:%Y/%m/%d}/", {"poll_seconds": 1}, r"live needs poll_seconds >= 10 and days from 1 to 31"),
+    ("{time:%Y/%m/%d}/", {"every": 60}, r"live has unknown keys every \(known: poll_seconds, days\)"),
+    ("{time:%Y/%m/%d}/", "often", r"live must be a mapping such as \{poll_seconds: 300\}, not 'often'"),
+])
+def test_partition_and_live_are_checked(tmp_path, partition, live, problem):
+    doc = yaml.safe_load((REPO / "catalogs" / "tiny.yaml").read_text())
+    meta = doc["entries"]["tropomi_so2"]["metadata"]
+    meta["partition"] = partition
+    if live is not None:
+        meta["live"] = live
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+    with pytest.raises(CatalogError, match=r"product 'tropomi_so2': " + problem):
+        catalog.open_catalog(broken)
+
+
+def test_partition_and_live_and_the_storage_options_of_a_root(tmp_path):
+    from app.data import storage
+
+    doc = yaml.safe_load((REPO / "catalogs" / "tiny.yaml").read_text())
+    meta = doc["entries"]["tropomi_so2"]["metadata"]
+    meta["partition"] = "{time:%Y/%m/%d}"
+    meta["live"] = {"poll_seconds": 60}
+    doc["data"]["tropomi_so2_files"]["kwargs"]["url"] = "s3://some-bucket/S5P/*/*/*/S5P_*_L2__SO2____*.nc"
+    doc["data"]["tropomi_so2_files"]["kwargs"]["storage_options"] = {"anon": True}
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    info = catalog.product_info(catalog.open_catalog(path), "tropomi_so2")
+    assert info.partition == "{time:%Y/%m/%d}/" and info.live == {"poll_seconds": 60.0, "days": 2}
+    assert info.root_url == "s3://some-bucket/S5P"
+    assert storage.options_for("s3://some-bucket/S5P/2021/04/12/x.nc")["anon"] is True

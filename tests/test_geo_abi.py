@@ -26,6 +26,9 @@ from app.sample.geo.scene import (
 )
 from app.sample.scenario import get_scenario
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 SLOT = "2021-04-12T15:00"  # 11:00 local solar time at La Soufrière; the western limb is in the night
 RES_KM = 32.0  # 339 x 339 pixels
 CHANNELS = ("vis_06", "nir_08", "ir_87", "ir_105", "ir_112", "ir_120")

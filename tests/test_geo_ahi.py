@@ -19,6 +19,9 @@ from app.data.errors import GranuleError, UserInputError
 from app.data.geo_ahi import parse_hsd_name, read_ahi, read_hsd_segment
 from app.sample.geo import ahi as writer
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 SLOT = dt.datetime(2021, 4, 12, 3, 0)  # local noon at 140.7° E: the visible bands see the sun
 FACTOR = 50
 N = 5500 // FACTOR

@@ -23,6 +23,9 @@ from app.data.readers import reader_for
 from app.sample.archive import DEMO, FULL, TINY, geo_slot_times
 from app.sample.scenario import get_scenario
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 DAY = "2021-04-12"
 ABI_CHANNELS = ("vis_04", "vis_06", "nir_08", "nir_16", "ir_39", "wv_69", "wv_73", "ir_87", "ir_105", "ir_112",
                 "ir_120", "ir_133")

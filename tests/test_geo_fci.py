@@ -17,22 +17,10 @@ from app.sample.geo.scene import grid_cloud_top, simulate_channels
 from app.sample.scenario import get_scenario
 
 #: Every test here shares one written slot (40 files of 16 channels: ~10 s on a loaded machine).
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("satpy_one_thread")]  # satpy in one thread: conftest
 
 SLOT = "2025-07-07T06:00"  # daylight over the Meteosat disk: reflectances are not all zero
 RES_KM = 48.0  # 232 × 232
-
-@pytest.fixture(scope="module", autouse=True)
-def _satpy_reads_in_one_thread():
-    """satpy's arrays are lazy: computed by dask's threads they would read the HDF5 chunks from several threads at
-    once, and HDF5 is not thread-safe (a segfault on CI). Compute them in the calling thread, under the one lock."""
-    import dask
-
-    from app.core.locks import HDF_LOCK
-
-    with dask.config.set(scheduler="synchronous"), HDF_LOCK:
-        yield
-
 
 
 @pytest.fixture(scope="module")

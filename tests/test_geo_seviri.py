@@ -20,6 +20,9 @@ from app.data.errors import GranuleError, UserInputError
 from app.data.geo_seviri import effective_radiance, parse_seviri_name, read_seviri
 from app.sample.geo import seviri as writer
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 SLOT = dt.datetime(2021, 4, 12, 12, 0)
 FACTOR = 32
 N = 3712 // FACTOR

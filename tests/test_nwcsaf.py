@@ -17,6 +17,9 @@ from app.sample.geo.ctth import write_ctth_slot
 from app.sample.geo.scene import GeoGrid, air_pressure_hpa, air_temperature_k
 from app.sample.scenario import get_scenario
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 SLOT = "2021-04-12T15:00"
 RES_KM = 32.0
 

@@ -36,6 +36,9 @@ from app.data.errors import UserInputError
 from app.data.geo_bands import band_for_generic
 from app.science import rgb
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 SLOTS = {
     "G16": {"sensor": "abi", "reader": "abi_l1b", "time": dt.datetime(2021, 4, 12, 15, 0)},
     "H08": {"sensor": "ahi", "reader": "ahi_hsd", "time": dt.datetime(2021, 4, 12, 3, 0)},

@@ -10,7 +10,8 @@ import pytest
 from app.science import rgb
 from tests.test_rgb import satpy_enhancements
 
-pytestmark = pytest.mark.slow  # one 40-chunk FCI slot written and read by satpy and by us (~15 s)
+# one 40-chunk FCI slot written and read by satpy and by us (~15 s); satpy in one thread (conftest)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("satpy_one_thread")]
 
 SLOT = "2025-07-07T06:00"  # morning over Africa and the Indian Ocean: day and night on one disk
 RES_KM = 96.0  # 116 × 116
@@ -25,16 +26,6 @@ SATPY = {
     "so2": ("volcanic_emissions", {"wv_63", "wv_73", "ir_105", "ir_87"}),
 }
 
-@pytest.fixture(scope="module", autouse=True)
-def _satpy_reads_in_one_thread():
-    """satpy's arrays are lazy: computed by dask's threads they would read the HDF5 chunks from several threads at
-    once, and HDF5 is not thread-safe (a segfault on CI). Compute them in the calling thread, under the one lock."""
-    import dask
-
-    from app.core.locks import HDF_LOCK
-
-    with dask.config.set(scheduler="synchronous"), HDF_LOCK:
-        yield
 
 
 

@@ -17,7 +17,7 @@ from app.sample.archive import write_archive
 from app.services import geo as services
 from tests.conftest import archive_over
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("satpy_one_thread")]  # satpy: tests/conftest.py
 
 DAY = "2025-07-08"
 RING_2025 = ["G18", "G19", "MTI1", "MSG2", "H09"]

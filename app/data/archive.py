@@ -6,7 +6,12 @@ use and on demand, and kept in the user's state folder (the archive may be read-
 
 Decoded granules are cached per process in caches bounded in bytes (:mod:`app.core.cache`): TROPOMI swaths in
 "swath granules" (a quarter of the memory budget), CALIOP tracks and curtains in "caliop"; keys are the file's
-``(path, mtime, size)``, so a changed file is read again. Messages to users name files relative to the archive
+:func:`app.data.storage.stamp` ``(path or URL, ETag or mtime, size)``, so a changed file is read again. Granules may
+be local or remote (any fsspec URL with the catalogue's storage options).
+
+A product marked ``live`` in the catalogue (a near-real-time source) is polled: every query re-lists only its
+newest ``partition`` folders (the last ``live.days`` days), at most every ``live.poll_seconds``, and adds what
+landed, without a restart (:meth:`Archive.poll_live`). Messages to users name files relative to the archive
 root (:meth:`Archive.name_of`).
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -25,6 +31,7 @@ import xarray as xr
 
 from app.core.cache import cached
 from app.data import catalog as catalogs
+from app.data import storage
 from app.data.errors import FumaroleError, GranuleError
 from app.data.index import GranuleIndex, IndexReport, relative_name, without_root
 from app.data.readers import reader_for
@@ -67,6 +74,7 @@ class Archive:
         self.root: str = catalogs.archive_root(self.catalog)
         self._lock = threading.Lock()
         self._refreshed = False
+        self._polled: dict[str, float] = {}  # live product -> when its newest folders were last listed
         self.last_report: IndexReport | None = None
 
     @property
@@ -99,11 +107,18 @@ class Archive:
         reader_for(key)  # an unknown key is said here, naming the registered ones
         return key
 
-    def refresh(self, report: Reporter = _log_reporter) -> IndexReport:
-        """Bring the index up to date with the files; reports what was added and skipped."""
+    def refresh(self, report: Reporter = _log_reporter, full: bool = True) -> IndexReport:
+        """Bring the index up to date with the files; reports what was added and skipped.
+
+        ``full=False`` re-lists only the newest folders of the live products whose poll is due
+        (:meth:`poll_live`); a first refresh is always full.
+        """
+        if not full and self._refreshed:
+            return self.poll_live(report, force=True) or IndexReport(root=self.index.root)
         with self._lock:
             rep = self.index.refresh()
             self._refreshed = True
+            self._polled = {p: time.monotonic() for p in self._live_products()}
             self.last_report = rep
         n_new = len(rep.added) + len(rep.updated)
         report("info", f"granule index: {len(self.index)} granules ({n_new} new or changed, {rep.unchanged} unchanged)")
@@ -111,9 +126,37 @@ class Archive:
             report("warning", f"skipped {name}: {reason}")
         return rep
 
+    def _live_products(self) -> dict[str, catalogs.ProductInfo]:
+        infos = {p: self.product_info(p) for p in self.products()}
+        return {p: info for p, info in infos.items() if info.live and info.partition}
+
+    def poll_live(self, report: Reporter = _log_reporter, force: bool = False) -> IndexReport | None:
+        """Re-list the newest partition folders of the live products whose poll is due; None when none is.
+
+        Each live product is polled at most every ``live.poll_seconds`` (``force`` skips the wait): only the folders
+        of its last ``live.days`` days (UTC) are listed, new granules are indexed, the rest of the index is kept.
+        """
+        now = time.monotonic()
+        with self._lock:
+            due = [info for p, info in self._live_products().items()
+                   if force or now - self._polled.get(p, -1e18) >= float(info.live.get("poll_seconds", 300))]
+            if not due:
+                return None
+            for info in due:
+                self._polled[info.product] = now
+            rep = self.index.refresh_recent(due)
+        if rep.added or rep.removed or rep.skipped:
+            report("info", f"granule index: {len(rep.added)} new granules of "
+                           f"{', '.join(i.product for i in due)} (live)")
+        for name, reason in rep.skipped:
+            report("warning", f"skipped {name}: {reason}")
+        return rep
+
     def _ensure_index(self) -> None:
         if not self._refreshed:
             self.refresh()
+        else:
+            self.poll_live()
 
     def granules(self, product: str, start=None, end=None, bbox=None) -> pd.DataFrame:
         """Index rows of the granules of a product in a time range that touch a zone."""
@@ -183,14 +226,13 @@ def get_archive(catalog: str | None = None) -> Archive:
     return _archive(catalogs.catalog_path(catalog))
 
 
-def _stamp(path: str) -> tuple[str, float, int]:
-    """The cache key of a file: (path, mtime, size); a file that is gone or not a file is a GranuleError."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise GranuleError(path, "the file does not exist" if isinstance(exc, FileNotFoundError)
-                           else f"cannot be examined ({exc.strerror or type(exc).__name__})") from None
-    return (str(path), st.st_mtime, st.st_size)
+def _stamp(path: str) -> tuple[str, str, int]:
+    """The cache key of a file: ``(path or URL, version, size)`` (:func:`app.data.storage.stamp`).
+
+    The version is the ETag or the modification time; a file that is gone, not a file or unreachable is a
+    GranuleError.
+    """
+    return storage.stamp(str(path))
 
 
 #: Shares of the process's memory budget (app.core.cache): decoded TROPOMI swaths, CALIOP tracks and curtains.
@@ -199,7 +241,7 @@ CALIOP_CACHE_SHARE = 0.08
 
 
 @cached("swath granules", SWATH_CACHE_SHARE)
-def _swath_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], with_bounds: bool,
+def _swath_cached(stamp: tuple[str, str, int], variables: tuple[str, ...], with_bounds: bool,
                   reader: str) -> xr.Dataset:
     return reader_for(reader)(stamp[0], variables=variables, with_bounds=with_bounds).load()
 
@@ -215,7 +257,7 @@ def read_swath_cached(path: str, variables: Iterable[str], with_bounds: bool = F
 
 
 @cached("swath granules", SWATH_CACHE_SHARE, key=lambda stamp: ("unavailable fields", stamp))
-def _unavailable_cached(stamp: tuple[str, float, int]) -> tuple[tuple[str, str], ...]:
+def _unavailable_cached(stamp: tuple[str, str, int]) -> tuple[tuple[str, str], ...]:
     from app.data.tropomi import read_attrs
 
     try:
@@ -226,7 +268,7 @@ def _unavailable_cached(stamp: tuple[str, float, int]) -> tuple[tuple[str, str],
 
 
 @cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp: ("track", stamp))
-def _track_cached(stamp: tuple[str, float, int]) -> xr.Dataset:
+def _track_cached(stamp: tuple[str, str, int]) -> xr.Dataset:
     from app.data.caliop import read_track
 
     return read_track(stamp[0]).load()
@@ -238,7 +280,7 @@ def read_track_cached(path: str) -> xr.Dataset:
 
 
 @cached("caliop", CALIOP_CACHE_SHARE, key=lambda stamp, variables, reader: ("curtain", stamp, variables, reader))
-def _curtain_cached(stamp: tuple[str, float, int], variables: tuple[str, ...], reader: str) -> xr.Dataset:
+def _curtain_cached(stamp: tuple[str, str, int], variables: tuple[str, ...], reader: str) -> xr.Dataset:
     return reader_for(reader)(stamp[0], variables=variables).load()
 
 

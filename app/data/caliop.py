@@ -23,6 +23,7 @@ import xarray as xr
 
 from app.core.locks import HDF_LOCK
 from app.core.timefmt import iso_utc
+from app.data import storage
 from app.data.errors import FumaroleError, GranuleError, UserInputError
 
 __all__ = [
@@ -151,16 +152,17 @@ def _hdf4_errors() -> tuple[type[BaseException], ...]:
 class _Granule:
     """An open CALIOP L1B granule: SD (datasets) access plus the ``metadata`` Vdata, closed on exit."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, local: str | os.PathLike | None = None):
         from pyhdf.SD import SD, SDC
 
-        self.path = os.fspath(path)
-        if not os.path.isfile(self.path):
+        self.path = os.fspath(path)  # as users see it: the local path or the URL
+        self.local = os.fspath(local) if local is not None else self.path  # what pyhdf opens (a local copy)
+        if not os.path.isfile(self.local):
             raise GranuleError(
-                self.path, "the file does not exist." if not os.path.exists(self.path) else "is not a regular file."
+                self.path, "the file does not exist." if not os.path.exists(self.local) else "is not a regular file."
             )
         try:
-            self.sd = SD(self.path, SDC.READ)
+            self.sd = SD(self.local, SDC.READ)
             self.datasets = self.sd.datasets()
         except _hdf4_errors() as e:
             raise GranuleError(
@@ -169,7 +171,7 @@ class _Granule:
 
     def why(self, exc: BaseException) -> str:
         """The library's words for a failure, without the file's path (the GranuleError names the file)."""
-        text = (str(exc).strip() or type(exc).__name__).replace(self.path, "the file")
+        text = (str(exc).strip() or type(exc).__name__).replace(self.local, "the file").replace(self.path, "the file")
         return text if text.endswith(".") else text + "."
 
     def __enter__(self) -> _Granule:
@@ -241,7 +243,7 @@ class _Granule:
         from pyhdf.HDF import HC, HDF
 
         try:
-            hdf = HDF(self.path, HC.READ)
+            hdf = HDF(self.local, HC.READ)
         except _hdf4_errors() as e:
             raise GranuleError(
                 self.path, f"cannot be opened for its Vdata tables (corrupt file?): {self.why(e)}"
@@ -281,7 +283,7 @@ class _Granule:
 
 def read_altitudes(path: str | os.PathLike) -> np.ndarray:
     """The 583 bin altitudes (km, top first) of a granule, from its ``metadata`` Vdata."""
-    with HDF_LOCK, _Granule(path) as g:
+    with storage.local_copy(path) as local, HDF_LOCK, _Granule(path, local) as g:
         return _altitudes(g)
 
 
@@ -375,7 +377,7 @@ def read_track(path: str | os.PathLike, profiles=None) -> xr.Dataset:
     Cheap (three small SDSs): for drawing the track on a map and for the granule index. ``profiles`` is a slice
     (a step decimates, e.g. ``slice(None, None, 50)``) or a ``(start, stop)`` pair.
     """
-    with HDF_LOCK, _Granule(path) as g:
+    with storage.local_copy(path) as local, HDF_LOCK, _Granule(path, local) as g:
         rows = _profile_slice(profiles, g.n_profiles(), g.path)
         geo = _geolocation(g, rows)
         flags = g.read("Day_Night_Flag", rows).ravel() if "Day_Night_Flag" in g.datasets else np.array([])
@@ -422,7 +424,7 @@ def read_curtain(
         An unknown variable name or an empty window.
     """
     asked, to_read = _check_variables(variables)
-    with HDF_LOCK, _Granule(path) as g:
+    with storage.local_copy(path) as local, HDF_LOCK, _Granule(path, local) as g:
         alt_all = _altitudes(g)
         rows = _profile_slice(profiles, g.n_profiles(), g.path)
         cols = _altitude_slice(alt_all, alt_range_km, g.path)

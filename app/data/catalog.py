@@ -31,6 +31,7 @@ from intake.readers.readers import FileReader
 from intake.readers.user_parameters import set_values
 
 from app.core.locks import HDF_LOCK
+from app.data import storage
 from app.data.errors import CatalogError
 from app.data.filenames import PATTERNS, FilenamePattern
 from app.paths import CATALOGS, default_archive
@@ -144,8 +145,8 @@ class HDF4(datatypes.FileData):
 class HDF4SDSReader(FileReader):
     """The scientific data sets of an HDF4 file as an ``xarray.Dataset``, raw (no scaling or fill masking).
 
-    ``variables`` limits the SDS read (all by default). Remote files are copied to a local cache first (pyhdf
-    needs a local file).
+    ``variables`` limits the SDS read (all by default). Remote files are copied to the per-user cache first (pyhdf
+    needs a local file; :func:`app.data.storage.local_copy`).
     """
 
     output_instance = "xarray:Dataset"
@@ -157,10 +158,9 @@ class HDF4SDSReader(FileReader):
         from pyhdf.SD import SD, SDC
 
         url = data.url
-        if "://" in url and not url.startswith("file://"):
-            url = f"simplecache::{url}"
-        local = fsspec.open_local(url, **(data.storage_options or {}))
-        with HDF_LOCK:  # HDF4 is not thread-safe: the one lock of the file libraries (app.core.locks)
+        if data.storage_options:
+            storage.register(url.rsplit("/", 1)[0], data.storage_options)
+        with storage.local_copy(url) as local, HDF_LOCK:  # HDF4 is not thread-safe (app.core.locks)
             return self._read_sds(SD(local, SDC.READ), variables, xr)
 
     @staticmethod
@@ -342,6 +342,8 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
         )
     if not glob:
         glob = "**/" + FilenamePattern(product, pattern, product).glob
+    options = dict(files_data.storage_options or {})
+    storage.register(root, options)  # every read under this root uses them (app.data.storage)
     return ProductInfo(
         product=product,
         title=meta.get("title", product),
@@ -355,11 +357,11 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
         labels=dict(meta["labels"]),
         units=dict(meta["units"]),
         defaults=dict(meta["plot_defaults"]),
-        storage_options=dict(files_data.storage_options or {}),
+        storage_options=options,
         catalog=source,
         platforms=_platforms_map(source, product, meta.get("platforms")),
-        partition=str(meta.get("partition") or ""),
-        live=dict(meta.get("live") or {}),
+        partition=_partition(source, product, meta.get("partition")),
+        live=_live(source, product, meta.get("live")),
     )
 
 
@@ -431,10 +433,51 @@ def wind_spec(cat: intake.Catalog) -> WindSpec | None:
         raise CatalogError(f"catalogue {source}: the {kind} wind entry {name!r} names files: {files!r}, which is not "
                            f"in the data section (data entries: {', '.join(cat.data)})")
     try:
-        url = normalise_url(cat[files].url)
+        data = cat[files]
+        url = normalise_url(data.url)
     except Exception as e:  # intake raises many kinds; say which entry is wrong
         raise CatalogError(f"catalogue {source}: data entry {files!r} cannot be built: {e}") from e
+    storage.register(url.rsplit("/", 1)[0], dict(getattr(data, "storage_options", None) or {}))
     return WindSpec(kind, name, title, source, url)
+
+
+def _partition(source: str, product: str, found) -> str:
+    """A product's ``partition:`` metadata: a relative folder template whose only field is ``{time:<strftime>}``.
+
+    E.g. ``{time:%Y/%m/%d}/`` (TROPOMI's day folders) or ``{platform}/{time:%Y/%j/%H}/``. Empty when absent.
+    """
+    if found is None or found == "":
+        return ""
+    text = str(found)
+    if not isinstance(found, str) or "{time:" not in text or text.startswith("/") or ".." in text.split("/"):
+        raise CatalogError(f"catalogue {source}: product {product!r}: partition must be a relative folder template "
+                           f"with a {{time:<strftime format>}} field, e.g. '{{time:%Y/%m/%d}}/', not {found!r}")
+    return text if text.endswith("/") else text + "/"
+
+
+def _live(source: str, product: str, found) -> dict:
+    """A product's ``live:`` metadata: ``{poll_seconds: N}`` (N >= 10) for a near-real-time source; ``{}`` if absent."""
+    if found is None or found is False or found == {}:
+        return {}
+    if found is True:
+        found = {}
+    if not isinstance(found, Mapping):
+        raise CatalogError(f"catalogue {source}: product {product!r}: live must be a mapping such as "
+                           f"{{poll_seconds: 300}}, not {found!r}")
+    unknown = sorted(set(found) - {"poll_seconds", "days"})
+    if unknown:
+        raise CatalogError(f"catalogue {source}: product {product!r}: live has unknown keys {', '.join(unknown)} "
+                           f"(known: poll_seconds, days)")
+    try:
+        poll = float(found.get("poll_seconds", 300))
+        days = int(found.get("days", 2))
+    except (TypeError, ValueError):
+        raise CatalogError(f"catalogue {source}: product {product!r}: live poll_seconds and days must be numbers, "
+                           f"not {dict(found)!r}") from None
+    if poll < 10 or not 1 <= days <= 31:
+        raise CatalogError(f"catalogue {source}: product {product!r}: live needs poll_seconds >= 10 and days from "
+                           f"1 to 31, not {dict(found)!r}")
+    return {"poll_seconds": poll, "days": days}
 
 
 def _platforms_map(source: str, product: str, found) -> dict:

@@ -1,7 +1,10 @@
 """Geostationary imagery as the views see it: the ring, the slots of each satellite, scenes and cloud tops.
 
-The one entry the GEO views use. Nothing here knows a file format: the granule index (one row per file) says
-which files exist, this module groups them into **slots** (one full-disk scan of one satellite: twelve ABI files,
+The one entry the GEO views use. Nothing here knows a file format. Which files exist comes, for a product whose
+catalogue entry has ``partition:`` (``{platform}/{time:%Y/%m/%d}/``, NOAA's ``ABI-L1b-RadF/{time:%Y/%j/%H}/``), from
+listings of only the time-partitioned folders around the times asked for (:mod:`app.data.geo_slots`: cached,
+re-listed every ``live.poll_seconds`` for a live source), else from the granule index (one row per file); this
+module groups them into **slots** (one full-disk scan of one satellite: twelve ABI files,
 one per band; an HSD file per band and segment; one SEVIRI file) and hands the files of a slot to the reader of
 the satellite's sensor (:func:`app.data.geo_abi.read_abi`, :func:`app.data.geo_ahi.read_ahi`,
 :func:`app.data.geo_seviri.read_seviri`, ``app.data.geo_fci.read_fci``; :func:`app.data.nwcsaf.read_ctth` for
@@ -23,16 +26,18 @@ cloud tops).
   the reason; with ``skip_damaged`` the channels of the other files are still served.
 
 A slot's time is its nominal start (the repeat cycle it belongs to: 10 min for ABI and AHI, 15 min for SEVIRI).
-Reads are cached per server process, per channel, keyed by each file's path, size and modification time (a file
-written again is read again), in the byte-bounded cache ``geo-channels`` (a quarter of the process's memory budget,
-:mod:`app.core.cache`); identical reads asked for at the same time are done once. The readers hold
+Files may be local or remote (fsspec URLs with the catalogue's storage options, :mod:`app.data.storage`): ABI and FCI
+are read by byte ranges (satpy ``FSFile``), HSD segments and SEVIRI files through kept local copies, NWC SAF by
+byte ranges (h5netcdf). Reads are cached per server process, per channel, keyed by each file's
+:func:`app.data.storage.stamp` (URL, modification time or ETag, size: a file written again is read again), in the
+byte-bounded cache ``geo-channels`` (a quarter of the process's memory budget, :mod:`app.core.cache`); identical
+reads asked for at the same time are done once. The readers hold
 :data:`app.core.locks.HDF_LOCK` while they are inside netCDF-C/HDF5 (HSD files are plain binary reads, unlocked).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 from collections.abc import Iterable
@@ -43,6 +48,8 @@ import pandas as pd
 import xarray as xr
 
 from app.core.cache import SingleFlight, bounded_cache
+from app.core.state import archive_state_dir, say_once
+from app.data import geo_slots, storage
 from app.data import platforms as _platforms
 from app.data.errors import CatalogError, GranuleError, UserInputError
 from app.data.geo_bands import FULL_DISK, SENSOR_BANDS, generic_channels
@@ -191,8 +198,7 @@ def _holder_with_data(arch, c: _platforms.Constellation, position: str) -> RingP
     """The latest holder of a position that has files in the archive within its period (None: no holder has)."""
     for plat, period in reversed(c.holders(position)):
         pos = _position_of(plat, period)
-        rows = _rows(arch, pos.product, pos.platform, period.start, period.until)
-        if not rows.empty:
+        if _has_files(arch, pos.product, pos.platform, period.start, period.until):
             return pos
     return None
 
@@ -296,12 +302,114 @@ def _archive(archive):
     return archive if isinstance(archive, Archive) else get_archive(archive)
 
 
+def _empty_rows() -> pd.DataFrame:
+    return pd.DataFrame({"path": pd.Series(dtype=object), "platform": pd.Series(dtype=object),
+                         "start": pd.Series(dtype="datetime64[ns]"), "end": pd.Series(dtype="datetime64[ns]")})
+
+
+def _repeat_of(archive, platform: str) -> int:
+    """The full-disk repeat cycle (minutes) of a platform's imager."""
+    try:
+        sensor = constellation(archive).platform(platform).instrument
+    except UserInputError:
+        return 10
+    return FULL_DISK[sensor].repeat_minutes if sensor in FULL_DISK else _DEFAULT_REPEAT.get(sensor, 10)
+
+
+def _platform_key(file_id: str) -> str:
+    """Our platform id of a file name's platform field (``GOES16`` -> ``G16``), as the granule index gives it."""
+    from app.data.geo_bands import geo_platform
+
+    return geo_platform(file_id).key
+
+
+def _lister(archive, product: str, platform: str | None = None) -> geo_slots.PartitionLister | None:
+    """The partition lister of a product whose catalogue entry has ``partition:`` (None: the granule index)."""
+    info = archive.product_info(product)
+    if not info.partition:
+        return None
+    repeat = _repeat_of(archive, platform) if (platform and product == CLOUD_TOP_PRODUCT) else None
+    if repeat is None:
+        sensor = next((k for k, v in IMAGER_PRODUCTS.items() if v == product), "")
+        repeat = FULL_DISK[sensor].repeat_minutes if sensor in FULL_DISK else _DEFAULT_REPEAT.get(sensor, 10)
+    state = archive_state_dir(archive.root) / f"geo-listings-{product}-{repeat}min.json"
+    return geo_slots.lister_for(info, repeat, _platform_key, state)
+
+
+def folder_id(archive, product: str, platform: str) -> str:
+    """A platform's folder id in a product's partition (``{platform}``).
+
+    The key of the product's catalogue ``platforms:`` map that names it (``GOES16: {platform: G16}``), else the
+    NWC SAF id for NWC SAF products, else the platform id (``G16``).
+    """
+    info = archive.product_info(product)
+    for key, entry in info.platforms.items():
+        target = entry.get("platform") if isinstance(entry, dict) else None
+        if str(target or key) == platform:
+            return str(key)
+    if product == CLOUD_TOP_PRODUCT:
+        try:
+            return constellation(archive).platform(platform).nwcsaf_id
+        except UserInputError:
+            return platform
+    return platform
+
+
+def _partition_bounds(lister, folder: str, platform: str, start, end):
+    """[start, end) with an open side closed by the oldest / newest file of the platform (None: no file)."""
+    if start is None:
+        first = lister.earliest_start(folder, platform, None)
+        if first is None:
+            return None
+        start = first
+    if end is None:
+        last = lister.latest_start(folder, platform, None)
+        if last is None:
+            return None
+        end = last + pd.Timedelta(seconds=1)
+    return _as_time(start), _as_time(end)
+
+
 def _rows(archive, product: str, platform: str, start=None, end=None) -> pd.DataFrame:
+    """The files of a product of one platform that overlap [start, end) (``path``, ``platform``, ``start``, ...).
+
+    From the product's partitioned folders (:mod:`app.data.geo_slots`) when it has a ``partition``, else from the
+    granule index.
+    """
     if product not in archive.products():
-        return pd.DataFrame({"path": pd.Series(dtype=object), "platform": pd.Series(dtype=object),
-                             "start": pd.Series(dtype="datetime64[ns]")})
+        return _empty_rows()
+    lister = _lister(archive, product, platform)
+    if lister is not None:
+        folder = folder_id(archive, product, platform)
+        bounds = _partition_bounds(lister, folder, platform, start, end)
+        if bounds is None or bounds[0] >= bounds[1]:
+            return _empty_rows()
+        return lister.rows(folder, platform, *bounds)
     rows = archive.granules(product, start, end)
     return rows[rows["platform"] == platform]
+
+
+def _has_files(archive, product: str, platform: str, start=None, end=None) -> bool:
+    """Whether a platform has files of a product that start in [start, end) (partitions: a walk, not a listing)."""
+    if product not in archive.products():
+        return False
+    lister = _lister(archive, product, platform)
+    if lister is None:
+        return not _rows(archive, product, platform, start, end).empty
+    found = lister.latest_start(folder_id(archive, product, platform), platform, end, start)
+    return found is not None
+
+
+def _nearest_start(archive, product: str, platform: str, t: pd.Timestamp, cycle: str) -> pd.Timestamp | None:
+    """The slot time (``cycle`` floor of a file start) of a product nearest ``t``: a walk both ways from ``t``."""
+    lister = _lister(archive, product, platform)
+    folder = folder_id(archive, product, platform)
+    before = lister.latest_start(folder, platform, t + pd.Timedelta(minutes=1))
+    after = lister.earliest_start(folder, platform, t)
+    found = [x.floor(cycle) for x in (before, after) if x is not None]
+    if not found:
+        return None
+    return min(found, key=lambda x: abs(x - t))
 
 
 def _spans(archive, platform, start=None, end=None) -> list[tuple[RingPosition, pd.Timestamp | None,
@@ -391,6 +499,8 @@ def _slots(archive, pos: RingPosition, start=None, end=None) -> list[Slot]:
     t0 = None if start is None else _as_time(start)
     t1 = None if end is None else _as_time(end)
     q0 = None if t0 is None else t0 - cycle
+    if q0 is not None and pos.product in archive.products() and _lister(archive, pos.product) is not None:
+        q0 = t0  # a slot's files start at or after its time: the folders before t0 need no listing
     rows = _rows(archive, pos.product, pos.platform, q0, t1)
     ctth = _rows(archive, CLOUD_TOP_PRODUCT, pos.platform, q0, t1)
     found = _group(pos, rows, ctth)
@@ -433,6 +543,12 @@ def days(archive, platform) -> list[np.datetime64]:
     arch = _archive(archive)
     out: set = set()
     for pos, t0, t1 in _spans(arch, platform):
+        lister = _lister(arch, pos.product, pos.platform) if pos.product in arch.products() else None
+        if lister is not None:  # the folder names (year, month, day), no file listing
+            found = lister.days(folder_id(arch, pos.product, pos.platform), pos.platform)
+            out |= {np.datetime64(d, "D") for d in found
+                    if (t0 is None or d + pd.Timedelta(days=1) > t0) and (t1 is None or d < t1)}
+            continue
         rows = _rows(arch, pos.product, pos.platform, t0, t1)
         starts = rows["start"]
         if t0 is not None:
@@ -456,6 +572,16 @@ def latest_slot(archive, platform, now=None) -> Slot | None:
         return None
     # a slot's files start a little after its nominal time: look one cycle beyond, keep the slots at or before t
     end = None if t is None else t + pd.Timedelta(minutes=pos.repeat_minutes)
+    lister = _lister(arch, pos.product, pos.platform) if pos.product in arch.products() else None
+    if lister is not None:  # newest folders first, from t back: only the folders of the latest files are listed
+        cycle = pd.Timedelta(minutes=pos.repeat_minutes)
+        before = None if t is None else t.floor(cycle) + cycle
+        last = lister.latest_start(folder_id(arch, pos.product, pos.platform), pos.platform, before)
+        if last is None:
+            return None
+        last = last.floor(cycle)
+        found = _slots(arch, pos, last, last + cycle)
+        return found[-1] if found else None
     rows = _rows(arch, pos.product, pos.platform, None, end)
     if rows.empty:
         return None
@@ -481,16 +607,54 @@ def _newest_slot_time(arch) -> pd.Timestamp | None:
     for product in dict.fromkeys(IMAGER_PRODUCTS.values()):
         if product not in arch.products():
             continue
-        rows = arch.granules(product)
-        for key in rows["platform"].dropna().unique():
+        try:
+            keys = _platforms_with_files(arch, product)
+        except GranuleError as exc:  # a source that cannot be listed: said once, the others give the time
+            say_once(f"ring {arch.catalog_source} {product}", f"the ring's latest slots: {exc}", log)
+            continue
+        for key in keys:
             try:
                 c.platform(str(key))
             except UserInputError:
                 continue
-            slot = latest_slot(arch, str(key))
+            slot = _latest_or_none(arch, str(key), product)
             if slot is not None and (newest is None or slot.time > newest):
                 newest = slot.time
     return newest
+
+
+def _latest_or_none(arch, platform: str, product: str) -> Slot | None:
+    """:func:`latest_slot`, a source that cannot be listed said once in the log and taken as no slot."""
+    try:
+        return latest_slot(arch, platform)
+    except GranuleError as exc:
+        say_once(f"ring {arch.catalog_source} {product}", f"the ring's latest slots: {exc}", log)
+        return None
+
+
+def _platforms_with_files(arch, product: str) -> list[str]:
+    """The platform ids that have files of a product (partitions: the platform folders, no file listing)."""
+    lister = _lister(arch, product)
+    if lister is None:
+        return [str(k) for k in arch.granules(product)["platform"].dropna().unique()]
+    folders = lister.platform_folders()
+    if folders is None:  # one platform per root (NOAA's buckets): the platforms of the newest files
+        last = lister.latest_start("", None, None)
+        if last is None:
+            return []
+        return sorted(set(lister.rows("", None, last.floor("D"), last + pd.Timedelta(seconds=1))["platform"]))
+    c = constellation(arch)
+    out = []
+    for name in folders:
+        key = next((str(e.get("platform") or k) for k, e in arch.product_info(product).platforms.items()
+                    if str(k) == name and isinstance(e, dict)), None)
+        if key is None:
+            try:
+                key = c.platform(name).key
+            except UserInputError:
+                continue
+        out.append(key)
+    return out
 
 
 def ring_latest(archive, now=None, stale_after=STALE_AFTER) -> pd.DataFrame:
@@ -506,7 +670,13 @@ def ring_latest(archive, now=None, stale_after=STALE_AFTER) -> pd.DataFrame:
     arch = _archive(archive)
     t = _newest_slot_time(arch) if now is None else _as_time(now)
     ring = ring_at(t, arch)
-    latest = {pos.platform: (latest_slot(arch, pos, t) if pos.platform else None) for pos in ring}
+    latest, problems = {}, {}
+    for pos in ring:
+        try:
+            latest[pos.platform] = latest_slot(arch, pos, t) if pos.platform else None
+        except GranuleError as exc:  # one source that cannot be listed: that position says why, the rest served
+            say_once(f"ring {arch.catalog_source} {pos.product}", f"the ring's latest slots: {exc}", log)
+            latest[pos.platform], problems[pos.platform] = None, str(exc)
     stale_after = pd.Timedelta(stale_after)
     rows = []
     for pos in ring:
@@ -514,6 +684,8 @@ def ring_latest(archive, now=None, stale_after=STALE_AFTER) -> pd.DataFrame:
         age = (t - s.time) if (s is not None and t is not None) else pd.NaT
         if not pos.platform:
             note = pos.satellite
+        elif pos.platform in problems:
+            note = problems[pos.platform]
         elif s is None:
             note = f"the archive has no {pos.satellite} slot" + (f" at or before {t:%Y-%m-%d %H:%M} UTC" if t else "")
         else:
@@ -549,6 +721,8 @@ def _find_slot(archive, pos: RingPosition, time) -> Slot:
 
 
 def _nearest(archive, pos: RingPosition, t: pd.Timestamp) -> pd.Timestamp | None:
+    if pos.product in archive.products() and _lister(archive, pos.product, pos.platform) is not None:
+        return _nearest_start(archive, pos.product, pos.platform, t, f"{pos.repeat_minutes}min")
     for days_around in (1, 7, None):
         if days_around is None:
             rows = _rows(archive, pos.product, pos.platform)
@@ -574,12 +748,16 @@ def clear_cache() -> None:
     _CACHE.clear()
 
 
-def _stamp(path: str) -> tuple[str, float, int]:
+def _stamp(path: str) -> tuple[str, str, int]:
+    """What identifies a file's content: ``(url, version, size)`` from :func:`app.data.storage.stamp`.
+
+    The version is the modification time of a local file, the ETag of an object; a file that cannot be examined
+    gets an empty version (the reader says what is wrong with it).
+    """
     try:
-        st = os.stat(path)
-    except OSError:  # the reader says what is wrong with it
-        return (str(path), float("nan"), -1)
-    return (str(path), st.st_mtime, st.st_size)
+        return storage.stamp(path)
+    except GranuleError:
+        return (str(path), "", -1)
 
 
 def reader_of(archive, product: str):
@@ -651,7 +829,7 @@ def _read_channels(reader, sensor: str, paths: tuple[str, ...], channels: list[s
 
 
 def slot_stamp(archive, platform, time) -> tuple:
-    """What identifies the data of a slot: each file's path, modification time and size (imager files and CTTH).
+    """What identifies the data of a slot: each file's URL, version (mtime or ETag) and size (imager files, CTTH).
 
     Empty when there is no slot at ``time``. A picture made from the slot is the same as long as this is (the
     API's PNG cache and ETags are keyed by it).
@@ -764,9 +942,14 @@ def read_cloud_top(archive, platform, time) -> xr.Dataset:
     found = _slots(arch, pos, t, t + pd.Timedelta(minutes=1))
     path = found[0].cloud_top if found else None
     if path is None:
-        rows = _rows(arch, CLOUD_TOP_PRODUCT, pos.platform)
-        times = rows["start"].dt.floor(f"{pos.repeat_minutes}min")
+        cycle = f"{pos.repeat_minutes}min"
+        lister = _lister(arch, CLOUD_TOP_PRODUCT, pos.platform) if CLOUD_TOP_PRODUCT in arch.products() else None
         nearest = None
+        times = pd.Series([], dtype="datetime64[ns]")
+        if lister is not None:
+            nearest = _nearest_start(arch, CLOUD_TOP_PRODUCT, pos.platform, t, cycle)
+        else:
+            times = _rows(arch, CLOUD_TOP_PRODUCT, pos.platform)["start"].dt.floor(cycle)
         if not times.empty:
             nearest = pd.Timestamp(times.iloc[int(np.argmin(np.abs((times - t).to_numpy())))])
         text = f"no NWC SAF cloud top (CTTH) of {pos.satellite} at {t:%Y-%m-%d %H:%M} UTC"

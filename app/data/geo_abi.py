@@ -44,6 +44,7 @@ onto the coarsest grid asked for.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -54,7 +55,7 @@ import xarray as xr
 from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import ABI_BANDS
-from app.data.geo_satpy import load_canonical
+from app.data.geo_satpy import basename, is_remote, load_canonical
 
 __all__ = [
     "read_abi",
@@ -104,7 +105,7 @@ def abi_file_name(band: int, platform: str, start: dt.datetime, end: dt.datetime
 
 def parse_abi_name(path: str | Path) -> dict | None:
     """Fields of an ABI L1b file name (band, platform, start, end, created, scene, mode), None if it is not one."""
-    m = _NAME_RE.match(Path(path).name)
+    m = _NAME_RE.match(basename(path))
     if m is None:
         return None
     return {
@@ -232,7 +233,7 @@ def _files_by_band(paths: list[Path], wanted_bands: set[int] | None) -> dict[int
     """The file of each band (by name), refusing names that are not ABI L1b, duplicates and mixed slots."""
     by_band: dict[int, tuple[Path, dict]] = {}
     for path in paths:
-        if not path.exists():
+        if not is_remote(path) and not path.exists():  # remote: satpy's loader asks the storage
             raise GranuleError(path, "no such file")
         info = parse_abi_name(path)
         if info is None:
@@ -242,7 +243,8 @@ def _files_by_band(paths: list[Path], wanted_bands: set[int] | None) -> dict[int
         if wanted_bands is not None and info["band"] not in wanted_bands:
             continue
         if info["band"] in by_band:
-            raise GranuleError(path, f"holds band C{info['band']:02d} again ({by_band[info['band']][0].name} has it)")
+            raise GranuleError(path, f"holds band C{info['band']:02d} again ({basename(by_band[info['band']][0])} has "
+                                     "it)")
         by_band[info["band"]] = (path, info)
     if by_band:
         ref_path, ref = next(iter(by_band.values()))
@@ -250,7 +252,7 @@ def _files_by_band(paths: list[Path], wanted_bands: set[int] | None) -> dict[int
             for key in ("platform", "start", "scene"):
                 if info[key] != ref[key]:
                     raise GranuleError(path, f"is from another slot or satellite: {key} {info[key]}, "
-                                             f"{ref_path.name} has {ref[key]}")
+                                             f"{basename(ref_path)} has {ref[key]}")
     return by_band
 
 
@@ -263,7 +265,7 @@ def read_abi(paths: Sequence[str | Path], channels: Iterable[str] | None = None)
     satellites.
     """
     wanted = _normalise_channels(channels)
-    paths = [Path(p) for p in paths]
+    paths = [os.fspath(p) if is_remote(p) else Path(p) for p in paths]  # URLs: read by byte ranges (satpy FSFile)
     if not paths:
         raise UserInputError("read_abi needs at least one ABI L1b file")
     wanted_bands = None if wanted is None else {GENERIC_ABI[c] for c in wanted}

@@ -80,7 +80,7 @@ import xarray as xr
 
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import AHI_BANDS
-from app.data.geo_satpy import load_canonical, platform_key
+from app.data.geo_satpy import basename, is_remote, load_canonical, localised, platform_key
 
 # --------------------------------------------------------------------------------------------------------------
 # Bands (from the shared band table)
@@ -485,10 +485,20 @@ def read_ahi(paths: Sequence[str | Path], channels: Iterable[str] | None = None)
     :class:`GranuleError` naming the file; a channel with no file raises it too.
     """
     wanted = _normalise_channels(channels)
-    paths = [Path(p) for p in paths]
     if not paths:
         raise UserInputError("read_ahi needs at least one HSD file")
     wanted_bands = None if wanted is None else {GENERIC_AHI[c] for c in wanted}
+    if any(is_remote(p) for p in paths):  # remote segments: local copies of the bands asked for only (cached)
+        names = [(p, parse_hsd_name(basename(p))) for p in paths]
+        chosen = [p for p, info in names if info is None or wanted_bands is None or info["band"] in wanted_bands]
+        with localised(chosen) as (local, back):
+            ds = _read_ahi(local, wanted, wanted_bands)
+        ds.attrs["source"] = [back.get(str(s), s) for s in ds.attrs.get("source", [])]
+        return ds
+    return _read_ahi([Path(p) for p in paths], wanted, wanted_bands)
+
+
+def _read_ahi(paths: list[Path], wanted: list[str] | None, wanted_bands: set[int] | None) -> xr.Dataset:
     by_band: dict[int, list[HsdSegment]] = {}
     for path in paths:
         info = parse_hsd_name(path)

@@ -36,7 +36,7 @@ from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.filenames import PATTERNS
 from app.data.geo_bands import FCI_BANDS, FULL_DISK
-from app.data.geo_satpy import load_canonical
+from app.data.geo_satpy import basename, is_remote, load_canonical, localised
 
 __all__ = ["read_fci", "GENERIC_FCI", "FCI_GENERIC", "check_chunk_file", "slot_chunks", "channels_in"]
 
@@ -84,7 +84,7 @@ def slot_chunks(paths: Sequence[str | Path]) -> dict[tuple, list[Path]]:
     """
     pattern = PATTERNS["geo_fci_l1c"]
     slots: dict[tuple, list[tuple[int, Path]]] = {}
-    for p in map(Path, paths):
+    for p in paths:
         f = pattern.parse(p)
         slots.setdefault((f["platform"], f["slot"]), []).append((f["chunk"], p))
     return {k: [p for _, p in sorted(v)] for k, v in slots.items()}
@@ -101,8 +101,8 @@ def _check_names(paths: list[Path]) -> None:
     for p in paths:
         n = PATTERNS["geo_fci_l1c"].parse(p)["chunk"]
         if n in numbers:
-            raise GranuleError(p, f"is chunk {n} of its repeat cycle, and so is {numbers[n].name}: give each chunk "
-                                  "once")
+            raise GranuleError(p, f"is chunk {n} of its repeat cycle, and so is {basename(numbers[n])}: give each "
+                                  "chunk once")
         numbers[n] = p
 
 
@@ -163,14 +163,18 @@ def read_fci(paths: Sequence[str | Path], channels: Iterable[str] | None = None)
     in the real product). A file that cannot be used raises
     :class:`GranuleError` naming it; so do chunks of different slots or satellites, or the same chunk twice.
     """
-    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    paths = [p if is_remote(p) else Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
     if not paths:
         raise UserInputError("read_fci needs at least one FCI L1c chunk file")
     for p in paths:
-        if not p.exists():
+        if not is_remote(p) and not p.exists():  # remote: satpy's loader asks the storage (FSFile byte ranges)
             raise GranuleError(p, "no such file")
     _check_names(paths)
-    wanted = _normalise_channels(channels) if channels is not None else channels_in(paths[0])
+    if channels is not None:
+        wanted = _normalise_channels(channels)
+    else:
+        with localised(paths[:1]) as (first, _):
+            wanted = channels_in(first[0])
 
     def diagnose(files: list[Path]) -> None:
         for f in files:

@@ -31,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
+import tempfile
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +44,7 @@ from app.core.locks import HDF_LOCK
 from app.core.timefmt import iso_utc
 from app.data.errors import GranuleError
 
-__all__ = ["load_canonical", "platform_key", "SCHEDULER"]
+__all__ = ["load_canonical", "platform_key", "SCHEDULER", "localised", "basename", "is_remote"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,83 @@ SCHEDULER = "sync"
 NEST_TOLERANCE = 0.05
 
 Check = Callable[[list[Path]], None]
+
+
+def is_remote(path: str | os.PathLike) -> bool:
+    """Whether a file is a URL read through fsspec (:mod:`app.data.storage`), not a local path."""
+    from app.data import storage
+
+    return storage.is_remote(os.fspath(path))
+
+
+def basename(path: str | os.PathLike) -> str:
+    """The file name of a local path or a URL (``Path`` would fold a URL's ``//``)."""
+    return os.fspath(path).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _renamed(exc: GranuleError, back: Mapping[str, str]) -> GranuleError:
+    """A GranuleError about a local copy, said of the URL it is a copy of (its reason's mentions too)."""
+    path = str(exc.path)
+    url = back.get(path)
+    if url is None:
+        return exc
+    problem = exc.problem.replace(path, url)
+    for local, remote in back.items():
+        problem = problem.replace(local, remote)
+    out = GranuleError(url, problem)
+    out.__cause__ = exc.__cause__
+    return out
+
+
+@contextlib.contextmanager
+def localised(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[list[Path], dict[str, str]]]:
+    """Local paths of a slot's files, for readers that need a path (HSD ``.DAT.bz2``, SEVIRI native/HRIT/netCDF).
+
+    Local files are given as they are. Remote ones (URLs) are copied by :func:`app.data.storage.local_copy` into
+    the per-user cache (kept, bounded, reused: a second read transfers nothing) and shown under their own file
+    names in a temporary folder of links (satpy chooses its readers' files by name). Yields the local paths and
+    the map local path -> URL; a :class:`GranuleError` raised inside about a local copy is re-raised about its URL.
+    """
+    from app.data import storage
+
+    names = [os.fspath(p) for p in paths]
+    if not any(storage.is_remote(n) for n in names):
+        yield [Path(n) for n in names], {}
+        return
+    with contextlib.ExitStack() as stack:
+        links = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fumarole-slot-")))
+        local: list[Path] = []
+        back: dict[str, str] = {}
+        for name in names:
+            if not storage.is_remote(name):
+                local.append(Path(name))
+                continue
+            copy = stack.enter_context(storage.local_copy(name))
+            link = links / basename(name)
+            link.symlink_to(copy)
+            local.append(link)
+            back[str(link)] = name
+            back[str(copy)] = name
+        try:
+            yield local, back
+        except GranuleError as exc:
+            raise _renamed(exc, back) from exc.__cause__
+
+
+def _storage_file(url: str, stack: contextlib.ExitStack):
+    """A satpy ``FSFile`` of a URL whose ``open()`` is :func:`app.data.storage.open_binary`.
+
+    Byte ranges through a bounded block cache, counted in the transfer statistics; closed with ``stack``.
+    """
+    from satpy.readers.core.remote import FSFile
+
+    from app.data import storage
+
+    class _StorageFile(FSFile):
+        def open(self, *args, **kwargs):  # noqa: A003 - satpy's name
+            return stack.enter_context(storage.open_binary(url))
+
+    return _StorageFile(url)
 
 
 def platform_key(platform_name: str, short_name: str | None = None) -> str:
@@ -74,7 +153,7 @@ def _platform_name(key: str, fallback: str) -> str:
 
 
 def _names(paths: Sequence[Path], limit: int = 4) -> str:
-    shown = ", ".join(p.name for p in paths[:limit])
+    shown = ", ".join(basename(p) for p in paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
@@ -103,8 +182,8 @@ def _files_without_handler(scene, paths: list[Path]) -> list[Path]:
                 for fhs in r.file_handlers.values() for fh in fhs]
     if len(handlers) >= len(paths):
         return []
-    handled = {Path(str(fh.filename)).name for fh in handlers}  # compressed files are handled from a copy
-    orphans = [p for p in paths if p.name not in handled and p.name.removesuffix(".bz2") not in handled]
+    handled = {basename(str(fh.filename)) for fh in handlers}  # compressed files are handled from a copy
+    orphans = [p for p in paths if basename(p) not in handled and basename(p).removesuffix(".bz2") not in handled]
     return orphans or paths
 
 
@@ -120,7 +199,14 @@ def _load_arrays(reader: str, paths: list[Path], queries: dict, reader_kwargs: d
     import dask
     import satpy
 
-    scene = satpy.Scene(filenames=[str(p) for p in paths], reader=reader, reader_kwargs=reader_kwargs or {})
+    with contextlib.ExitStack() as stack:  # remote files: satpy FSFiles reading byte ranges, closed at the end
+        files = [_storage_file(os.fspath(p), stack) if is_remote(p) else str(p) for p in paths]
+        scene = satpy.Scene(filenames=files, reader=reader, reader_kwargs=reader_kwargs or {})
+        return _scene_arrays(scene, reader, paths, queries, diagnose, dask)
+
+
+def _scene_arrays(scene, reader: str, paths: list, queries: dict, diagnose: Check | None, dask
+                  ) -> dict[str, tuple[np.ndarray, dict]]:
     orphans = _files_without_handler(scene, paths)
     if orphans:
         raise _diagnosed(diagnose, orphans, reader, "satpy does not recognise it as one of this reader's files "
@@ -236,12 +322,18 @@ def load_canonical(reader: str, paths: Sequence[str | Path], channels: Sequence[
     ``observation_start_time``/``observation_end_time``, ``projection``, ``h``, ``a``, ``b``, ``lon_0``,
     ``sweep``, ``crs_proj4`` and ``source`` (the paths read).
     """
+    from app.data import storage
     from app.data.geo_bands import GENERIC_CHANNELS
 
-    paths = [Path(p) for p in paths]
+    paths = [os.fspath(p) if is_remote(p) else Path(p) for p in paths]
     for p in paths:
-        if not p.exists():
+        if is_remote(p):
+            storage.stamp(p)  # a missing object, bucket or wrong credentials: a GranuleError naming the URL
+        elif not p.exists():
             raise GranuleError(p, "no such file")
+    if any(is_remote(p) for p in paths):  # the checks read the files: on local copies, after a failure only
+        check = None
+        diagnose = _remote_diagnosis(diagnose)
     if check is not None:
         check(paths)
     queries = {g: _query(band_of[g], GENERIC_CHANNELS[g].quantity) for g in channels}
@@ -258,6 +350,18 @@ def load_canonical(reader: str, paths: Sequence[str | Path], channels: Sequence[
             raise _diagnosed(diagnose, paths, reader, f"channel {generic} ({band_of[generic]}) has dimensions "
                                                       f"{attrs['_dims']}, expected (y, x): transposed file?")
     return _to_dataset(loaded, list(channels), band_of, platform_key_of, sensor, slot_minutes, paths)
+
+
+def _remote_diagnosis(diagnose: Check | None) -> Check | None:
+    """``diagnose`` run on local copies of remote files (its error said of the URL)."""
+    if diagnose is None:
+        return None
+
+    def run(paths: list) -> None:
+        with localised(paths) as (local, _):
+            diagnose(local)
+
+    return run
 
 
 def _to_dataset(loaded: dict, order: list[str], band_of: Mapping[str, str], platform_key_of, sensor: str,

@@ -81,7 +81,7 @@ from pyorbital.astronomy import sun_earth_distance_correction
 from app.core.locks import HDF_LOCK
 from app.data.errors import GranuleError, UserInputError
 from app.data.geo_bands import C1_CM, C2_CM, SEVIRI_BANDS, SEVIRI_CALIB
-from app.data.geo_satpy import load_canonical
+from app.data.geo_satpy import is_remote, load_canonical, localised
 
 #: SEVIRI channel number in the file (ch1 … ch12) -> (EUMETSAT name, generic channel name).
 SEVIRI_CHANNELS: dict[int, tuple[str, str]] = {n: (band.band_id, band.generic) for n, band in SEVIRI_BANDS.items()}
@@ -297,9 +297,17 @@ def read_seviri(paths: str | Path | Sequence[str | Path], channels: Iterable[str
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    paths = [Path(p) for p in paths]
     if not paths:
         raise UserInputError("read_seviri needs the file(s) of one slot")
+    if any(is_remote(p) for p in paths):  # satpy's SEVIRI readers and our checks need paths: cached local copies
+        with localised(paths) as (local, back):
+            ds = _read_seviri(local, channels)
+        ds.attrs["source"] = [back.get(str(s), s) for s in ds.attrs.get("source", [])]
+        return ds
+    return _read_seviri([Path(p) for p in paths], channels)
+
+
+def _read_seviri(paths: list[Path], channels: Iterable[str] | None) -> xr.Dataset:
     wanted = _normalise_channels(channels)
     formats = {seviri_format(p) for p in paths}
     if len(formats) != 1:

@@ -10,6 +10,14 @@ swath edges), each sample widened by half the distance to its neighbours so that
 not missed. Files with few scanlines are read whole (the stride shrinks so that at least ~256 samples lie along
 the track and ~32 across it).
 
+Remote archives (any fsspec URL; options from the catalogue through :mod:`app.data.storage`) are never downloaded
+to be indexed: a remote TROPOMI granule's footprint comes from its own outline, the GML ``posList`` of
+``METADATA/EOP_METADATA`` (:func:`outline_footprint`: a few byte ranges, under 1 % of a real granule), and the
+strided read only when a file has no outline; CALIOP (HDF4: pyhdf needs a path) is read from a copy kept in the
+per-user cache. Listings are fresh at each refresh (the file system's listing cache is dropped). A product with a
+``partition`` layout can be refreshed by its newest folders only (:meth:`GranuleIndex.refresh_recent`, for the
+live products of :class:`app.data.archive.Archive`).
+
 The index is a Parquet file in the user's state folder, keyed by the archive (:func:`index_path`; never inside
 the archive, which may be read-only and shared; an old ``.fumarole-index.parquet`` left in an archive is ignored),
 refreshed incrementally: only files that are new, or whose size or modification time changed, are read; vanished
@@ -17,7 +25,8 @@ files are dropped; files that cannot be read (damaged, badly named, a symbolic l
 nothing) are skipped and reported with their name relative to the archive root (:class:`IndexReport`), never
 abort the build. A state folder that cannot be written is said once; the index then lives in memory.
 
-Every netCDF4/HDF5 and HDF4 read holds :data:`app.core.locks.HDF_LOCK`; a damaged file is a GranuleError.
+Every HDF5 (h5netcdf) and HDF4 read holds :data:`app.core.locks.HDF_LOCK`; a damaged or unreachable file is a
+GranuleError.
 
 Queries are pure pandas/numpy on the in-memory table (:meth:`GranuleIndex.query`,
 :meth:`GranuleIndex.orbits_for_day`).
@@ -33,14 +42,13 @@ with :func:`register_geolocator` (it returns a :class:`Geolocation` of sampled l
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import fnmatch
 import functools
 import logging
 import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +60,7 @@ import pandas as pd
 from app.core.locks import HDF_LOCK
 from app.core.lonlat import wrap_lon
 from app.core.state import archive_state_dir, write_state
+from app.data import storage
 from app.data.errors import GranuleError, UserInputError
 from app.data.filenames import PATTERNS, FilenamePattern
 
@@ -142,15 +151,18 @@ class Geolocation:
 GEOLOCATORS: dict[str, Callable[[str, int], Geolocation]] = {}
 
 
-def register_geolocator(product: str, reads_file: bool = True):
+def register_geolocator(product: str, reads_file: bool = True, needs_local_path: bool = False):
     """Decorator: register the geolocation reader of a product for the index.
 
     ``reads_file=False`` says the function needs only the file's name (e.g. a geostationary full disk, whose
-    footprint is the satellite's disk): the index then passes the path as listed, never a local copy.
+    footprint is the satellite's disk). The index passes the path or URL as listed, except to a reader that
+    ``needs_local_path`` (a library that cannot read a file object, e.g. pyhdf): it gets a local copy of a remote
+    file, kept in the per-user cache (:func:`app.data.storage.local_copy`).
     """
 
     def wrap(func):
         func.reads_file = reads_file
+        func.needs_local_path = needs_local_path and reads_file
         GEOLOCATORS[product] = func
         return func
 
@@ -164,11 +176,11 @@ def _stride(n: int, stride: int, minimum_samples: int) -> int:
     return max(1, min(stride, n // minimum_samples))
 
 
-def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int) -> np.ndarray:
+def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int, decode=None) -> np.ndarray:
     """Every row_stride-th row and col_stride-th column of the last two dims of ``var``, plus the last ones.
 
-    ``shape`` is the variable's shape; leading dims (e.g. TROPOMI's ``time`` = 1) take index 0. Works on netCDF4
-    variables and pyhdf SDS.
+    ``shape`` is the variable's shape; leading dims (e.g. TROPOMI's ``time`` = 1) take index 0. Works on h5netcdf
+    variables and pyhdf SDS; ``decode`` (raw array -> float array with NaN for fill values) is applied to each read.
     """
     lead = (0,) * (len(shape) - 2)
     n_rows, n_cols = shape[-2:]
@@ -179,6 +191,8 @@ def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int) -> n
 
     def read(r, c):
         a = var[(*lead, r, c)]
+        if decode is not None:
+            a = decode(np.asarray(a))
         return np.ma.filled(np.ma.asarray(a, dtype=np.float64), np.nan).reshape(
             (len(range(n_rows)[r]), len(range(n_cols)[c]))
         )
@@ -194,38 +208,167 @@ def _sampled(var, shape: tuple[int, ...], row_stride: int, col_stride: int) -> n
     return grid
 
 
-@register_geolocator("tropomi_so2")
-def tropomi_geolocation(path: str, stride: int = 16) -> Geolocation:
-    """Sampled ``PRODUCT/latitude``/``longitude`` and the root ``orbit`` of a TROPOMI L2 file (netCDF4).
+def _tropomi_pixel_variables(path: str, ds) -> tuple:
+    """PRODUCT/latitude and longitude of an open TROPOMI file, their dimensions and shapes checked (no data read)."""
+    from app.data import tropomi
 
-    Read under :data:`~app.core.locks.HDF_LOCK`; anything wrong with the file is a GranuleError naming it.
+    if "PRODUCT" not in ds.groups:
+        raise GranuleError(path, "has no PRODUCT group: not a TROPOMI L2 file")
+    group = ds.groups["PRODUCT"]
+    for name in ("latitude", "longitude"):
+        if name not in group.variables:
+            raise GranuleError(path, f"has no PRODUCT/{name} variable")
+    lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
+    for name, var in (("latitude", lat_var), ("longitude", lon_var)):
+        tropomi.check_dimensions(path, var, f"PRODUCT/{name}")
+        if var.ndim != 3 or var.shape != lat_var.shape:
+            raise GranuleError(path, f"variable PRODUCT/{name} has shape {var.shape}, expected (1, scanline, "
+                                     f"ground_pixel) like PRODUCT/latitude {lat_var.shape}")
+    n_rows, n_cols = lat_var.shape[-2:]
+    if n_rows == 0 or n_cols == 0:
+        raise GranuleError(path, f"has no pixel (PRODUCT/latitude has shape {lat_var.shape})")
+    return lat_var, lon_var
+
+
+def _tropomi_orbit(ds) -> int | None:
+    from app.data import tropomi
+
+    orbit = tropomi.attr(ds, "orbit")
+    return int(np.asarray(orbit).ravel()[0]) if orbit is not None else None
+
+
+def tropomi_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """Sampled ``PRODUCT/latitude``/``longitude`` and the root ``orbit`` of a TROPOMI L2 file (netCDF-4).
+
+    ``path`` is a local path or a URL (read by byte ranges). Read under :data:`~app.core.locks.HDF_LOCK`; anything
+    wrong with the file is a GranuleError naming it.
     """
     from app.data import tropomi
 
     with tropomi.open_granule(path) as ds:  # holds HDF_LOCK; a netCDF/HDF5 or decoding failure -> GranuleError
-        ds.set_auto_maskandscale(True)  # fill values become masked, hence NaN in the samples
-        if "PRODUCT" not in ds.groups:
-            raise GranuleError(path, "has no PRODUCT group: not a TROPOMI L2 file")
-        group = ds.groups["PRODUCT"]
-        for name in ("latitude", "longitude"):
-            if name not in group.variables:
-                raise GranuleError(path, f"has no PRODUCT/{name} variable")
-        lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
-        for name, var in (("latitude", lat_var), ("longitude", lon_var)):
-            tropomi.check_dimensions(path, var, f"PRODUCT/{name}")
-            if var.ndim != 3 or var.shape != lat_var.shape:
-                raise GranuleError(path, f"variable PRODUCT/{name} has shape {var.shape}, expected (1, scanline, "
-                                         f"ground_pixel) like PRODUCT/latitude {lat_var.shape}")
+        lat_var, lon_var = _tropomi_pixel_variables(path, ds)
         n_rows, n_cols = lat_var.shape[-2:]
-        if n_rows == 0 or n_cols == 0:
-            raise GranuleError(path, f"has no pixel (PRODUCT/latitude has shape {lat_var.shape})")
         rs, cs = _stride(n_rows, stride, 256), _stride(n_cols, stride, 32)
-        lat, lon = _sampled(lat_var, lat_var.shape, rs, cs), _sampled(lon_var, lat_var.shape, rs, cs)
-        orbit = int(np.asarray(ds.getncattr("orbit")).ravel()[0]) if "orbit" in ds.ncattrs() else None
+
+        def decoder(var, where):
+            return lambda raw: tropomi.decode(path, var, raw, where)  # fill values -> NaN
+
+        lat = _sampled(lat_var, lat_var.shape, rs, cs, decoder(lat_var, "PRODUCT/latitude"))
+        lon = _sampled(lon_var, lat_var.shape, rs, cs, decoder(lon_var, "PRODUCT/longitude"))
+        orbit = _tropomi_orbit(ds)
     return Geolocation(lat, lon, orbit=orbit)
 
 
-@register_geolocator("caliop_l1b")
+@register_geolocator("tropomi_so2")
+def tropomi_outline_geolocation(path: str, stride: int = 16) -> Geolocation:
+    """A remote TROPOMI granule's footprint from its own outline (the GML ``posList``) and root attributes.
+
+    These are a few byte ranges of ``METADATA/EOP_METADATA`` and the root, not the pixels. A local file is read
+    by :func:`tropomi_geolocation` (its strided pixels: cheap on a local disk, and exact for a file whose pixels
+    cover only part of its outline).
+
+    The outline ring, densified along great circles, gives the cells it crosses; the cells whose centres it
+    encloses are added (a spherical winding number, so that a swath over a pole or across ±180° is right). A file
+    without the outline falls back to the strided latitude/longitude read (:func:`tropomi_geolocation`).
+    """
+    from app.data import tropomi
+
+    if not storage.is_remote(path):  # on a local disk the strided pixels are cheap, and exact for partial files
+        return tropomi_geolocation(path, stride)
+    with tropomi.open_granule(path) as ds:  # holds HDF_LOCK; a netCDF/HDF5 or decoding failure -> GranuleError
+        _tropomi_pixel_variables(path, ds)  # a file whose pixels could not be read is not indexed
+        ring = tropomi.footprint_of(ds)
+        orbit = _tropomi_orbit(ds)
+    if ring is None or len(ring) < 3 or not np.isfinite(ring).all():
+        return tropomi_geolocation(path, stride)
+    lat, lon, mask = outline_footprint(ring[:, 0], ring[:, 1])
+    return Geolocation(lat, lon, orbit=orbit, footprint=mask)
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    la, lo = np.deg2rad(lat), np.deg2rad(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def _densified(v: np.ndarray, step_deg: float) -> np.ndarray:
+    """The closed ring of unit vectors ``v`` with points every ``step_deg`` at most along each great-circle arc."""
+    out = []
+    for a, b in zip(v, np.roll(v, -1, axis=0), strict=True):
+        angle = float(np.arccos(np.clip(a @ b, -1.0, 1.0)))
+        n = max(1, int(np.ceil(np.degrees(angle) / step_deg)))
+        if angle < 1e-9:
+            out.append(a[None])
+            continue
+        t = np.arange(n)[:, None] / n
+        out.append((np.sin((1 - t) * angle) * a + np.sin(t * angle) * b) / np.sin(angle))
+    return np.concatenate(out)
+
+
+def _winding(points: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """How many times the closed ring (unit vectors) winds around each point (unit vectors).
+
+    Both are projected stereographically from the point farthest from the ring (outside it: a swath is narrow,
+    its outside wide), where a closed curve has a plain planar winding number.
+    """
+    i_far = int(np.argmin((points @ ring.T).max(axis=1)))  # the largest smallest angle to the ring
+    far = points[i_far]
+
+    def project(v):  # stereographic projection from ``far`` onto the plane through the origin
+        e1 = np.cross(far, [1.0, 0.0, 0.0] if abs(far[0]) < 0.9 else [0.0, 1.0, 0.0])
+        e1 /= np.linalg.norm(e1)
+        e2 = np.cross(far, e1)
+        denom = np.maximum(1.0 - v @ far, 1e-12)
+        return np.stack([(v @ e1) / denom, (v @ e2) / denom], axis=-1)
+
+    p, r = project(points), project(ring)
+    a = r[None] - p[:, None]
+    b = np.roll(r, -1, axis=0)[None] - p[:, None]
+    angles = np.arctan2(a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0], (a * b).sum(-1))
+    out = np.rint(angles.sum(axis=1) / (2 * np.pi)).astype(int)
+    out[i_far] = 0  # the centre of projection itself is outside
+    return out
+
+
+def _cell_centres() -> tuple[np.ndarray, np.ndarray]:
+    lat = -90.0 + CELL_DEG * (np.arange(N_LAT) + 0.5)
+    lon = -180.0 + CELL_DEG * (np.arange(N_LON) + 0.5)
+    la, lo = np.meshgrid(lat, lon, indexing="ij")
+    return la.ravel(), lo.ravel()
+
+
+def outline_footprint(lat: np.ndarray, lon: np.ndarray, step_deg: float = 0.5
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples ``(n, 1)`` of an outline ring (lat, lon in degrees) and the mask of the 2592 cells it touches.
+
+    The ring is densified along great circles (``step_deg``); the cells it crosses are marked as for a lidar track
+    (:func:`footprint_cells`), and so are the cells whose centres lie inside it (:func:`_winding`: on a sphere
+    "inside" is the narrow side of a swath's outline). A pole inside the ring adds a circle of samples at that
+    pole, so the row's latitude and longitude bounds take it in.
+    """
+    v = _unit_vectors(np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64))
+    keep = np.r_[True, np.linalg.norm(np.diff(v, axis=0), axis=1) > 1e-12]
+    v = v[keep]
+    if len(v) > 1 and np.linalg.norm(v[0] - v[-1]) < 1e-12:
+        v = v[:-1]  # the ring is closed by repeating its first point
+    dense = _densified(v, step_deg)
+    d_lat = np.degrees(np.arcsin(np.clip(dense[:, 2], -1.0, 1.0)))
+    d_lon = np.degrees(np.arctan2(dense[:, 1], dense[:, 0]))
+    mask = footprint_cells(d_lat[:, None], d_lon[:, None])
+    c_lat, c_lon = _cell_centres()
+    poles = np.array([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]])
+    winding = _winding(np.vstack([_unit_vectors(c_lat, c_lon), poles]), _densified(v, 2.0))
+    outside = 0
+    mask |= winding[:-2] != outside
+    samples_lat, samples_lon = [d_lat], [d_lon]
+    for pole_lat, w in zip((90.0, -90.0), winding[-2:], strict=True):
+        if w != outside:
+            ring_lon = np.arange(-180.0, 180.0, CELL_DEG)
+            samples_lat.append(np.full(ring_lon.size, pole_lat))
+            samples_lon.append(ring_lon)
+    return np.concatenate(samples_lat)[:, None], np.concatenate(samples_lon)[:, None], mask
+
+
+@register_geolocator("caliop_l1b", needs_local_path=True)
 def caliop_geolocation(path: str, stride: int = 16) -> Geolocation:
     """Sampled ``Latitude``/``Longitude`` (n, 1) and the time span (``Profile_Time``) of a CALIOP L1B file (HDF4).
 
@@ -669,6 +812,47 @@ def _list_local(source: ProductSource, report: IndexReport) -> dict[str, tuple[i
     return lister.files
 
 
+_TIME_FIELD = re.compile(r"\{time:([^{}]+)\}")
+
+
+def recent_folders(partition: str, days: int, now=None) -> list[str]:
+    """The partition folders (relative) of the last ``days`` days up to ``now`` (UTC), newest first.
+
+    ``{time:<strftime>}`` fields are filled hour by hour (a daily layout gives one folder a day); any other field
+    (``{platform}``) becomes ``*``.
+    """
+    end = _as_time(now if now is not None else pd.Timestamp.now(tz="UTC")).floor("h")
+    out: list[str] = []
+    for k in range(int(days) * 24):
+        t = end - pd.Timedelta(hours=k)
+        folder = _TIME_FIELD.sub(lambda m, t=t: t.strftime(m.group(1)), partition)
+        folder = re.sub(r"\{[^{}]*\}", "*", folder)
+        if folder not in out:
+            out.append(folder)
+    return out
+
+
+def _list_recent(source: ProductSource, report: IndexReport, days: int, now=None) -> dict[str, tuple[int, float]]:
+    """Map path -> (size, mtime) of the product's files in its newest partition folders (missing folders: none)."""
+    partition = getattr(source, "partition", "") or ""
+    if not partition:
+        return {}
+    name_glob = source.glob.rsplit("/", 1)[-1]
+    found: dict[str, tuple[int, float]] = {}
+    try:
+        fs, root = storage.filesystem(source.root_url)
+        for folder in recent_folders(partition, days, now):
+            where = f"{root.rstrip('/')}/{folder.rstrip('/')}"
+            fs.invalidate_cache(where)
+            for path, info in fs.glob(f"{where}/{name_glob}", detail=True).items():
+                if info.get("type", "file") == "file":
+                    url = fs.unstrip_protocol(path) if storage.is_remote(source.root_url) else path
+                    found[url] = (int(info.get("size") or 0), _mtime(info))
+    except Exception as e:  # noqa: BLE001 - an unreachable archive is reported; the index keeps what it has
+        report.skip(source.root_url, f"its newest folders cannot be listed ({type(e).__name__}: {e})")
+    return found
+
+
 def _mtime(info: dict) -> float:
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
         value = info.get(key)
@@ -683,22 +867,6 @@ def _mtime(info: dict) -> float:
     return float("nan")
 
 
-@contextlib.contextmanager
-def _local_copy(url: str, storage_options: dict) -> Iterator[str]:
-    """A local path for the file: itself when local, else a temporary copy removed afterwards."""
-    if _is_local(url):
-        yield url
-        return
-    fs, path = fsspec.core.url_to_fs(url, **storage_options)
-    fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        fs.get_file(path, tmp)
-        yield tmp
-    finally:
-        os.remove(tmp)
-
-
 def _read_granule(
     pattern: FilenamePattern, path: str, size: int, mtime: float, storage_options: dict, stride: int
 ) -> dict:
@@ -708,11 +876,13 @@ def _read_granule(
     geolocate = GEOLOCATORS.get(product)
     if geolocate is None:
         raise GranuleError(path, f"product {product!r} has no geolocation reader registered in app.data.index")
-    if getattr(geolocate, "reads_file", True):
-        with _local_copy(path, storage_options) as local:
+    if storage_options and storage.registered_options(path) != dict(storage_options):
+        storage.register(path.rsplit("/", 1)[0], storage_options)  # on a worker that has not seen the catalogue
+    if getattr(geolocate, "needs_local_path", False):
+        with storage.local_copy(path) as local:  # kept in the per-user cache (pyhdf needs a path)
             geo = geolocate(local, stride)
     else:
-        geo = geolocate(path, stride)
+        geo = geolocate(path, stride)  # a URL: the reader reads byte ranges (or only the name)
     lat, lon = np.atleast_2d(geo.latitude), np.atleast_2d(geo.longitude)
     if not np.isfinite(lat).any():
         raise GranuleError(path, "has no valid latitude/longitude")
@@ -982,9 +1152,10 @@ class GranuleIndex:
         """
         if _is_local(source.root_url):
             return _list_local(source, report)
-        options = dict(source.storage_options or {})
+        storage.register(source.root_url, source.storage_options)
         try:
-            fs, root = fsspec.core.url_to_fs(source.root_url, **options)
+            fs, root = storage.filesystem(source.root_url)
+            fs.invalidate_cache()  # listings cached by the file system (s3fs keeps them) would hide what landed since
             if not fs.exists(root):
                 report.skip(source.root_url, f"folder of {source.product} does not exist")
                 return {}
@@ -997,6 +1168,36 @@ class GranuleIndex:
             report.note_empty(source.root_url,
                               f"no {source.product} granule: no file matches {source.glob} in this folder")
         return {fs.unstrip_protocol(p): (int(i.get("size") or 0), _mtime(i)) for p, i in files.items()}
+
+    def refresh_recent(self, sources: Iterable[ProductSource], days: int | None = None, now=None,
+                       save: bool | None = None) -> IndexReport:
+        """Index the granules that landed in the newest partition folders of ``sources`` (live products).
+
+        Only the folders of the last ``days`` days (default: each product's ``live.days``, else 2) up to ``now``
+        (UTC) are listed, from the product's ``partition`` template (e.g. ``{time:%Y/%m/%d}/``); files the index
+        does not hold yet are read and added. Nothing else changes (a full :meth:`refresh` drops vanished files).
+        """
+        sources = list(sources)
+        report = IndexReport(root=self.root or _common_root(sources))
+        known = set(self._table["path"])
+        tasks = []
+        for source in sources:
+            n_days = days if days is not None else int((getattr(source, "live", None) or {}).get("days", 2))
+            listing = _list_recent(source, report, n_days, now)
+            pattern, options = source.filename_pattern(), dict(source.storage_options or {})
+            tasks += [(pattern, path, size, mtime, options, False) for path, (size, mtime) in listing.items()
+                      if path not in known]
+        new_rows = self._read_all(tasks, report, None, None, 16)
+        if new_rows:
+            table = pd.concat([self._table, _typed(pd.DataFrame(new_rows))], ignore_index=True)
+            self._table = _typed(table.sort_values(["product", "start", "path"], kind="stable"))
+            self._cache = None
+            self._stored = False
+        for path, reason in report.skipped:
+            logger.warning("granule index: skipped %s: %s", path, reason)
+        if new_rows and (save or (save is None and self.path is not None)):
+            self._save_unless_pointless()
+        return report
 
     @staticmethod
     def _read_all(tasks, report: IndexReport, executor, max_workers, stride) -> list[dict]:

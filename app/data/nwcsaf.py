@@ -41,6 +41,7 @@ ISO UTC), ``observation_start_time``/``observation_end_time``, ``region``, ``pro
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -108,12 +109,11 @@ _GLOBAL = ("gdal_projection", "gdal_xgeo_up_left", "gdal_ygeo_up_left", "gdal_xg
            "gdal_ygeo_low_right", "satellite_identifier")
 
 
-def _decode(path: Path, var) -> np.ndarray:
-    var.set_auto_maskandscale(False)
+def _decode(path: Path, var, name: str) -> np.ndarray:
     try:
-        raw = np.asarray(var[:])
-    except (RuntimeError, OSError) as exc:
-        raise GranuleError(path, f"variable {var.name} cannot be read (truncated file?): {exc}") from None
+        raw = np.asarray(var[:])  # h5netcdf: the stored values, neither masked nor scaled
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise GranuleError(path, f"variable {name} cannot be read (truncated file?): {exc}") from None
     attrs = var.ncattrs()
     scale = float(var.getncattr("scale_factor")) if "scale_factor" in attrs else 1.0
     offset = float(var.getncattr("add_offset")) if "add_offset" in attrs else 0.0
@@ -175,8 +175,10 @@ def read_ctth(path: str | Path) -> xr.Dataset:
     Raises :class:`GranuleError` naming the file when it cannot be opened (missing, truncated, not netCDF) or
     lacks a variable or attribute the product has.
     """
-    path = Path(path)
-    if not path.exists():
+    from app.data import storage
+
+    path = os.fspath(path) if storage.is_remote(os.fspath(path)) else Path(path)
+    if not storage.is_remote(os.fspath(path)) and not path.exists():
         raise GranuleError(path, "does not exist")
     try:
         attrs, data = _read_file(path)
@@ -188,14 +190,20 @@ def read_ctth(path: str | Path) -> xr.Dataset:
         raise GranuleError(path, f"is not a usable NWC SAF GEO CTTH file ({type(exc).__name__}: {exc})") from None
 
 
-def _read_file(path: Path) -> tuple[dict, dict]:
-    """Global attributes and decoded fields, read while holding :data:`~app.core.locks.HDF_LOCK`."""
-    import netCDF4
+def _read_file(path: Path | str) -> tuple[dict, dict]:
+    """Global attributes and decoded fields, read while holding :data:`~app.core.locks.HDF_LOCK`.
 
-    with HDF_LOCK:
+    Through h5netcdf on :func:`app.data.storage.open_binary`: a remote file is read by byte ranges (the header and
+    the chunks of the four fields), a local one as a plain file.
+    """
+    import h5netcdf.legacyapi
+
+    from app.data import storage
+
+    with HDF_LOCK, storage.open_binary(path) as f:
         try:
-            nc = netCDF4.Dataset(path, "r")
-        except OSError as exc:
+            nc = h5netcdf.legacyapi.Dataset(f, "r")
+        except (OSError, ValueError) as exc:
             raise GranuleError(path, f"cannot be opened as netCDF4 (truncated or not an NWC SAF file?): "
                                      f"{exc}") from None
         try:
@@ -228,10 +236,15 @@ def _read_open(path: Path, nc) -> tuple[dict, dict]:
             raise GranuleError(path, f"has no variable '{name}': not a complete NWC SAF GEO CTTH file")
         var = nc.variables[name]
         _check_dims(path, name, tuple(var.dimensions), var.shape)
-        values = _decode(path, var).reshape(var.shape[-2:]) * np.float32(factor)
+        values = _decode(path, var, name).reshape(var.shape[-2:]) * np.float32(factor)
         data[out] = (("y", "x"), values, {"units": units, "standard_name": standard, "long_name": long_name,
                                           "source_variable": name})
     return attrs, data
+
+
+def _region_of(path: Path | str) -> str:
+    name = os.fspath(path).rsplit("/", 1)[-1]
+    return name.split("_")[4] if name.count("_") >= 5 else ""
 
 
 def _to_dataset(path: Path, attrs: dict, data: dict) -> xr.Dataset:
@@ -256,7 +269,7 @@ def _to_dataset(path: Path, attrs: dict, data: dict) -> xr.Dataset:
         "end_time": iso_utc(nominal + dt.timedelta(minutes=repeat)),
         "observation_start_time": iso_utc(_time(path, attrs, "time_coverage_start")),
         "observation_end_time": iso_utc(_time(path, attrs, "time_coverage_end")),
-        "region": str(attrs.get("region_name", path.name.split("_")[4] if path.name.count("_") >= 5 else "")),
+        "region": str(attrs.get("region_name", _region_of(path))),
         "product": "NWCSAF_GEO_CTTH",
         "projection": "geos",
         **proj,

@@ -1,6 +1,8 @@
 """Read Sentinel-5P TROPOMI L2 SO2 granules into the canonical *Swath* (``docs/architecture.md``).
 
-The reader opens the file with netCDF4 and reads only what is asked for: the geolocation (pixel centres, the
+The reader opens the file with h5netcdf (its netCDF4-like ``legacyapi``) — on the path when local, on
+:func:`app.data.storage.open_binary` (byte ranges) when remote: one path for both — and reads only what is asked
+for: the geolocation (pixel centres, the
 scanline times and, by default, the pixel corners), the requested variables, and only the requested window of
 scanlines (the operational files are chunked along ``scanline``, so a window costs the chunks it touches).
 
@@ -21,22 +23,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import h5netcdf.legacyapi as h5nc
 import netCDF4
 import numpy as np
 import xarray as xr
 
 from app.core.locks import HDF_LOCK
 from app.core.state import say_once
+from app.data import storage
 from app.data.errors import GranuleError
 
 __all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "LAYER_HEIGHT_SINCE", "DU_PER_MOL_M2",
            "LevelUnavailable",
-           "read_swath", "read_attrs", "open_granule", "check_dimensions", "processor_version_tuple"]
+           "read_swath", "read_attrs", "open_granule", "attr", "decode", "footprint_of", "check_dimensions",
+           "processor_version_tuple"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,34 +165,82 @@ _READ_ERRORS = (OSError, RuntimeError, ValueError, KeyError, IndexError, TypeErr
 
 
 @contextlib.contextmanager
-def _open(path: str | Path) -> Iterator[netCDF4.Dataset]:
-    """The open file, read while holding :data:`~app.core.locks.HDF_LOCK` (HDF5 is not thread-safe).
+def _open(path: str | Path) -> Iterator[h5nc.Dataset]:
+    """The open file (h5netcdf's netCDF4-like API), read while holding :data:`~app.core.locks.HDF_LOCK`.
 
-    Everything done inside the ``with`` runs under the lock; a failure of netCDF4/HDF5 or of the values read
-    becomes a :class:`GranuleError` naming the file and the reason.
+    A local file is opened by its path; a remote one (any fsspec URL) through
+    :func:`app.data.storage.open_binary`, which fetches only the byte ranges HDF5 reads. Everything done inside the
+    ``with`` runs under the lock; a failure of HDF5, of the storage or of the values read becomes a
+    :class:`GranuleError` naming the file and the reason. Values come raw (no masking or scaling).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise GranuleError(path, "the file does not exist" if not path.exists() else "is not a regular file")
-    with HDF_LOCK:
-        try:
-            nc = netCDF4.Dataset(path, "r")
-        except _READ_ERRORS as exc:
-            raise GranuleError(
-                path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {_why(exc)}"
-            ) from None
-        try:
-            nc.set_auto_maskandscale(False)
-            yield nc
-        except GranuleError:
-            raise
-        except _READ_ERRORS as exc:
-            raise GranuleError(
-                path, f"cannot be read (truncated or corrupt file?): {type(exc).__name__}: {_why(exc)}"
-            ) from None
-        finally:
-            with contextlib.suppress(*_READ_ERRORS):
-                nc.close()
+    url = os.fspath(path)
+    if not storage.is_remote(url):
+        local = Path(url[len("file://"):] if url.startswith("file://") else url)
+        if not local.is_file():
+            raise GranuleError(path, "the file does not exist" if not local.exists() else "is not a regular file")
+        with HDF_LOCK:
+            yield from _opened(str(local), path)
+        return
+    with storage.open_binary(url) as f, HDF_LOCK:
+        yield from _opened(f, url)
+
+
+class _Group(h5nc.Group):
+    """h5netcdf's legacy group, named by its full HDF5 path.
+
+    h5netcdf 1.8's legacy API names a group by its last part only (as netCDF4 does) and joins the paths of the
+    group's variables and dimensions to that name, so the variables of nested groups
+    (``PRODUCT/SUPPORT_DATA/GEOLOCATIONS``) cannot be opened. Fumarole does not use group names.
+    """
+
+    @property
+    def name(self):
+        return self._h5group.name
+
+    @property
+    def _group_cls(self):
+        return _Group
+
+
+class _Dataset(h5nc.Dataset):
+    @property
+    def _group_cls(self):
+        return _Group
+
+
+def _opened(source, path) -> Iterator[h5nc.Dataset]:
+    try:
+        nc = _Dataset(source, "r", phony_dims="sort")  # as netCDF-C names dimensions without a scale
+    except _READ_ERRORS as exc:
+        raise GranuleError(
+            path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {_why(exc)}"
+        ) from None
+    try:
+        yield nc
+    except GranuleError:
+        raise
+    except _READ_ERRORS as exc:
+        raise GranuleError(
+            path, f"cannot be read (truncated or corrupt file?): {type(exc).__name__}: {_why(exc)}"
+        ) from None
+    finally:
+        with contextlib.suppress(*_READ_ERRORS):
+            nc.close()
+
+
+def attr(obj, key: str, default=None):
+    """An attribute of a file, group or variable as netCDF4 gives it; ``default`` when absent.
+
+    A one-element array becomes its scalar, text is ``str``.
+    """
+    if key not in obj.ncattrs():
+        return default
+    value = obj.getncattr(key)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.ndim == 1:
+        value = value[0]
+    if isinstance(value, bytes | np.bytes_):
+        value = value.decode("utf-8", "replace")
+    return value
 
 
 #: The public name of :func:`_open`, for the granule index's cheap geolocation reads.
@@ -197,10 +251,18 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:  # no file name: the GranuleError names it, relative where shown
         return f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else str(exc.strerror)
     text = str(exc).strip() or type(exc).__name__
+    cut = _H5_TRUNCATED.search(text)
+    if cut:
+        return f"the file is truncated ({cut['eof']} of its {cut['stored']} bytes are there)"
+    if "file signature not found" in text:
+        return "it is not an HDF5 file (no HDF5 signature)"
     return text.split(": b'")[0]  # netCDF4 appends the file name as bytes; the GranuleError names it already
 
 
-def _group(nc: netCDF4.Dataset, path: str, group: str, needed_for: str) -> netCDF4.Group:
+_H5_TRUNCATED = re.compile(r"truncated file: eof = (?P<eof>\d+).*stored_eof = (?P<stored>\d+)")
+
+
+def _group(nc: h5nc.Dataset, path: str, group: str, needed_for: str) -> h5nc.Group:
     node = nc
     for part in group.split("/"):
         if part not in node.groups:
@@ -209,34 +271,38 @@ def _group(nc: netCDF4.Dataset, path: str, group: str, needed_for: str) -> netCD
     return node
 
 
-def _variable(nc: netCDF4.Dataset, path: str, group: str, name: str, needed_for: str) -> netCDF4.Variable:
+def _variable(nc: h5nc.Dataset, path: str, group: str, name: str, needed_for: str) -> h5nc.Variable:
     grp = _group(nc, path, group, needed_for)
     if name not in grp.variables:
         raise GranuleError(path, f"variable {name} is missing from group {group} (needed for {needed_for})")
     return grp.variables[name]
 
 
-def _read_raw(path: str, var: netCDF4.Variable, index: tuple, where: str) -> np.ndarray:
+def _read_raw(path: str, var: h5nc.Variable, index: tuple, where: str) -> np.ndarray:
     try:
         return np.asarray(var[index])
     except (OSError, RuntimeError, IndexError, ValueError) as exc:
         raise GranuleError(path, f"reading variable {where} failed (truncated or corrupt file?): {_why(exc)}") from None
 
 
-def _decode(path: str, var: netCDF4.Variable, raw: np.ndarray, where: str) -> np.ndarray:
+def _decode(path: str, var: h5nc.Variable, raw: np.ndarray, where: str) -> np.ndarray:
     """Fill -> NaN, then scale_factor / add_offset; float32 out."""
     attrs = var.ncattrs()
     out = raw.astype(np.float32 if raw.dtype.itemsize <= 4 else np.float64)
     bad = ~np.isfinite(out)
-    fill = var.getncattr("_FillValue") if "_FillValue" in attrs else netCDF4.default_fillvals.get(raw.dtype.str[1:])
+    fill = attr(var, "_FillValue", netCDF4.default_fillvals.get(raw.dtype.str[1:]))
     if fill is not None:
         bad |= raw == np.asarray(fill, dtype=raw.dtype)
     if "scale_factor" in attrs or "add_offset" in attrs:
-        scale = float(var.getncattr("scale_factor")) if "scale_factor" in attrs else 1.0
-        offset = float(var.getncattr("add_offset")) if "add_offset" in attrs else 0.0
+        scale = float(attr(var, "scale_factor", 1.0))
+        offset = float(attr(var, "add_offset", 0.0))
         out = out * np.float32(scale) + np.float32(offset)
     out[bad] = np.nan
     return out.astype(np.float32, copy=False)
+
+
+#: The public name of :func:`_decode`: fill values -> NaN, scale and offset applied (for the index's samples).
+decode = _decode
 
 
 def _check_shape(path: str, where: str, shape: tuple, expected: tuple) -> None:
@@ -244,7 +310,7 @@ def _check_shape(path: str, where: str, shape: tuple, expected: tuple) -> None:
         raise GranuleError(path, f"variable {where} has shape {tuple(shape)}, expected {tuple(expected)} first")
 
 
-def check_dimensions(path, var: netCDF4.Variable, where: str, expected: Sequence[str] = DIMENSIONS) -> None:
+def check_dimensions(path, var: h5nc.Variable, where: str, expected: Sequence[str] = DIMENSIONS) -> None:
     """Raise a GranuleError unless ``var``'s dimensions are ``expected`` in that order (extra trailing ones allowed).
 
     Shapes alone cannot tell a swath stored ``(time, ground_pixel, scanline)`` from the real order when the two
@@ -277,7 +343,7 @@ def _units_since(path: str, where: str, units: str, default_base=None) -> tuple[
     return _TIME_UNITS[unit], base
 
 
-def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice, n_rows: int) -> np.ndarray:
+def _scanline_times(nc: h5nc.Dataset, path: str, window: slice, n_rows: int) -> np.ndarray:
     """The time of each scanline of ``window``: ``PRODUCT/time`` + ``PRODUCT/delta_time`` (ms), NaT where unknown.
 
     ``delta_time`` is ``(time, scanline)`` in some S5P L2 products (NO2, CO, CH4) and per pixel, ``(time, scanline,
@@ -287,14 +353,14 @@ def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice, n_rows: int) 
     """
     tvar = _variable(nc, path, PRODUCT, "time", "the scanline times")
     dvar = _variable(nc, path, PRODUCT, "delta_time", "the scanline times")
-    factor, base = _units_since(path, "PRODUCT/time", getattr(tvar, "units", ""))
+    factor, base = _units_since(path, "PRODUCT/time", str(attr(tvar, "units", "")))
     t_ref = base + np.timedelta64(int(round(float(_read_raw(path, tvar, (0,), "PRODUCT/time")) * factor * 1e9)), "ns")
     per_pixel = dvar.ndim >= 3
     check_dimensions(path, dvar, "PRODUCT/delta_time", DIMENSIONS if per_pixel else DIMENSIONS[:2])
     if dvar.ndim > 3:
         raise GranuleError(path, f"variable PRODUCT/delta_time has {dvar.ndim} dimensions, expected 2 or 3")
     _check_shape(path, "PRODUCT/delta_time", dvar.shape, (1,))
-    dfactor, dbase = _units_since(path, "PRODUCT/delta_time", getattr(dvar, "units", ""), default_base=t_ref)
+    dfactor, dbase = _units_since(path, "PRODUCT/delta_time", str(attr(dvar, "units", "")), default_base=t_ref)
     index = (0, window, slice(None)) if per_pixel else (0, window)
     raw = _read_raw(path, dvar, index, "PRODUCT/delta_time")
     delta = _decode_time(dvar, raw)
@@ -311,11 +377,10 @@ def _scanline_times(nc: netCDF4.Dataset, path: str, window: slice, n_rows: int) 
     return times
 
 
-def _decode_time(var: netCDF4.Variable, raw: np.ndarray) -> np.ndarray:
+def _decode_time(var: h5nc.Variable, raw: np.ndarray) -> np.ndarray:
     """``delta_time`` as float64 with NaN where it holds its fill value (or the netCDF default fill)."""
     out = raw.astype(np.float64)
-    fill = var.getncattr("_FillValue") if "_FillValue" in var.ncattrs() else \
-        netCDF4.default_fillvals.get(raw.dtype.str[1:])
+    fill = attr(var, "_FillValue", netCDF4.default_fillvals.get(raw.dtype.str[1:]))
     if fill is not None:
         out[raw == np.asarray(fill, dtype=raw.dtype)] = np.nan
     return out
@@ -359,7 +424,7 @@ def processor_version_tuple(text: object) -> tuple[int, ...] | None:
     return None
 
 
-def _processor_version(nc: netCDF4.Dataset, path: str) -> str:
+def _processor_version(nc: h5nc.Dataset, path: str) -> str:
     """The granule's processor version as ``NN.NN.NN``: the root attribute, else the file name's field, else ''."""
     version = str(_root(nc, "processor_version", "")).strip()
     if version:
@@ -374,7 +439,7 @@ def _processor_version(nc: netCDF4.Dataset, path: str) -> str:
     return ".".join(f"{p:02d}" for p in parsed) if parsed else ""
 
 
-def _unavailable_reason(nc: netCDF4.Dataset, path: str, level: str) -> str | None:
+def _unavailable_reason(nc: h5nc.Dataset, path: str, level: str) -> str | None:
     """Why the granule has no column for box ``level`` (or no SO2 layer height), or None when it has it."""
     group, var_name = VARIABLES[f"so2_{level}"]
     node = nc
@@ -393,7 +458,7 @@ def _unavailable_reason(nc: netCDF4.Dataset, path: str, level: str) -> str | Non
     return f"variable {var_name} is missing from group {group} (the file is from {which})"
 
 
-def unavailable_levels(nc: netCDF4.Dataset, path: str, levels=BOX_LEVELS) -> dict[str, str]:
+def unavailable_levels(nc: h5nc.Dataset, path: str, levels=BOX_LEVELS) -> dict[str, str]:
     """Box level -> the reason its column is missing, for the levels the open granule ``nc`` does not have.
 
     ``levels`` may name ``"layer_height"`` too (the SO2 layer height, from processor 02.05.00).
@@ -402,18 +467,18 @@ def unavailable_levels(nc: netCDF4.Dataset, path: str, levels=BOX_LEVELS) -> dic
     return {level: reason for level, reason in reasons.items() if reason is not None}
 
 
-def _km_factor(path: str, var: netCDF4.Variable, where: str) -> float:
+def _km_factor(path: str, var: h5nc.Variable, where: str) -> float:
     """Factor from the height variable's ``units`` to km (the real product writes m)."""
-    units = str(var.getncattr("units")).strip().lower() if "units" in var.ncattrs() else "m"
+    units = str(attr(var, "units", "m")).strip().lower()
     if units not in _KM_PER_UNIT:
         raise GranuleError(path, f"variable {where} has units {units!r}, expected a height in m or km")
     return _KM_PER_UNIT[units]
 
 
-def _du_factor(path: str, var: netCDF4.Variable, where: str) -> float:
+def _du_factor(path: str, var: h5nc.Variable, where: str) -> float:
     """The variable's own factor to DU; the product constant, said once per file and variable, when it has none."""
     if _DU_ATTR in var.ncattrs():
-        factor = float(np.asarray(var.getncattr(_DU_ATTR)).ravel()[0])
+        factor = float(np.asarray(attr(var, _DU_ATTR)).ravel()[0])
         if np.isfinite(factor) and factor > 0:
             return factor
         problem = f"has {_DU_ATTR} = {factor!r}, not a positive number"
@@ -502,11 +567,11 @@ def read_swath(
         return xr.Dataset(data_vars, coords=coords, attrs=attrs)  # inside: a size mismatch is a GranuleError
 
 
-def _root(nc: netCDF4.Dataset, key: str, default=None):
-    return nc.getncattr(key) if key in nc.ncattrs() else default
+def _root(nc: h5nc.Dataset, key: str, default=None):
+    return attr(nc, key, default)
 
 
-def _orbit(nc: netCDF4.Dataset, path: str) -> int:
+def _orbit(nc: h5nc.Dataset, path: str) -> int:
     orbit = _root(nc, "orbit")
     if orbit is None:
         from app.data.filenames import parse_filename
@@ -515,7 +580,7 @@ def _orbit(nc: netCDF4.Dataset, path: str) -> int:
     return int(np.asarray(orbit).ravel()[0])
 
 
-def _swath_attrs(nc: netCDF4.Dataset, path: str) -> dict[str, Any]:
+def _swath_attrs(nc: h5nc.Dataset, path: str) -> dict[str, Any]:
     for key in ("time_coverage_start", "time_coverage_end"):
         if key not in nc.ncattrs():
             raise GranuleError(path, f"the global attribute {key} is missing")
@@ -523,15 +588,15 @@ def _swath_attrs(nc: netCDF4.Dataset, path: str) -> dict[str, Any]:
         "platform": str(_root(nc, "platform", "S5P")),
         "product": "TROPOMI_L2_SO2",
         "orbit": _orbit(nc, path),
-        "time_coverage_start": str(nc.getncattr("time_coverage_start")),
-        "time_coverage_end": str(nc.getncattr("time_coverage_end")),
+        "time_coverage_start": str(attr(nc, "time_coverage_start")),
+        "time_coverage_end": str(attr(nc, "time_coverage_end")),
         "processor_version": _processor_version(nc, path),
         "ground_pixel_step": _ground_pixel_step(nc),
         "source": path,
     }
 
 
-def _ground_pixel_step(nc: netCDF4.Dataset) -> int:
+def _ground_pixel_step(nc: h5nc.Dataset) -> int:
     """Real ground pixels per stored one: 1 for real files, the decimation of a reduced sample file.
 
     Filters that drop the N outermost ground pixels of the 450 need it (they drop N / step stored pixels).
@@ -540,7 +605,7 @@ def _ground_pixel_step(nc: netCDF4.Dataset) -> int:
     node = node.groups.get("ALGORITHM_SETTINGS") if node is not None else None
     if node is None or "ground_pixel_step" not in node.ncattrs():
         return 1
-    return int(np.asarray(node.getncattr("ground_pixel_step")).ravel()[0])
+    return int(np.asarray(attr(node, "ground_pixel_step")).ravel()[0])
 
 
 def _iso_to_datetime64(path: str, key: str, text: str) -> np.datetime64:
@@ -550,7 +615,7 @@ def _iso_to_datetime64(path: str, key: str, text: str) -> np.datetime64:
         raise GranuleError(path, f"the global attribute {key} = {text!r} is not an ISO time") from None
 
 
-def _footprint(nc: netCDF4.Dataset) -> np.ndarray | None:
+def _footprint(nc: h5nc.Dataset) -> np.ndarray | None:
     node = nc
     for part in _FOOTPRINT_GROUP.split("/"):
         if part not in node.groups:
@@ -558,8 +623,12 @@ def _footprint(nc: netCDF4.Dataset) -> np.ndarray | None:
         node = node.groups[part]
     if "gml:posList" not in node.ncattrs():
         return None
-    values = np.array(str(node.getncattr("gml:posList")).split(), dtype=float)
+    values = np.array(str(attr(node, "gml:posList")).split(), dtype=float)
     return values.reshape(-1, 2) if values.size % 2 == 0 and values.size else None
+
+
+#: The public name of :func:`_footprint`: the outline ring ``(n, 2)`` of (lat, lon) of an open granule, or None.
+footprint_of = _footprint
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

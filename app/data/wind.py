@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from app.core.locks import HDF_LOCK
-from app.data.errors import UserInputError
+from app.data import storage
+from app.data.errors import GranuleError, UserInputError
 
 __all__ = [
     "DEFAULT_PLUME_HEIGHT_KM",
@@ -400,7 +401,10 @@ class Era5Wind(WindSource):
         import netCDF4
 
         try:
-            return netCDF4.Dataset(self.path, "r")
+            with storage.local_copy(self.path) as local:  # a remote file: its copy in the per-user cache
+                return netCDF4.Dataset(local, "r")
+        except GranuleError as exc:
+            raise self._problem(f"cannot be reached: {exc.problem}") from None
         except (OSError, RuntimeError) as exc:
             raise self._problem(f"cannot be opened as netCDF ({' '.join(str(exc).split())[:200]})") from None
 
@@ -582,7 +586,15 @@ def open_wind(kind: str, *, path: str | os.PathLike | None = None, name: str | N
     if path is None:
         raise WindError(f"the {kind} wind {name or ''} names no file".replace("  ", " "))
     shown = name or Path(path).name
-    if not Path(path).is_file():
+    if storage.is_remote(os.fspath(path)):
+        try:
+            storage.stamp(os.fspath(path))
+        except GranuleError as exc:
+            raise WindError(f"the wind file {shown} cannot be reached: {exc.problem}") from None
+        if kind == "csv":
+            with storage.local_copy(os.fspath(path)) as local:
+                return CsvWind.from_file(local, shown)
+    elif not Path(path).is_file():
         raise WindError(f"the wind file {shown} does not exist")
     if kind == "csv":
         return CsvWind.from_file(path, shown)
@@ -613,7 +625,8 @@ def wind_from_catalog(cat: Any) -> WindSource | None:
         return open_wind("constant", name=f"catalogue entry {spec.entry}", speed_ms=spec.speed_ms,
                          direction_deg=spec.direction_deg)
     url = spec.url or ""
-    shown = _shown(url, archive_root(cat))
-    if "://" in url or "::" in url:
-        raise WindError(f"the wind file {shown} is not a local file; Fumarole reads wind files from local paths")
+    root = archive_root(cat)
+    shown = _shown(url, root)
+    if storage.is_remote(url) and url.startswith(root.rstrip("/") + "/"):
+        shown = url[len(root.rstrip("/")) + 1:]  # relative to the remote archive root, as users see files
     return open_wind(spec.kind, path=url, name=shown)

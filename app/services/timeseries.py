@@ -61,6 +61,7 @@ import pandas as pd
 from app.core.locks import HDF_LOCK
 from app.core.lonlat import wrap_lon
 from app.core.state import say_once
+from app.data import storage
 from app.data.errors import GranuleError, UserInputError
 from app.data.tropomi import LevelUnavailable
 from app.science.filters import Filters
@@ -321,7 +322,6 @@ def _sampled_centres(path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np
     from app.data import tropomi
 
     with tropomi.open_granule(path) as nc:
-        nc.set_auto_maskandscale(True)  # fill values become masked, hence NaN
         group = nc.groups.get("PRODUCT")
         if group is None or "latitude" not in group.variables or "longitude" not in group.variables:
             raise GranuleError(path, "has no PRODUCT/latitude and PRODUCT/longitude: not a TROPOMI L2 file")
@@ -331,12 +331,16 @@ def _sampled_centres(path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np
         tropomi.check_dimensions(path, lat_var, "PRODUCT/latitude")
         n_rows = int(lat_var.shape[1])
         rows = np.unique(np.r_[np.arange(0, n_rows, stride), n_rows - 1]) if n_rows else np.array([], int)
-        lat = np.ma.filled(np.ma.asarray(lat_var[0, ::stride, :], dtype=np.float64), np.nan)
-        lon = np.ma.filled(np.ma.asarray(lon_var[0, ::stride, :], dtype=np.float64), np.nan)
+
+        def rows_of(var, where, index):  # fill values -> NaN, as float64
+            return tropomi.decode(path, var, np.asarray(var[0, index, :]), where).astype(np.float64)
+
+        lat = rows_of(lat_var, "PRODUCT/latitude", slice(None, None, stride))
+        lon = rows_of(lon_var, "PRODUCT/longitude", slice(None, None, stride))
         if n_rows and (n_rows - 1) % stride:
             last = slice(n_rows - 1, n_rows)
-            lat = np.vstack([lat, np.ma.filled(np.ma.asarray(lat_var[0, last, :], dtype=np.float64), np.nan)])
-            lon = np.vstack([lon, np.ma.filled(np.ma.asarray(lon_var[0, last, :], dtype=np.float64), np.nan)])
+            lat = np.vstack([lat, rows_of(lat_var, "PRODUCT/latitude", last)])
+            lon = np.vstack([lon, rows_of(lon_var, "PRODUCT/longitude", last)])
     return lat, lon, rows, n_rows
 
 
@@ -442,7 +446,7 @@ def _exception_text(exc: BaseException) -> str:
 
 
 def _granule_task(path: str, variable: str, lat: float, lon: float, radii_km: tuple[float, ...],
-                  filters: Filters) -> dict[str, Any]:
+                  filters: Filters, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One task: :func:`mass_for_granule`, with a granule that cannot be used returned as ``{"error": reason}``.
 
     Whatever the reader or the mass computation raises on this one file (:data:`GRANULE_FAILURES`: a damaged or
@@ -451,6 +455,8 @@ def _granule_task(path: str, variable: str, lat: float, lon: float, radii_km: tu
     orchestration happen outside this function.
     """
     t0 = time.perf_counter()
+    if storage_options and storage.registered_options(path) != dict(storage_options):
+        storage.register(path.rsplit("/", 1)[0], storage_options)  # on a worker: the options came with the task
     try:
         out = mass_for_granule(path, variable, lat, lon, radii_km, filters)
     except LevelUnavailable as exc:  # a processor version without this column: not damage, said as such
@@ -581,7 +587,7 @@ class TimeseriesCache:
         return {
             "granule": str(granule["path"]),
             "size": int(granule["size"]),
-            "mtime": float(granule["mtime"]),
+            "version": str(granule["version"] if "version" in granule else granule["mtime"]),
             "volcano": [volcano.number, volcano.latitude, volcano.longitude],
             "radii_km": list(radii_km),
             "variable": variable,
@@ -1082,15 +1088,17 @@ def _one_per_orbit(rows: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 
 def _stat(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Path, size and mtime of a granule: from the file itself when local (the index may be older)."""
+    """Path, size and version of a granule, from the file itself (the index may be older).
+
+    :func:`app.data.storage.stamp` gives the ETag or the modification time; when the file cannot be examined now,
+    the index row's are used (the read then reports why).
+    """
     path = str(row["path"])
-    if "://" not in path and "::" not in path:
-        try:
-            st = os.stat(path)
-            return {"path": path, "size": st.st_size, "mtime": st.st_mtime}
-        except OSError:
-            pass  # the read reports the missing file
-    return {"path": path, "size": int(row["size"]), "mtime": float(row["mtime"])}
+    try:
+        _, version, size = storage.stamp(path)
+        return {"path": path, "size": size, "version": version}
+    except GranuleError:
+        return {"path": path, "size": int(row["size"]), "version": f"index mtime {float(row['mtime'])!r}"}
 
 
 def _empty_table() -> pd.DataFrame:
@@ -1130,7 +1138,10 @@ class _Question:
 
     def task_args(self, path: str) -> tuple:
         v = self.volcano
-        return (path, self.variable, v.latitude, v.longitude, self.radii, self.filters)
+        # the URL and its storage options, not a local path: a worker without the archive's file system (a Dask
+        # worker on another machine) opens the granule itself from object storage
+        return (path, self.variable, v.latitude, v.longitude, self.radii, self.filters,
+                storage.registered_options(path))
 
 
 def _take(result: Mapping[str, Any], path: str, q: _Question, report: TimeseriesReport,

@@ -17,6 +17,9 @@ from app.data.nwcsaf import read_ctth
 
 from . import nwcsaf_geo as nw
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 # --- NWC SAF GEO CTTH -------------------------------------------------------------------------------------------
 
 #: Hand-decoded row 0, columns 0..3 (stored × scale + offset; fill and out-of-valid-range -> NaN), and the change

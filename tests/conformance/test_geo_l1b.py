@@ -20,6 +20,9 @@ from app.data.geo_ahi import read_ahi, read_hsd_segment
 
 from . import abi_l1b, ahi_hsd
 
+# satpy computes its arrays in the calling thread here (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("satpy_one_thread")
+
 
 def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
     n = a.shape[0] // k
