@@ -238,8 +238,10 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
         "--session-ids", "signed",
         "--index", str(index) if index.exists() else apps[0],
         "--static-dirs", f"assets={ASSETS}",
-        # the HTTP API (/api/geo/...): Tornado handlers added to the same server (app/api/geo.py, ROUTES)
+        # the HTTP API (/api/geo/... and /api/v1/...): Tornado handlers added to the same server (app/api/geo.py
+        # and app/api/v1.py, ROUTES; the v1 document at /api/v1/openapi.json)
         "--plugins", "app.api.geo",
+        "--plugins", "app.api.v1",
         # /liveness answers 200 while the server runs (the Docker HEALTHCHECK)
         "--liveness",
     ]

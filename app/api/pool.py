@@ -29,7 +29,7 @@ __all__ = ["WORKERS", "MAX_WAITING", "REQUEST_TIMEOUT_S", "RETRY_AFTER_S", "Busy
 #: Threads doing the API's work (reads are serialised by the HDF lock anyway; rendering is numpy, mostly GIL-free).
 WORKERS = 2
 #: Requests that may wait for a worker; one more is answered 503.
-MAX_WAITING = 16
+MAX_WAITING = 32
 #: Seconds a request may take before it is answered 504.
 REQUEST_TIMEOUT_S = 60.0
 #: What a 503 answer suggests in ``Retry-After`` (seconds).
