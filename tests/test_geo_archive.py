@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from app.data import catalog, geo
+from app.data import index as gi
 from app.data.archive import Archive
 from app.data.errors import UserInputError
 from app.data.filenames import parse_filename
@@ -62,32 +63,30 @@ def test_stamp_counts_the_geo_files(tiny_archive_path):
     assert counts["nwcsaf_ctth/GOES16"] == 2 and counts["nwcsaf_ctth/MSG1"] == 1
 
 
-def test_index_has_every_ring_position(archive):
-    table = archive.index.table
+def test_every_ring_position_has_slots_and_the_index_holds_no_geo_row(archive):
+    # GEO products are time-partitioned (catalogue `partition`): listed around the asked day by app.data.geo_slots,
+    # not indexed file by file
+    assert not archive.index.table["product"].str.startswith(("geo_", "nwcsaf")).any()
     ring = geo.ring_at(DAY, archive)
+    t0 = pd.Timestamp(DAY)
     for pos in ring:
-        imager = table[(table["product"] == pos.product) & (table["platform"] == pos.platform)]
-        ctth = table[(table["product"] == geo.CLOUD_TOP_PRODUCT) & (table["platform"] == pos.platform)]
-        assert len(imager) > 0 and len(ctth) > 0, pos.name
-        assert (imager["start"].dt.strftime("%Y-%m-%d") == DAY).all()
-        assert (imager["end"] > imager["start"]).all()
+        found = geo.slots(archive, pos.platform, t0, t0 + pd.Timedelta(days=1))
+        assert len(found) > 0, pos.name
+        assert (found["time"].dt.strftime("%Y-%m-%d") == DAY).all()
+        assert found["cloud_top"].notna().any(), pos.name
     assert [p.name for p in ring] == ["GOES-West", "GOES-East", "Meteosat", "Meteosat IODC", "Himawari"]
     assert [p.platform for p in ring] == ["G17", "G16", "MSG4", "MSG1", "H08"]
     assert [p.sub_lon for p in ring] == [-137.2, -75.2, 0.0, 41.5, 140.7]
 
 
-def test_index_footprint_is_the_disk(archive):
-    table = archive.index.table
-    himawari = table[table["product"] == "geo_ahi_hsd"].iloc[0]
-    assert himawari["platform"] == "H08" and bool(himawari["crosses_antimeridian"])
-    assert _cell(himawari["footprint"], 0.0, 140.0) and not _cell(himawari["footprint"], 0.0, 0.0)
-    assert _cell(himawari["footprint"], 0.0, -150.0)  # 69° east of 140.7°E, across the antimeridian
-    # zone queries pick the satellites that see the zone, without opening a file
-    near_japan = archive.granules("geo_ahi_hsd", bbox=(135.0, 30.0, 140.0, 40.0))
-    assert len(near_japan) == 2 * 13 * 10
-    assert archive.granules("geo_ahi_hsd", bbox=(-5.0, -5.0, 5.0, 5.0)).empty
-    gulf_of_guinea = archive.granules("geo_seviri_nc", bbox=(-5.0, -5.0, 5.0, 5.0))
-    assert set(gulf_of_guinea["platform"]) == {"MSG4", "MSG1"}
+def test_geolocated_footprint_is_the_disk(archive):
+    # for a GEO product a catalogue lists without partition, the index's footprint is the satellite's disk
+    himawari = geo.slots(archive, "H08", pd.Timestamp(DAY), pd.Timestamp(DAY) + pd.Timedelta(days=1)).iloc[0]
+    located = gi.GEOLOCATORS["geo_ahi_hsd"](himawari["paths"][0], 16)
+    assert located.platform in (None, "H08")
+    footprint = gi.pack_cells(located.footprint)
+    assert _cell(footprint, 0.0, 140.0) and not _cell(footprint, 0.0, 0.0)
+    assert _cell(footprint, 0.0, -150.0)  # 69° east of 140.7°E, across the antimeridian
 
 
 # --- slots ------------------------------------------------------------------------------------------------------

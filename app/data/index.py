@@ -981,7 +981,8 @@ class GranuleIndex:
         """The stored index of a catalogue's archive (not refreshed), ready to :meth:`refresh` its products.
 
         ``cat`` is an open catalogue, a catalogue path/URL/name, or None for the default catalogue; ``path``
-        defaults to :func:`index_path` of the archive (in the user's state folder, never in the archive).
+        defaults to :func:`index_path` of the archive (in the user's state folder, never in the archive). Products
+        with a ``partition`` (time-partitioned folders) are not indexed: :mod:`app.data.geo_slots` lists them.
         """
         from app.data import catalog as catalogs
 
@@ -992,8 +993,20 @@ class GranuleIndex:
             path = index_path(root)
         index = cls.load(path)
         index.root = root
-        index.sources = [catalogs.product_info(cat, p) for p in (products or catalogs.products(cat))]
+        infos = [catalogs.product_info(cat, p) for p in (products or catalogs.products(cat))]
+        # a product laid out in time-partitioned folders (``partition``: the GEO imagers) is listed around the
+        # times asked for by app.data.geo_slots, never file by file for the whole archive here
+        index.sources = [info for info in infos if not info.partition]
+        index.drop_products({info.product for info in infos if info.partition})
         return index
+
+    def drop_products(self, products: set[str]) -> None:
+        """Drop the rows of these products (a stored index from before they were time-partitioned)."""
+        extra = self._table["product"].isin(list(products))
+        if extra.any():
+            self._table = self._table[~extra].reset_index(drop=True)
+            self._cache = None
+            self._stored = False
 
     def __len__(self) -> int:
         return len(self._table)

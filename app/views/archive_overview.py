@@ -11,6 +11,7 @@ says it is running and then what it found.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -20,13 +21,17 @@ import pandas as pd
 import panel as pn
 import param
 
+from app.data import geo
 from app.data.archive import Archive, get_archive
+from app.data.errors import FumaroleError
 from app.data.index import without_root
 
 #: Environment variable the operator sets (``fumarole serve --admin``) to allow admin actions.
 ADMIN_ENV = "FUMAROLE_ADMIN"
 INTERVAL_ENV = "FUMAROLE_RESCAN_INTERVAL_S"
 DEFAULT_INTERVAL_S = 60.0
+#: Days of each geostationary satellite the table shows (the newest): their folders are listed, not the archive's.
+GEO_DAYS_SHOWN = 7
 
 
 def admin_allowed() -> bool:
@@ -159,24 +164,54 @@ class ArchiveOverview(pn.viewable.Viewer):
         return True
 
     def summary_table(self) -> pd.DataFrame:
-        """One row per product and day: granules, first start, last end, orbits (TROPOMI)."""
+        """One row per product and day: granules, first start, last end, orbits (TROPOMI); GEO: slots per day."""
         self.archive.granules(self.archive.products()[0])  # the index is built on first use
         t = self.archive.index.table
-        if t.empty:
-            return pd.DataFrame(columns=["product", "day", "granules", "first start (UTC)", "last end (UTC)", "orbits"])
-        t = t.assign(day=t["start"].dt.strftime("%Y-%m-%d"))  # a copy: the index's table is shared
         rows = []
-        for (product, day), g in t.groupby(["product", "day"], sort=True):
-            orbits = g["orbit"].dropna()
-            rows.append({
-                "product": product,
-                "day": day,
-                "granules": len(g),
-                "first start (UTC)": g["start"].min().strftime("%H:%M"),
-                "last end (UTC)": g["end"].max().strftime("%m-%d %H:%M"),
-                "orbits": f"{int(orbits.min())}–{int(orbits.max())}" if len(orbits) else "",
-            })
-        return pd.DataFrame(rows)
+        if not t.empty:
+            t = t.assign(day=t["start"].dt.strftime("%Y-%m-%d"))  # a copy: the index's table is shared
+            for (product, day), g in t.groupby(["product", "day"], sort=True):
+                orbits = g["orbit"].dropna()
+                rows.append(self._row(product, day, len(g), g["start"].min(), g["end"].max(),
+                                      f"{int(orbits.min())}–{int(orbits.max())}" if len(orbits) else ""))
+        rows += self.geo_rows()
+        columns = ["product", "day", "granules", "first start (UTC)", "last end (UTC)", "orbits"]
+        return pd.DataFrame(rows, columns=columns)
+
+    @staticmethod
+    def _row(product: str, day: str, n: int, first: pd.Timestamp, last: pd.Timestamp, orbits: str = "") -> dict:
+        return {"product": product, "day": day, "granules": n, "first start (UTC)": first.strftime("%H:%M"),
+                "last end (UTC)": last.strftime("%m-%d %H:%M"), "orbits": orbits}
+
+    def geo_rows(self) -> list[dict]:
+        """The newest :data:`GEO_DAYS_SHOWN` days of each satellite of a time-partitioned GEO product, as slots.
+
+        Those products are not in the granule index (app.data.geo_slots lists their folders around the times
+        asked for): the days come from folder names, the slots from those days' folders only. A satellite whose
+        folders cannot be listed is logged and left out; the rest is shown.
+        """
+        products = set(self.archive.products())
+        rows = []
+        for plat in geo.constellation(self.archive).platforms.values():
+            product = geo.IMAGER_PRODUCTS.get(plat.instrument)
+            if product not in products or not self.archive.product_info(product).partition:
+                continue
+            try:
+                for day in geo.days(self.archive, plat.key)[-GEO_DAYS_SHOWN:]:
+                    t0 = pd.Timestamp(day)
+                    found = geo.slots(self.archive, plat.key, t0, t0 + pd.Timedelta(days=1))
+                    if len(found):
+                        times = found["time"]
+                        rows.append(self._row(f"{product} {plat.key} (slots)", f"{t0:%Y-%m-%d}", len(found),
+                                              times.min(), times.max()))
+            except FumaroleError as exc:
+                self.log_line(f"{plat.name}: its folders cannot be listed: {exc}")
+        return rows
+
+    def log_line(self, text: str) -> None:
+        """A problem met while building the table, said in the page's status line (and the server log)."""
+        logging.getLogger(__name__).warning("%s", text)
+        self.status = text
 
     def skipped_lines(self) -> list[str]:
         """The files the last index refresh skipped, named relative to the archive root, with the reason."""
