@@ -180,8 +180,8 @@ def caliop_labels(catalog: Path, day, zone: str) -> list[str]:
     """The CALIOP granules of ``day`` crossing ``zone`` from the archive's index, labelled as VolcPlume does."""
     import pandas as pd
 
+    from app.core.zones import ZONES
     from app.data.archive import CALIOP, Archive
-    from app.views.zones import ZONES
 
     t0 = pd.Timestamp(day)
     rows = Archive(str(catalog)).granules(CALIOP, t0, t0 + pd.Timedelta(days=1), ZONES[zone].bbox())

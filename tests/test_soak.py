@@ -238,8 +238,8 @@ def _check_page(title: str):
 
 def caliop_labels(zone: str) -> list[str]:
     """The CALIOP granules of the day crossing ``zone``, from the tiny archive's index, as VolcPlume labels them."""
+    from app.core.zones import ZONES
     from app.data.archive import CALIOP, Archive
-    from app.views.zones import ZONES
 
     archive = Archive(str(REPO / "catalogs" / "tiny.yaml"))
     t0 = pd.Timestamp(DAY)

@@ -24,6 +24,7 @@ import xarray as xr
 
 from app.core.cache import bounded_cache
 from app.core.lonlat import wrap_lon
+from app.core.zones import ZONES, Zone
 from app.data.archive import TROPOMI, Archive, read_swath_cached
 from app.data.errors import UserInputError
 from app.render import overlays
@@ -35,70 +36,6 @@ from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
 __all__ = ["Zone", "ZONES", "LEVELS", "LEVEL_LABELS", "QUANTITIES", "DEFAULT_CLIM", "So2Request", "Plan", "plan",
            "so2_layers", "map_picture", "so2_values", "orbits"]
 
-
-@dataclass(frozen=True)
-class Zone:
-    """A map extent in its frame's longitudes and the frame's central longitude (as ``app.views.zones.Zone``)."""
-
-    name: str
-    lon_min: float
-    lat_min: float
-    lon_max: float
-    lat_max: float
-    central_longitude: float = 0.0
-
-    @property
-    def x_range(self) -> tuple[float, float]:
-        """Longitude range in the zone's frame."""
-        return (self.lon_min, self.lon_max)
-
-    @property
-    def y_range(self) -> tuple[float, float]:
-        """Latitude range."""
-        return (self.lat_min, self.lat_max)
-
-    def bbox(self) -> tuple[float, float, float, float]:
-        """The zone for index queries: longitudes in [-180, 180), lon_min > lon_max across the antimeridian."""
-        if self.lon_max - self.lon_min >= 360.0:
-            return (-180.0, self.lat_min, 180.0, self.lat_max)
-        lo, hi = wrap_lon(self.lon_min), wrap_lon(self.lon_max)
-        if hi == -180.0:
-            hi = 180.0
-        return (lo, self.lat_min, hi, self.lat_max)
-
-    @classmethod
-    def from_bbox(cls, lon_min: float, lat_min: float, lon_max: float, lat_max: float) -> Zone:
-        """A zone from a box of the API (``lon_min > lon_max`` crosses the antimeridian: a frame centred on 180°)."""
-        if lon_max < lon_min:  # across the antimeridian: draw it in the Pacific-centred frame
-            return cls("bbox", wrap_lon(lon_min, 180.0), lat_min, wrap_lon(lon_max, 180.0) + (
-                360.0 if wrap_lon(lon_max, 180.0) <= wrap_lon(lon_min, 180.0) else 0.0), lat_max, 180.0)
-        central = 0.0 if lon_max <= 180.0 else 180.0
-        return cls("bbox", lon_min, lat_min, lon_max, lat_max, central)
-
-
-# The named zones of the VolcPlume view. A copy of app/views/zones.py (the API may not import a view):
-# tests/test_api_v1.py checks the two are equal, until the table moves below the views.
-ZONES: dict[str, Zone] = {
-    z.name: z
-    for z in (
-        Zone("World", -180, -90, 180, 90),
-        Zone("World (Pacific-centred)", 0, -90, 360, 90, 180),
-        Zone("Caribbean", -90, 3, -40, 28),
-        Zone("Central America", -106, 5, -76, 23),
-        Zone("Andes", -86, -48, -60, 8),
-        Zone("Mediterranean", -8, 28, 42, 48),
-        Zone("Iceland", -32, 58, -4, 70),
-        Zone("East Africa", 26, -14, 50, 18),
-        Zone("Réunion", 42, -28, 70, -14),
-        Zone("Indonesia", 94, -12, 132, 8),
-        Zone("Philippines", 114, 3, 130, 22),
-        Zone("Japan", 124, 26, 150, 47),
-        Zone("Kamchatka–Kurils", 144, 40, 172, 63),
-        Zone("Aleutians", 160, 48, 212, 64, 180),
-        Zone("Tonga–Vanuatu", 160, -32, 192, -8, 180),
-        Zone("Hawaii", -163, 15, -150, 25),
-    )
-}
 
 #: Box level -> canonical column (as the VolcPlume view's ``LEVELS``).
 LEVELS = {"PBL": "so2_pbl", "1km": "so2_1km", "3km": "so2_3km", "7km": "so2_7km", "15km": "so2_15km"}

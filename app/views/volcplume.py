@@ -44,7 +44,7 @@ from app.render.export import map_png
 from app.render.swath import aggregate, make_layer
 from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
 from app.views.log_console import LogConsole
-from app.views.zones import ZONES, Zone
+from app.core.zones import ZONES, Zone
 
 hv.extension("bokeh", logo=False)
 

@@ -2,7 +2,7 @@
 
 A zone is (lon_min, lat_min, lon_max, lat_max) in its frame's longitudes, and the frame's central longitude:
 0 for longitudes in [-180, 180), 180 for [0, 360) (the Pacific-centred World and zones across the date line).
-Declarative data: add a line to add a zone.
+Declarative data: add a line to add a zone. Shared by the views, the API and the kiosk (below all of them).
 """
 
 from __future__ import annotations
@@ -41,6 +41,15 @@ class Zone:
         if hi == -180.0:
             hi = 180.0
         return (lo, self.lat_min, hi, self.lat_max)
+
+    @classmethod
+    def from_bbox(cls, lon_min: float, lat_min: float, lon_max: float, lat_max: float) -> Zone:
+        """A zone from a box of the API (``lon_min > lon_max`` crosses the antimeridian: a frame centred on 180°)."""
+        if lon_max < lon_min:  # across the antimeridian: draw it in the Pacific-centred frame
+            return cls("bbox", wrap_lon(lon_min, 180.0), lat_min, wrap_lon(lon_max, 180.0) + (
+                360.0 if wrap_lon(lon_max, 180.0) <= wrap_lon(lon_min, 180.0) else 0.0), lat_max, 180.0)
+        central = 0.0 if lon_max <= 180.0 else 180.0
+        return cls("bbox", lon_min, lat_min, lon_max, lat_max, central)
 
 
 ZONES: dict[str, Zone] = {
