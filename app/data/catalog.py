@@ -190,8 +190,12 @@ class HDF4SDSReader(FileReader):
 # --- opening catalogues ---------------------------------------------------------------------------------------
 
 
+#: Kiosk playlists live beside the catalogues (``*.playlist.yaml``) but are not catalogues.
+PLAYLIST_SUFFIX = ".playlist.yaml"
+
+
 def _available_names() -> list[str]:
-    return sorted(p.name[: -len(".yaml")] for p in CATALOGS_DIR.glob("*.yaml"))
+    return sorted(p.name[: -len(".yaml")] for p in CATALOGS_DIR.glob("*.yaml") if not p.name.endswith(PLAYLIST_SUFFIX))
 
 
 def catalog_path(path_or_url: str | os.PathLike | None = None) -> str:
