@@ -33,7 +33,7 @@ from app.core.cache import cached
 from app.data import catalog as catalogs
 from app.data import storage
 from app.data.errors import FumaroleError, GranuleError
-from app.data.index import GranuleIndex, IndexReport, relative_name, without_root
+from app.data.index import GranuleIndex, IndexReport, is_slot_listed, relative_name, without_root
 from app.data.readers import reader_for
 from app.data.tropomi import LevelUnavailable
 
@@ -128,7 +128,8 @@ class Archive:
 
     def _live_products(self) -> dict[str, catalogs.ProductInfo]:
         infos = {p: self.product_info(p) for p in self.products()}
-        return {p: info for p, info in infos.items() if info.live and info.partition}
+        # the GEO products' live folders are polled by app.data.geo_slots, not indexed
+        return {p: info for p, info in infos.items() if info.live and info.partition and not is_slot_listed(info)}
 
     def poll_live(self, report: Reporter = _log_reporter, force: bool = False) -> IndexReport | None:
         """Re-list the newest partition folders of the live products whose poll is due; None when none is.

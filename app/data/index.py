@@ -956,6 +956,17 @@ def _as_time(value) -> pd.Timestamp:
 # --- the index -----------------------------------------------------------------------------------------------
 
 
+def is_slot_listed(info) -> bool:
+    """Whether a catalogue product is listed by :mod:`app.data.geo_slots` rather than indexed file by file.
+
+    That is a GEO product (its reader gives GEO scenes or cloud tops) with a ``partition``.
+    """
+    from app.data.readers import READERS
+
+    reader = READERS.get(info.reader)
+    return bool(info.partition) and reader is not None and reader.canonical in ("geo_scene", "cloud_top")
+
+
 class GranuleIndex:
     """The table of granules (columns :data:`COLUMNS`), its Parquet file, its refresh and its queries."""
 
@@ -981,8 +992,8 @@ class GranuleIndex:
         """The stored index of a catalogue's archive (not refreshed), ready to :meth:`refresh` its products.
 
         ``cat`` is an open catalogue, a catalogue path/URL/name, or None for the default catalogue; ``path``
-        defaults to :func:`index_path` of the archive (in the user's state folder, never in the archive). Products
-        with a ``partition`` (time-partitioned folders) are not indexed: :mod:`app.data.geo_slots` lists them.
+        defaults to :func:`index_path` of the archive (in the user's state folder, never in the archive). GEO products
+        in time-partitioned folders (:func:`is_slot_listed`) are not indexed: :mod:`app.data.geo_slots` lists them.
         """
         from app.data import catalog as catalogs
 
@@ -994,10 +1005,12 @@ class GranuleIndex:
         index = cls.load(path)
         index.root = root
         infos = [catalogs.product_info(cat, p) for p in (products or catalogs.products(cat))]
-        # a product laid out in time-partitioned folders (``partition``: the GEO imagers) is listed around the
-        # times asked for by app.data.geo_slots, never file by file for the whole archive here
-        index.sources = [info for info in infos if not info.partition]
-        index.drop_products({info.product for info in infos if info.partition})
+        # a GEO product laid out in time-partitioned folders is listed around the times asked for by
+        # app.data.geo_slots, never file by file for the whole archive here (a partitioned TROPOMI product is
+        # indexed: its partition only says which folders a live refresh lists again)
+        slot_listed = {info.product for info in infos if is_slot_listed(info)}
+        index.sources = [info for info in infos if info.product not in slot_listed]
+        index.drop_products(slot_listed)
         return index
 
     def drop_products(self, products: set[str]) -> None:
