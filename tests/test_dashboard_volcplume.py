@@ -12,13 +12,17 @@ pytestmark = pytest.mark.browser
 
 def _biggest_canvas_box(page):
     boxes = [c.bounding_box() for c in page.locator("canvas").all()]
-    boxes = [b for b in boxes if b and b["width"] > 300 and b["height"] > 200]
+    boxes = [b for b in boxes if b and b["width"] > 300 and b["height"] > 150]  # a phone's map: 360 × 180
     return max(boxes, key=lambda b: b["width"] * b["height"]) if boxes else None
 
 
 def _map_pixels(page) -> np.ndarray:
     box = _biggest_canvas_box(page)
     assert box is not None, "no map canvas on the page"
+    if box["y"] < 0 or box["y"] + box["height"] > page.viewport_size["height"]:  # below the controls on a phone
+        canvases = [c for c in page.locator("canvas").all() if c.bounding_box() == box]
+        canvases[0].scroll_into_view_if_needed()
+        box = _biggest_canvas_box(page)
     png = page.screenshot(clip=box)
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
 
@@ -282,13 +286,42 @@ def test_the_wheel_zooms_only_after_a_click_on_the_map(dashboard_server, page):
     _wait_until(lambda: page.evaluate(js) == "WheelZoomTool", page=page)
 
 
+#: Every visible button, input and select (inside the widgets' shadow roots too) that sticks out of the window:
+#: "label: left–right" of each.
+CONTROLS_OUTSIDE_JS = """() => {
+  const found = [];
+  const walk = root => {
+    for (const e of root.querySelectorAll('*')) {
+      if (e.shadowRoot) walk(e.shadowRoot);
+      if (!['BUTTON', 'INPUT', 'SELECT'].includes(e.tagName)) continue;
+      const r = e.getBoundingClientRect();
+      if (r.width === 0 || r.height === 0 || getComputedStyle(e).visibility === 'hidden') continue;
+      if (r.left < -1 || r.right > window.innerWidth + 1)
+        found.push(`${e.getAttribute('aria-label') || e.innerText || e.type}: `
+                   + `${r.left.toFixed(0)}–${r.right.toFixed(0)}`);
+    }
+  };
+  walk(document);
+  return found;
+}"""
+
+
 def test_viewport_meta_and_screenshots_at_three_sizes(dashboard_server, page, shots):
+    """The page fits 1920×1080, 1080×1920 and a 390×844 phone: no sideways scrolling, the map the phone's width,
+    the time-series card's rows wrapped inside it (screenshots of the whole page, the card open)."""
     for name, (w, h) in {"1920x1080": (1920, 1080), "1080x1920": (1080, 1920), "390x844": (390, 844)}.items():
         page.set_viewport_size({"width": w, "height": h})
-        page.goto(f"{dashboard_server}/volcplume")
-        page.get_by_text("Orbits to display").wait_for(timeout=90_000, state="attached")
-        _wait_until(lambda: map_state(page) is not None, page=page)
+        _open(page, f"{dashboard_server}/volcplume")
         assert page.evaluate("() => document.querySelector('meta[name=viewport]').content") == \
             "width=device-width, initial-scale=1"
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= w + 1  # no page wider than the screen
-        page.screenshot(path=str(shots / f"volcplume-{name}.png"))
+        page.get_by_text("Satellite time series around a volcano").click()
+        page.get_by_role("button", name="Compute time series").wait_for(timeout=30_000)
+        overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
+        assert page.evaluate(overflow) <= 1, f"{name}: the page is wider than the window"
+        # no control of the time-series card sticks out of the window (its rows wrap)
+        outside = page.evaluate(CONTROLS_OUTSIDE_JS)
+        assert not outside, f"{name}: controls out of the {w} px window: {outside}"
+        box = _biggest_canvas_box(page)
+        if w < 500:  # a phone: the map takes the window's width
+            assert box["width"] >= 0.9 * w, f"the map is {box['width']:.0f} px wide on a {w} px phone"
+        page.screenshot(path=str(shots / f"volcplume-{name}.png"), full_page=True)

@@ -43,3 +43,31 @@ def test_the_page_fits_phones_and_shows_where_the_keyboard_is():
     assert tpl.meta_viewport == META_VIEWPORT == "width=device-width, initial-scale=1"
     assert FOCUS_CSS in tpl.config.raw_css and "outline: 3px solid" in FOCUS_CSS
     assert FOCUS_CSS in field.stylesheets  # inside the widget's shadow root too
+
+
+def test_a_labelled_checkbox_follows_its_parameter_both_ways():
+    import param
+
+    from app.views.shell import labelled_checkbox
+
+    class State(param.Parameterized):
+        show = param.Boolean(default=True)
+
+    state = State()
+    box = labelled_checkbox(state, "show", "Show timestamps")
+    assert box.options == ["Show timestamps"] and box.value == ["Show timestamps"]
+    box.value = []
+    assert state.show is False
+    state.show = True
+    assert box.value == ["Show timestamps"]
+
+
+def test_every_component_of_a_page_gets_the_focus_ring_and_readable_code():
+    from panel.viewable import Viewable
+
+    from app.views.shell import COMPONENT_CSS, FumaroleDesign, page
+
+    tpl = page("T", "archive", [pn.pane.Markdown("`x`")])
+    assert tpl.design is FumaroleDesign
+    assert COMPONENT_CSS in FumaroleDesign.modifiers[Viewable]["stylesheets"]
+    assert "--code-text-color: #0b4a8b" in COMPONENT_CSS and "outline: 3px solid" in COMPONENT_CSS

@@ -489,3 +489,121 @@ def test_the_time_series_panel_follows_the_maps_level_and_says_what_it_uses(vp):
     panel.wind_source, panel.wind_ms = "constant", 12.0
     assert panel.used_text().startswith(
         f"**Column:** so2_3km (the map's level 3km) · **wind:** constant 12 m/s at {PLUME_HEIGHT_KM['so2_3km']:g} km")
+
+
+def test_a_link_changing_level_and_zone_together_keeps_every_orbits_so2(vp_archive):
+    """Issue 11's long-journey find: the zone's watcher ran with the default level's swaths still held."""
+    linked = VolcPlume(archive=vp_archive)
+    assert linked.apply_query({"zone": "World (Pacific-centred)", "level": "PBL"}) == []
+    fresh = VolcPlume(archive=vp_archive, zone="World (Pacific-centred)", level="PBL")
+    assert linked.orbits == fresh.orbits
+    assert linked.pixel_counts() == fresh.pixel_counts()
+    # the Caribbean's orbits (read at 7 km by the default view first) have their PBL pixels
+    assert all(linked.pixel_counts()[o] > 9000 for o in (18121, 18122, 18123))
+
+
+def test_the_url_names_orbits_by_number_and_reads_older_label_links(vp):
+    vp.orbits = vp.orbits[:2]
+    assert vp.orbit_numbers == [18121, 18122]
+    assert vp.param.orbit_numbers.serialize(vp.orbit_numbers) == "18121,18122"
+    assert vp.param.orbit_numbers.deserialize("18121,18122") == [18121, 18122]
+    # numbers map to the zone's labels (with its in-zone times), in the zone's order
+    assert vp.apply_query({"orbits": "18123,18121"}) == []
+    assert [o.split(":")[0] for o in vp.orbits] == ["#18121", "#18123"]
+    assert vp.apply_query({"orbits": 18122}) == [] and vp.orbit_numbers == [18122]
+    # an older link's labels: their numbers count, their times (of another zone, perhaps) do not
+    assert vp.apply_query({"orbits": ["#18121: 00:00 → 00:01", "#18123: 23:00 → 23:59"]}) == []
+    assert vp.orbit_numbers == [18121, 18123]
+    assert vp.apply_query({"orbits": '["#18122: 16:00 → 16:10"]'}) == [] and vp.orbit_numbers == [18122]
+    # an orbit that does not cross the zone, and a value that is no orbit, are said
+    problems = vp.apply_query({"orbits": "18122,99999"})
+    assert problems == ["orbits: 1 of the link's orbits (99999) do not cross Caribbean on 2021-04-12; shown: 1"]
+    problems = vp.apply_query({"orbits": "abc"})
+    assert problems == ["orbits=abc: orbits: 'abc' is not an orbit number; used 18122"]
+    # setting the numbers (the URL's way in) sets the chips
+    vp.orbit_numbers = [18121]
+    assert [o.split(":")[0] for o in vp.orbits] == ["#18121"]
+
+
+def _served_map(vp):
+    """The page's Bokeh document of the map and the controls, as a server session builds it; the map's figure."""
+    from bokeh.document import Document
+
+    doc = Document()
+    doc.add_root(pn.Column(vp, vp.controls()).get_root(doc))
+    figures = [m for m in doc.models if getattr(m, "name", None) == "volcplume-map"]
+    assert len(figures) == 1
+    return doc, figures[0]
+
+
+def _colour_bar_title(fig):
+    from bokeh.models import ColorBar
+
+    return [r.title for r in fig.right if isinstance(r, ColorBar)]
+
+
+@pytest.mark.parametrize("action, recomputes", [
+    ({"level": "PBL"}, {"layers": 1, "map": 1}),
+    ({"zone": "Mediterranean"}, {"layers": 1, "map": 1}),
+    ({"zone": "World (Pacific-centred)", "level": "15km"}, {"layers": 1, "map": 1}),  # a link: one action too
+    ({"qa_min": 0.7}, {"layers": 1, "map": 1}),
+    ({"volcano": "Etna"}, {}),  # circles and the highlighted volcano only: no layer, no new image
+])
+def test_one_recompute_per_user_action(vp, action, recomputes):
+    """Issue 11's speed: each action makes the layers once and sends the map its new state once."""
+    _served_map(vp)
+    vp.recomputes.clear()
+    vp.param.update(**action)
+    assert dict(vp.recomputes) == recomputes
+
+
+def test_a_control_change_updates_the_same_figure_in_place(vp):
+    """The figure is never rebuilt: the title, colour-bar title and extent are set on it (issue 11's < 1 s)."""
+    doc, fig = _served_map(vp)
+    assert fig.title.text == "TROPOMI SO2 7 km — 2021-04-12"
+    assert _colour_bar_title(fig) == ["SO2 7 km, 2021-04-12 (DU)"]
+    vp.level = "PBL"
+    vp.zone = "Mediterranean"
+    same = [m for m in doc.models if getattr(m, "name", None) == "volcplume-map"]
+    assert same == [fig]
+    assert fig.title.text == "TROPOMI SO2 PBL — 2021-04-12"
+    assert _colour_bar_title(fig) == ["SO2 PBL, 2021-04-12 (DU)"]
+    assert (fig.x_range.start, fig.x_range.end, fig.y_range.start, fig.y_range.end) == (-8.0, 42.0, 28.0, 48.0)
+    assert fig.aspect_ratio == pytest.approx(2.5)  # the Mediterranean's 50° × 20°: one degree as long both ways
+    vp.zone = "World (Pacific-centred)"
+    assert (fig.x_range.start, fig.x_range.end, fig.y_range.start, fig.y_range.end) == (0.0, 360.0, -90.0, 90.0)
+    assert vp.pixel_counts() and all(n > 0 for n in vp.pixel_counts().values())  # the Pacific frame's SO2
+
+
+def test_a_view_asked_again_is_not_aggregated_again(vp, monkeypatch):
+    """7 km → PBL → 7 km: the 7 km grid is kept (per day, field, filters, zone, orbits, view, size)."""
+    import app.views.volcplume as module
+
+    calls = []
+    real = module.aggregate
+    monkeypatch.setattr(module, "aggregate", lambda *a: calls.append(a[1:]) or real(*a))
+    first = vp._image(None, None, 300, 150, vp.layers).dimension_values(2)
+    vp.level = "PBL"
+    pbl = vp._image(None, None, 300, 150, vp.layers).dimension_values(2)
+    vp.level = "7km"
+    again = vp._image(None, None, 300, 150, vp.layers).dimension_values(2)
+    assert len(calls) == 2  # 7 km and PBL; the second 7 km is the kept grid
+    np.testing.assert_array_equal(again, first)
+    assert not np.array_equal(np.nan_to_num(pbl), np.nan_to_num(first))  # not a grid of another level
+    vp.qa_min = 0.75  # other filters: aggregated anew
+    vp._image(None, None, 300, 150, vp.layers)
+    assert len(calls) == 3
+
+
+def test_a_pan_is_written_to_the_state_and_one_out_of_the_zone_is_moved_back(vp):
+    doc, fig = _served_map(vp)
+    vp.recomputes.clear()
+    vp._on_range(x_range=(-80.0, -50.0), y_range=(5.0, 20.0))  # as the page writes a pan back (RangeXY)
+    assert vp.view_ranges() == ((-80.0, -50.0), (5.0, 20.0))
+    assert dict(vp.recomputes) == {}  # the page has redrawn for its pan: the server sends nothing more
+    fig.x_range.update(start=500.0, end=560.0)  # the page's ranges, synchronised to the server's models
+    fig.y_range.update(start=10.0, end=20.0)
+    vp._on_range(x_range=(500.0, 560.0), y_range=(10.0, 20.0))  # out of the Caribbean's frame
+    assert vp.view_ranges() == ((-90.0, -40.0), (3.0, 28.0))
+    assert (fig.x_range.start, fig.x_range.end, fig.y_range.start, fig.y_range.end) == (-90.0, -40.0, 3.0, 28.0)
+    assert vp.recomputes["map"] == 1

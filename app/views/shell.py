@@ -7,6 +7,8 @@ internet, so pages render the same with no network.
 from __future__ import annotations
 
 import panel as pn
+from panel.theme import Bootstrap
+from panel.viewable import Viewable
 
 ACCENT = "#6b1f2a"
 #: Phones render the page at their width (not 980 px scaled down).
@@ -17,6 +19,18 @@ FOCUS_CSS = """
   outline: 3px solid #1a73e8 !important; outline-offset: 2px !important;
 }
 """
+#: Inside every component's shadow root (through the page's design): the focus ring, and inline ``code`` in a
+#: contrast WCAG AA accepts on white (Panel's theme writes it #82aaff: 2.3:1; this blue: 7.6:1).
+COMPONENT_CSS = ":host { --code-text-color: #0b4a8b; }\n" + FOCUS_CSS
+
+
+class FumaroleDesign(Bootstrap):
+    """Panel's Bootstrap design with :data:`COMPONENT_CSS` added to every component (its shadow root included)."""
+
+    modifiers = {**Bootstrap.modifiers,
+                 Viewable: {"stylesheets": [*Bootstrap.modifiers[Viewable]["stylesheets"], COMPONENT_CSS]}}
+
+
 PAGES = (("VolcPlume", "volcplume"), ("GEO ring", "georing"), ("Kiosk", "kiosk"), ("Archive", "archive"),
          ("User guide", "guide"))
 
@@ -24,10 +38,14 @@ PAGES = (("VolcPlume", "volcplume"), ("GEO ring", "georing"), ("Kiosk", "kiosk")
 #: On a phone (narrow window) the sidebar goes above the main area, both the window's width, and the title wraps.
 NARROW_CSS = """
 @media (max-width: 700px) {
+  /* the template's 100vh, overflow-hidden container would cut the page at the screen's height: the map, below the
+     controls, could not be scrolled to */
+  #container { height: auto !important; min-height: 100vh; overflow: visible !important; }
   #content { flex-direction: column; flex-wrap: nowrap; height: auto !important; overflow: visible !important; }
   #content #sidebar.sidenav { max-width: 100% !important; width: 100% !important; height: auto !important;
                               overflow: visible !important; }
-  #content #main { width: 100%; max-width: 100%; height: auto !important; overflow: visible !important; }
+  #content #main { width: 100%; max-width: 100%; height: auto !important; overflow: visible !important;
+                   padding-left: 4px !important; padding-right: 4px !important; }
   body { overflow-y: auto !important; height: auto !important; }
   #main .bk-panel-models-layout-Column { min-width: 0 !important; }
   #header .title, .navbar-brand { white-space: normal; font-size: 1.1rem; }
@@ -50,7 +68,7 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     """A served page: title, links to the other dashboards, the main area and an optional sidebar."""
     tpl = pn.template.BootstrapTemplate(
         title=title, header_background=ACCENT, sidebar_width=330, collapsed_sidebar=not sidebar,
-        meta_viewport=META_VIEWPORT, raw_css=[FOCUS_CSS, NARROW_CSS],
+        meta_viewport=META_VIEWPORT, raw_css=[FOCUS_CSS, NARROW_CSS], design=FumaroleDesign,
     )
     tpl.header.append(header_links(current, available))
     for item in sidebar:
@@ -58,6 +76,31 @@ def page(title: str, current: str, main, sidebar=(), available=None) -> pn.templ
     for item in main if isinstance(main, list | tuple) else [main]:
         tpl.main.append(item)
     return tpl
+
+
+#: An inline checkbox group (a dozen radii) wraps to the next line instead of running out of a narrow sidebar.
+WRAP_INLINE_CSS = ".bk-input-group { flex-wrap: wrap; row-gap: 2px; }"
+
+
+def labelled_checkbox(obj, name: str, label: str, **params) -> pn.widgets.CheckBoxGroup:
+    """The Boolean parameter ``name`` of ``obj`` as one checkbox that screen readers can name.
+
+    Panel's ``Checkbox`` writes its text in a ``<div>`` beside the box (axe-core: "Form elements must have labels");
+    Bokeh's ``CheckboxGroup`` wraps each box and its text in one ``<label>``. Kept in sync both ways.
+    """
+    box = pn.widgets.CheckBoxGroup(options=[label], value=[label] if getattr(obj, name) else [], **params)
+
+    def on_box(event):
+        if (label in event.new) != getattr(obj, name):
+            setattr(obj, name, label in event.new)
+
+    def on_state(event):
+        if (label in box.value) != bool(event.new):
+            box.value = [label] if event.new else []
+
+    box.param.watch(on_box, "value")
+    obj.param.watch(on_state, name)
+    return box
 
 
 def focus_rings(items) -> None:

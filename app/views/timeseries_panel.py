@@ -75,6 +75,7 @@ from app.services.timeseries import (
     write_timeseries_csv,
 )
 from app.views.log_console import LogConsole
+from app.views.shell import WRAP_INLINE_CSS, labelled_checkbox
 from app.views.volcplume import LEVELS, RADII_KM, VolcPlume
 
 logger = logging.getLogger(__name__)
@@ -682,7 +683,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         plot = self.mass_radius_plot()
         if plot is None:
             return pn.layout.Spacer(height=0)
-        return pn.pane.HoloViews(plot, sizing_mode="stretch_width", height=PLOT_HEIGHT + 40, min_width=380)
+        return pn.pane.HoloViews(plot, sizing_mode="stretch_width", height=PLOT_HEIGHT + 40, min_width=300)
 
     @param.depends("flux")
     def _flux_view(self):
@@ -691,12 +692,12 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         plot, notes = self.flux_time_plot(), self.flux_notes()
         if plot is None:
             return pn.pane.Alert("No orbit has a flux: " + "; ".join(notes[:5]), alert_type="warning",
-                                 sizing_mode="stretch_width", min_width=380)
+                                 sizing_mode="stretch_width", min_width=300)
         return pn.Column(
             pn.pane.HoloViews(plot, sizing_mode="stretch_width", height=PLOT_HEIGHT),
             pn.pane.Markdown("**Orbits without a flux:** " + "; ".join(notes), margin=(0, 10)) if notes else
             pn.layout.Spacer(height=0),
-            sizing_mode="stretch_width", min_width=380,
+            sizing_mode="stretch_width", min_width=300,
         )
 
     @param.depends("table")
@@ -757,15 +758,16 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             w.FloatSlider.from_param(self.param.min_coverage, label="Fit radii covered at least", **fill),
             width=300,
         )
-        radii = pn.Row(
+        radii = pn.FlexBox(  # wraps under its title on a narrow window (twelve boxes are wider than a phone)
             pn.pane.Markdown("**Radii of the disks (km):**", margin=(8, 10)),
             w.CheckBoxGroup.from_param(self.param.radii, label="Radii of the disks (km)", inline=True,
+                                       stylesheets=[WRAP_INLINE_CSS], sizing_mode="stretch_width",
                                        margin=(12, 10)),
             sizing_mode="stretch_width",
         )
         return pn.Column(pn.FlexBox(where, what, wind), radii, sizing_mode="stretch_width")
 
-    def _action_widgets(self) -> pn.Row:
+    def _action_widgets(self) -> pn.FlexBox:
         compute = pn.widgets.Button(label="Compute time series", color="primary", width=200,
                                     disabled=self.param.running)
         compute.on_click(lambda _event: self.compute())
@@ -775,16 +777,17 @@ class TimeSeriesPanel(pn.viewable.Viewer):
         progress = pn.indicators.Progress(
             value=pn.bind(self._progress_value, self.param.progress_done, self.param.progress_total,
                           self.param.running),
-            max=100, bar_color="primary", width=260, margin=(18, 10), css_classes=["fumarole-ts-progressbar"])
-        return pn.Row(compute, cancel, progress, self._progress_text, sizing_mode="stretch_width")
+            max=100, bar_color="primary", width=240, margin=(18, 10), css_classes=["fumarole-ts-progressbar"])
+        # a FlexBox: the buttons, the bar and the text wrap on a narrow window instead of overflowing it
+        return pn.FlexBox(compute, cancel, progress, self._progress_text, sizing_mode="stretch_width")
 
-    def _result_widgets(self) -> pn.Row:
+    def _result_widgets(self) -> pn.FlexBox:
         no_table = pn.bind(lambda table: table is None, self.param.table)
         no_flux = pn.bind(lambda flux: flux is None, self.param.flux)
-        return pn.Row(
+        return pn.FlexBox(
             pn.widgets.Select.from_param(self.param.shown_variable, label="Variable shown", width=160),
             pn.widgets.Select.from_param(self.param.orbit, label="Orbit (mass versus radius)", width=280),
-            pn.widgets.Checkbox.from_param(self.param.log_mass, label="Log mass axes", margin=(30, 10, 5, 10)),
+            labelled_checkbox(self, "log_mass", "Log mass axes", margin=(30, 10, 5, 10)),
             pn.widgets.FileDownload(callback=self.mass_csv, label="Download CSV", color="success",
                                     filename=pn.bind(lambda _t: self.csv_filename("mass"), self.param.table),
                                     disabled=no_table, width=170, margin=(22, 10, 5, 10)),
@@ -804,7 +807,7 @@ class TimeSeriesPanel(pn.viewable.Viewer):
             alert,
             self._result_widgets(),
             self._mass_time_view,
-            pn.Row(self._mass_radius_view, self._flux_view, sizing_mode="stretch_width"),
+            pn.FlexBox(self._mass_radius_view, self._flux_view, sizing_mode="stretch_width"),
             pn.Card(self._table_view, title="Table: one row per orbit and radius", collapsed=True,
                     sizing_mode="stretch_width"),
             sizing_mode="stretch_width",

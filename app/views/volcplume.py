@@ -14,9 +14,13 @@ browser, and the URL holds the whole state). The work is split in dependency ste
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import io
 import json
+import re
+import weakref
 
 import holoviews as hv
 import numpy as np
@@ -26,6 +30,7 @@ import param
 import xarray as xr
 
 from app.core.lonlat import lon_difference, wrap_lon
+from app.core.zones import ZONES, Zone
 from app.data.archive import (
     CALIOP,
     TROPOMI,
@@ -44,7 +49,7 @@ from app.render.export import map_png
 from app.render.swath import aggregate, make_layer
 from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
 from app.views.log_console import LogConsole
-from app.core.zones import ZONES, Zone
+from app.views.shell import WRAP_INLINE_CSS, labelled_checkbox
 
 hv.extension("bokeh", logo=False)
 
@@ -69,21 +74,50 @@ URL_STATE = ["zone", "level", "quantity", "secondary", "date", "so2_min", "so2_m
              "caliop_granule", "x_range", "y_range"]
 #: Colour-range controls checked together (low, high).
 RANGE_PAIRS = {n: pair for pair in (("so2_min", "so2_max"), ("height_min", "height_max")) for n in pair}
+#: The URL's query keys of the synchronised parameters: the orbits go in as their numbers (``orbits=18121,18122``),
+#: not their chip labels, whose in-zone times belong to one zone; the page maps them back to the zone's labels.
+URL_SYNC = {("orbit_numbers" if n == "orbits" else n): n for n in URL_STATE}
 URL_LABELS = {"so2_min": "SO2 min", "so2_max": "SO2 max", "height_min": "Height min", "height_max": "Height max",
               "zone": "zone", "level": "level", "date": "date", "volcano": "volcano"}
 RADII_KM = [25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 1000, 2000]
 MAP_WIDTH, MAP_HEIGHT = 900, 520
 #: The Bokeh name of the map's figure (tests read its ranges and title from the page).
 MAP_NAME = "volcplume-map"
+#: The Bokeh names of the view the server last set (the page squares the frame from it, see ``_SQUARE_JS``).
+BASE_X, BASE_Y = "volcplume-view-x", "volcplume-view-y"
 
 
 _SQUARE_JS = """
+// The frame shows one degree as long across as up. The view the server set (bx, by: the zone's extent or a
+// link's zoom) is widened about its centre on one axis for the frame's shape, from that view itself each time the
+// frame changes shape (a zone change sets a new view, then the frame's aspect changes): a page changed in place
+// and a page opened from its link show the same extent. A view the user panned or zoomed is squared as it is.
 const xr = fig.x_range, yr = fig.y_range, w = fig.inner_width, h = fig.inner_height;
 if (!(w > 0 && h > 0)) return;
-const sx = (xr.end - xr.start) / w, sy = (yr.end - yr.start) / h;
-if (Math.abs(sx - sy) <= 0.005 * Math.max(sx, sy)) return;
-if (sx > sy) { const c = (yr.start + yr.end) / 2, half = sx * h / 2; yr.setv({start: c - half, end: c + half}); }
-else { const c = (xr.start + xr.end) / 2, half = sy * w / 2; xr.setv({start: c - half, end: c + half}); }
+const near = (a, b) => Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b));
+const mid = r => (r.start + r.end) / 2;
+const widened = (r, b) => near(mid(r), mid(b)) && r.end - r.start >= b.end - b.start - 1e-9;
+const set = bx.end > bx.start && by.end > by.start && (
+  (near(xr.start, bx.start) && near(xr.end, bx.end) && widened(yr, by)) ||
+  (near(yr.start, by.start) && near(yr.end, by.end) && widened(xr, bx)));
+let x0 = set ? bx.start : xr.start, x1 = set ? bx.end : xr.end;
+let y0 = set ? by.start : yr.start, y1 = set ? by.end : yr.end;
+const sx = (x1 - x0) / w, sy = (y1 - y0) / h;
+if (!set && Math.abs(sx - sy) <= 0.005 * Math.max(sx, sy)) return;
+if (sx > sy) { const c = (y0 + y1) / 2, half = sx * h / 2; y0 = c - half; y1 = c + half; }
+else { const c = (x0 + x1) / 2, half = sy * w / 2; x0 = c - half; x1 = c + half; }
+if (near(xr.start, x0) && near(xr.end, x1) && near(yr.start, y0) && near(yr.end, y1)) return;
+xr.setv({start: x0, end: x1});
+yr.setv({start: y0, end: y1});
+"""
+
+
+#: The colour bar's (vertical) title at 13 px, or smaller down to 8 px when the frame is too short for it.
+_FIT_BAR_TITLE_JS = """
+const h = fig.inner_height, n = String(bar.title || '').length;
+if (!(h > 0 && n > 0)) return;
+const size = Math.max(8, Math.min(13, Math.floor(h / (0.62 * n))));
+if (bar.title_text_font_size !== size + 'px') bar.title_text_font_size = size + 'px';
 """
 
 
@@ -107,24 +141,67 @@ def _frame_aspect(x_range, y_range) -> float:
     return float(x_range[1] - x_range[0]) / float(y_range[1] - y_range[0])
 
 
-def _map_hook(plot, _element) -> None:
+def _map_hook(plot, _element, view=None) -> None:
     """Name the map's figure; the mouse wheel scrolls the page until the map is clicked, then it zooms."""
-    from bokeh.models import CustomJS, WheelZoomTool
+    from bokeh.models import ColorBar, CustomJS, Range1d, WheelZoomTool
 
     fig = plot.state
+    # HoloViews sets its own values of these when it updates the figure: they are set again after every update
+    for key, value in (("match_aspect", True), ("aspect_scale", 1), ("sizing_mode", "scale_width")):
+        if getattr(fig, key) != value:  # a box zoom keeps the data aspect; the window's width sets the map's
+            setattr(fig, key, value)
+    if fig.name == MAP_NAME:  # the page's callbacks are attached once (HoloViews runs the hooks after each update)
+        return
     fig.name = MAP_NAME
-    fig.match_aspect, fig.aspect_scale = True, 1  # a box zoom keeps the data aspect
-    fig.sizing_mode = "scale_width"  # the window's width sets the map's (a phone's too), the aspect its height
     # the frame's pixels may not have the view's ratio (axes, title and colour bar take their share of the window):
     # widen the shorter span about its centre so one degree is as long across as up (circles stay round)
-    square = CustomJS(args={"fig": fig}, code=_SQUARE_JS)
+    (x0, x1), (y0, y1) = view or ((fig.x_range.start, fig.x_range.end), (fig.y_range.start, fig.y_range.end))
+    base_x, base_y = Range1d(start=x0, end=x1, name=BASE_X), Range1d(start=y0, end=y1, name=BASE_Y)
+    square = CustomJS(args={"fig": fig, "bx": base_x, "by": base_y}, code=_SQUARE_JS)
     fig.js_on_change("inner_width", square)
     fig.js_on_change("inner_height", square)
+    fig.y_range.js_on_change("end", square)  # a new extent set by the server (a zone change): y is set last
+    bars = [r for r in fig.right if isinstance(r, ColorBar)]
+    if bars:  # on a phone the frame is ~130 px high: the colour bar's title shrinks to fit instead of being cut
+        fit = CustomJS(args={"fig": fig, "bar": bars[0]}, code=_FIT_BAR_TITLE_JS)
+        fig.js_on_change("inner_height", fit)
     wheel = next((t for t in fig.tools if isinstance(t, WheelZoomTool)), None)
     fig.toolbar.active_scroll = None
     if wheel is not None:
         fig.js_on_event("tap", CustomJS(args={"toolbar": fig.toolbar, "wheel": wheel},
                                         code="toolbar.active_scroll = wheel"))
+
+
+def _utc_naive(t) -> pd.Timestamp:
+    t = pd.Timestamp(t)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def _age_words(minutes: int) -> str:
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60} min"
+    days = minutes // (24 * 60)
+    return f"{days:,} day" + ("" if days == 1 else "s")
+
+
+def data_age_text(newest, now=None, kind: str = "data") -> str:
+    """The age line of a dashboard's status area, from the archive's newest granule end or slot time (UTC).
+
+    ``kind="data"`` (VolcPlume): ``data as of 14:35 UTC (2 h 10 min ago)``; ``kind="slot"`` (the GEO ring):
+    ``newest slot 15:00 UTC, 8 min old``. The date is written when it is not ``now``'s day; a day or more is said
+    in days (``data as of 2021-04-12 14:35 UTC (2,063 days ago)``). ``now`` defaults to the clock.
+    """
+    if newest is None or pd.isna(newest):
+        return "no data in the archive yet" if kind == "data" else "no slot in the archive yet"
+    t = _utc_naive(newest)
+    ref = _utc_naive(pd.Timestamp.now(tz="UTC") if now is None else now)
+    age = _age_words(max(0, int((ref - t).total_seconds() // 60)))
+    when = f"{t:%H:%M} UTC" if t.normalize() == ref.normalize() else f"{t:%Y-%m-%d %H:%M} UTC"
+    return f"data as of {when} ({age} ago)" if kind == "data" else f"newest slot {when}, {age} old"
 
 
 def _day_bounds(day: dt.date) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -151,11 +228,74 @@ def _invert(mapping: dict[str, str]) -> dict[str, str]:
     return {label: value for value, label in mapping.items()}
 
 
+_ORBIT_NUMBER = re.compile(r"\s*#?\s*(\d+)")
+
+
+def orbit_numbers_of(value) -> list[int]:
+    """The orbit numbers a permalink names.
+
+    ``"18121,18122"``, ``18121``, ``[18121, 18122]`` or the chip labels of older links (``["#18121: 16:02 → 16:10"]``,
+    whose times are dropped). Raises ValueError naming what is not an orbit number.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a list of orbit numbers ({exc})") from None
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, list | tuple) else [value]
+    numbers = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"{item!r} is not an orbit number")
+        if isinstance(item, int | np.integer):
+            numbers.append(int(item))
+            continue
+        match = _ORBIT_NUMBER.match(str(item))
+        if match is None:
+            raise ValueError(f"{item!r} is not an orbit number")
+        numbers.append(int(match.group(1)))
+    return list(dict.fromkeys(numbers))
+
+
+class OrbitNumbers(param.List):
+    """A list of orbit numbers, written in a URL as ``18121,18122`` (read back from that, a number or a list)."""
+
+    @classmethod
+    def serialize(cls, value):
+        """``[18121, 18122]`` -> ``"18121,18122"``."""
+        return ",".join(str(int(v)) for v in value or [])
+
+    @classmethod
+    def deserialize(cls, value):
+        """``"18121,18122"`` (or one number, a list, older chip labels) -> ``[18121, 18122]``."""
+        return orbit_numbers_of(value)
+
+
 def orbit_label(orbit: int, t_in: np.ndarray) -> str:
     """The chip text of an orbit: "#18112: 00:30 → 01:21" (the times it spends in the zone)."""
     a = pd.Timestamp(t_in.min()).strftime("%H:%M")
     b = pd.Timestamp(t_in.max()).strftime("%H:%M")
     return f"#{orbit}: {a} → {b}"
+
+
+class _LayersStream(hv.streams.Stream):
+    """The filtered swaths a map figure draws (sent by :meth:`VolcPlume._push`)."""
+
+    layers = param.List(default=[], constant=True)
+
+
+class _ViewStream(hv.streams.Stream):
+    """The zone, day and extent a map figure shows (sent by :meth:`VolcPlume._push`, not by a pan or zoom)."""
+
+    view = param.Tuple(default=("", "", ((0.0, 1.0), (0.0, 1.0))), length=3, constant=True)
+
+
+class _CaliopStream(hv.streams.Stream):
+    """The CALIOP granule chosen and the secondary variable (sent by :meth:`VolcPlume._push`)."""
+
+    caliop = param.Tuple(default=(None, ""), length=2, constant=True)
 
 
 class VolcPlume(pn.viewable.Viewer):
@@ -188,6 +328,8 @@ class VolcPlume(pn.viewable.Viewer):
     x_range = param.Range(default=None, allow_None=True, doc="current map longitudes (frame of the zone)")
     y_range = param.Range(default=None, allow_None=True, doc="current map latitudes")
 
+    orbit_numbers = OrbitNumbers(default=[], item_type=int, precedence=-1,
+                                 doc="the orbits shown, by number (the URL's ``orbits``); follows ``orbits``")
     layers = param.List(default=[], precedence=-1, doc="derived: the filtered swaths of the chosen orbits")
     status = param.String(default="", precedence=-1, doc="derived: a sentence on what is shown, or why nothing")
     unavailable = param.Dict(default={}, precedence=-1,
@@ -203,16 +345,27 @@ class VolcPlume(pn.viewable.Viewer):
         self.archive = archive or get_archive()
         self.log = log or LogConsole()
         self._swaths: dict[int, xr.Dataset] = {}
+        self._swaths_key: tuple = ()  # (day, fields read) of the swaths held: others are never mixed in
+        self._unreadable: set[str] = set()  # granules of the day that could not be read (said once in the log)
         self._orbit_labels: dict[str, int] = {}
         self._caliop_labels: dict[str, str] = {}
         self._days = sorted(pd.Timestamp(d).date() for d in self.archive.days(TROPOMI))
         if params.get("date") is None:
             days = self.archive.days(TROPOMI)
             params["date"] = pd.Timestamp(days[len(days) // 2]).date() if days else dt.date(2021, 4, 12)
+        #: what each user action recomputed ("layers": the filtered swaths made, "map": the map sent a new state)
+        self.recomputes: collections.Counter = collections.Counter()
+        self._hold = 0  # > 0 while one user action runs: the layers are made and the map is sent once, at its end
+        self._stale_layers = False  # the orbits or filters changed while held: the layers are made at the end
+        self._streams: dict[str, hv.streams.Stream] = {}  # the map's streams (see :meth:`map_plot`)
+        self._sent: dict[str, object] = {}  # what the map's streams were last sent
+        self._figures = weakref.WeakSet()  # the map's Bokeh figures: retitled and moved in place, never rebuilt
+        self._from_browser = False  # a pan or zoom in the page is being written into the state
+        self._map_pane = None
         super().__init__(**params)
-        self._load_day()
-        if not self.layers:
-            self._make_layers()
+        with self._held():
+            self._zone_orbits()
+            self._stale_layers = True
         self._pointer = hv.streams.PointerXY(x=None, y=None)
         self._curtain_pointer = hv.streams.PointerX(x=None)
         self._last_good: dict[str, object] = {}
@@ -260,6 +413,7 @@ class VolcPlume(pn.viewable.Viewer):
     def _reset_view(self) -> None:
         """The view is the zone's extent (a zone change, or a view that does not fit the zone's frame)."""
         zone = self.zone_obj
+        self._from_browser = False  # a pan out of the zone's frame: the figure is moved back, too
         self.param.update(x_range=tuple(float(v) for v in zone.x_range),
                           y_range=tuple(float(v) for v in zone.y_range))
 
@@ -276,7 +430,98 @@ class VolcPlume(pn.viewable.Viewer):
         (x0, x1), (y0, y1) = self.x_range, self.y_range
         return x0 < x1 and y0 < y1 and x1 > west - 180 and x0 < west + 540 and y1 > -91 and y0 < 91
 
-    @param.depends("zone", "x_range", "y_range", watch=True)
+    @contextlib.contextmanager
+    def _held(self):
+        """One user action: its steps only mark what changed; the layers are made and the map sent once, at its end."""
+        self._hold += 1
+        try:
+            yield
+        finally:
+            self._hold -= 1
+            if self._hold == 0:
+                if self._stale_layers:
+                    self._make_layers()
+                self._push()
+
+    @param.depends("layers", "x_range", "y_range", "caliop_granule", "secondary", watch=True)
+    def _send_state(self) -> None:
+        self._push()
+
+    def _push(self) -> None:
+        """Send the map what changed (the layers; the zone, day and extent), once per user action.
+
+        The figure is never built again: its title, colour-bar title and extent are set on the Bokeh models, and
+        the streams that changed are triggered together, so each overlay is drawn once. A pan or zoom in the page
+        (the view written back by :meth:`_on_range`) has already redrawn what depends on the extent.
+        """
+        if self._hold or not self._streams:
+            return
+        view = (self.zone, str(self.date), self.view_ranges())
+        moved = self._sent.get("view") != view
+        changed = []
+        if self._sent.get("layers") is not self.layers:
+            self._sent["layers"] = self.layers
+            self._streams["layers"].update(layers=self.layers)
+            changed.append(self._streams["layers"])
+        if moved:
+            self._sent["view"] = view
+            if not self._from_browser:
+                x_range, y_range = view[2]
+                self._streams["range"].update(x_range=x_range, y_range=y_range)  # no event: the callbacks read it
+                self._streams["view"].update(view=view)
+                changed.append(self._streams["view"])
+        caliop = (self.caliop_granule, self.secondary)
+        if self._sent.get("caliop") != caliop:  # a zone or day lists its own granules: sent with the new view
+            self._sent["caliop"] = caliop
+            self._streams["caliop"].update(caliop=caliop)
+            changed.append(self._streams["caliop"])
+        self._relabel(move=moved and not self._from_browser)
+        if changed:
+            self.recomputes["map"] += 1
+            hv.streams.Stream.trigger(changed)
+
+    def _relabel(self, move: bool = False) -> None:
+        """Set the title and colour-bar title (and, with ``move``, the extent) on every figure of the map."""
+        for fig in list(self._figures):
+            self._label_figure(fig, move)
+
+    def _label_figure(self, fig, move: bool = False) -> None:
+        from bokeh.models import ColorBar
+
+        if fig.title is not None and fig.title.text != self.map_title():
+            fig.title.text = self.map_title()
+        for bar in (r for r in fig.right if isinstance(r, ColorBar)):
+            if bar.title != self.colorbar_label():
+                bar.title = self.colorbar_label()
+        if move:
+            (x0, x1), (y0, y1) = self.view_ranges()
+            for cb in fig.js_property_callbacks.get("change:inner_width", []):  # the view the page squares from
+                if "bx" in cb.args:
+                    cb.args["bx"].update(start=x0, end=x1)
+                    cb.args["by"].update(start=y0, end=y1)
+            fig.aspect_ratio = _frame_aspect((x0, x1), (y0, y1))
+            fig.x_range.update(start=x0, end=x1)
+            fig.y_range.update(start=y0, end=y1)  # last: the page squares the frame when y's end changes
+
+    def _figure_hook(self, plot, element) -> None:
+        """The map's hook (run when the figure is made and after every update): name, tools, labels of the state."""
+        _map_hook(plot, element, self.view_ranges())
+        self._figures.add(plot.state)
+        self._label_figure(plot.state)
+
+    @param.depends("zone", "date", "level", "quantity", watch=True)
+    def _on_source(self) -> None:
+        """A new zone, day, level or quantity (one or several, from a link): one action.
+
+        The view moves to the zone, the zone's orbits are listed (read when not read yet), the layers are made once
+        and the map is sent the new state once.
+        """
+        with self._held():
+            self._on_view()
+            self._zone_orbits()
+            self._stale_layers = True
+
+    @param.depends("x_range", "y_range", watch=True)
     def _on_view(self) -> None:
         """A zone change moves the map to the zone; a zoom set with it (a permalink) is kept when it fits."""
         zone_changed = self.zone != self._seen_view[0]
@@ -289,13 +534,6 @@ class VolcPlume(pn.viewable.Viewer):
                                       f"the zone {self.zone}: its extent is shown")
             self._reset_view()
 
-    @param.depends("date", "level", "quantity", watch=True)
-    def _load_day(self) -> None:
-        """A new day, level or quantity: forget the swaths read for the old one, then read the zone's orbits."""
-        self._swaths = {}
-        self._unreadable: set[str] = set()  # granules of the day that could not be read (said once in the log)
-        self._zone_orbits()
-
     def _fields_read(self) -> tuple[str, ...]:
         if self.quantity == "layer_height":
             return LAYER_HEIGHT_FIELDS
@@ -307,6 +545,10 @@ class VolcPlume(pn.viewable.Viewer):
         A granule without the field shown (its processor predates the level or the layer height) is read for its
         geolocation only: its orbit stays listed, with nothing to draw, and the selector says why.
         """
+        key = (self.date, self._fields_read())
+        if key != self._swaths_key:  # a level and a zone changed together (a permalink): the zone's watcher may run
+            self._swaths, self._unreadable = {}, set()  # first, with the swaths of the old level still held
+            self._swaths_key = key
         todo = [p for p, o in zip(rows["path"], rows["orbit"], strict=True)
                 if int(o) not in self._swaths and p not in self._unreadable]
         if not todo:
@@ -346,9 +588,11 @@ class VolcPlume(pn.viewable.Viewer):
                                        f"{note['reason']}")
         self.unavailable = notes
 
-    @param.depends("zone", watch=True)
     def _zone_orbits(self) -> None:
-        """The orbits of the day that cross the zone (the index's footprints first, then the pixels)."""
+        """The orbits of the day that cross the zone (the index's footprints first, then the pixels).
+
+        The swaths held are for one day and set of fields: :meth:`_read_orbits` forgets them when those change.
+        """
         zone = self.zone_obj
         t0, t1 = _day_bounds(self.date)
         rows = self.archive.granules(TROPOMI, t0, t1, zone.bbox())
@@ -402,8 +646,17 @@ class VolcPlume(pn.viewable.Viewer):
             return None
         return np.where(mask, ds[name].values, np.nan), ds["qa_value"].values
 
-    @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", "zone", "level", "quantity", watch=True)
+    @param.depends("orbits", "qa_min", "edge_pixels", "sza_max", watch=True)
+    def _filters_changed(self) -> None:
+        if self._hold:  # within an action (a zone change lists new orbits): made once, at its end
+            self._stale_layers = True
+        else:
+            self._make_layers()
+
     def _make_layers(self) -> None:
+        """The filtered swaths of the orbits shown (one recompute per action, counted in ``recomputes``)."""
+        self._stale_layers = False
+        self.recomputes["layers"] += 1
         layers = []
         central = self.zone_obj.central_longitude
         for label in self.orbits:
@@ -499,11 +752,30 @@ class VolcPlume(pn.viewable.Viewer):
                 value = float(value)
         except (ValueError, TypeError) as exc:
             return None, f"{URL_LABELS.get(name, name)}: {raw!r} cannot be read ({exc})"
-        if name in ("orbits", "caliop_granule"):
+        if name == "orbits":
+            try:
+                return orbit_numbers_of(raw), None
+            except ValueError as exc:
+                return None, f"orbits: {exc}"
+        if name == "caliop_granule":
             return value, None
         if name in RANGE_PAIRS:
             return value, _number_problem(URL_LABELS[name], value)
         return value, self.check_value(name, value)
+
+    @param.depends("orbits", watch=True, on_init=True)
+    def _orbits_to_numbers(self) -> None:
+        numbers = [self._orbit_labels[label] for label in self.orbits if label in self._orbit_labels]
+        if numbers != self.orbit_numbers:
+            self.orbit_numbers = numbers
+
+    @param.depends("orbit_numbers", watch=True)
+    def _numbers_to_orbits(self) -> None:
+        """Orbit numbers set (from the URL): the zone's chips of those numbers (the others are not in the zone)."""
+        wanted = set(self.orbit_numbers)
+        labels = [label for label, orbit in self._orbit_labels.items() if orbit in wanted]
+        if labels != list(self.orbits):
+            self.orbits = labels
 
     def _pair_problems(self, query: dict, good: dict) -> list[str]:
         """Colour ranges of a link whose min is not below its max: both refused, said once."""
@@ -531,10 +803,12 @@ class VolcPlume(pn.viewable.Viewer):
                     problems.append(f"caliop_granule={value}: not a CALIOP granule of this zone and day; "
                                     f"used {self.caliop_granule}")
                 continue
-            ok = [v for v in value if v in objects]
-            if len(ok) < len(value):
-                problems.append(f"orbits: {len(value) - len(ok)} of the link's orbits do not cross {self.zone} on "
-                                f"{self.date}; shown: {len(ok)}")
+            # orbit numbers (the labels of older links were read as their numbers): the zone's chips of them
+            ok = [label for label, orbit in self._orbit_labels.items() if orbit in value]
+            missing = [n for n in value if n not in self._orbit_labels.values()]
+            if missing:
+                problems.append(f"orbits: {len(missing)} of the link's orbits ({', '.join(map(str, missing))}) do "
+                                f"not cross {self.zone} on {self.date}; shown: {len(ok)}")
             self.orbits = ok
 
     def apply_query(self, query: dict) -> list[str]:
@@ -550,7 +824,8 @@ class VolcPlume(pn.viewable.Viewer):
                 continue
             value, problem = self._query_value(name, query[name])
             if problem is not None:
-                used = self.param[name].serialize(getattr(self, name))
+                used = self.param.orbit_numbers.serialize(self.orbit_numbers) if name == "orbits" \
+                    else self.param[name].serialize(getattr(self, name))
                 problems.append(f"{name}={query[name]}: {problem}; used {used}")
             else:
                 good[name] = value
@@ -592,26 +867,43 @@ class VolcPlume(pn.viewable.Viewer):
             self.draw_error = ""
         return element
 
-    def _image(self, x_range, y_range, width, height, layers, scale=1.0):
+    #: aggregated grids kept per page (the last few: ~2 MB each at the map's size)
+    AGGREGATES_KEPT = 6
+
+    def _aggregated(self, layers, x_range, y_range, width: int, height: int) -> xr.DataArray:
+        """The layers aggregated on the map's grid, kept per (day, field, filters, zone, orbits, view, size).
+
+        The same view asked again (a plot's first render and its size update, 7 km → PBL → 7 km, a zone and
+        back) is not aggregated again. The key names what the layers are made of, not the layer objects (made
+        again by each action), and the layers' orbits, so layers not yet made for the state are never mistaken.
+        """
+        key = (self.date, self.shown_variable, self.filters().key(), self.zone,
+               tuple(lay.orbit for lay in layers), x_range, y_range, width, height)
+        kept = self.__dict__.setdefault("_aggregates", collections.OrderedDict())
+        if key in kept:
+            kept.move_to_end(key)
+            return kept[key]
+        agg = aggregate(layers, x_range, y_range, width, height)
+        kept[key] = agg
+        while len(kept) > self.AGGREGATES_KEPT:
+            kept.popitem(last=False)
+        return agg
+
+    def _image(self, x_range, y_range, width, height, layers, scale=1.0, view=None):
         unit = "km" if self.quantity == "layer_height" else "DU"
         vdim = hv.Dimension("v", label=f"{self.field_label()}, {self.date}", unit=unit)  # the colour bar's title
 
         def draw():
             view_x, view_y = self.view_ranges()
-            xr_ = tuple(x_range) if x_range else view_x
-            yr = tuple(y_range) if y_range else view_y
-            key = (tuple(id(lay) for lay in layers), xr_, yr, width or MAP_WIDTH, height or MAP_HEIGHT)
-            last = getattr(self, "_last_agg", None)
-            if last is not None and last[0] == key and last[1] is layers:
-                agg = last[2]  # the same view asked again (a plot's first render and its size update): no new pass
-            else:
-                agg = aggregate(layers, xr_, yr, width or MAP_WIDTH, height or MAP_HEIGHT)
-                self._last_agg = (key, layers, agg)
+            # rounded: the plot's first render asks again for 27.999999999999996 where the state says 28
+            xr_ = tuple(round(float(v), 6) for v in (x_range or view_x))
+            yr = tuple(round(float(v), 6) for v in (y_range or view_y))
+            agg = self._aggregated(layers, xr_, yr, width or MAP_WIDTH, height or MAP_HEIGHT)
             return hv.Image(agg, kdims=["x", "y"], vdims=[vdim])
 
         return self._guarded("SO2 image", draw, lambda: hv.Image([], kdims=["x", "y"], vdims=[vdim]))
 
-    def _coast(self, x_range, y_range, show_borders):
+    def _coast(self, x_range, y_range, show_borders, view=None):
         def draw():
             view_x, view_y = self.view_ranges()
             xr_ = tuple(x_range) if x_range else view_x
@@ -624,7 +916,7 @@ class VolcPlume(pn.viewable.Viewer):
 
         return self._guarded("coastlines", draw, lambda: hv.Path([]) * hv.Path([]))
 
-    def _labels(self, x_range, y_range, layers, show_timestamps):
+    def _labels(self, x_range, y_range, layers, show_timestamps, view=None):
         def draw():
             if not show_timestamps or not layers:
                 return hv.Labels([], kdims=["x", "y"], vdims=["text"])
@@ -635,19 +927,29 @@ class VolcPlume(pn.viewable.Viewer):
 
         return self._guarded("time labels", draw, lambda: hv.Labels([], kdims=["x", "y"], vdims=["text"]))
 
-    def _world_scale(self) -> bool:
-        view_x, _ = self.view_ranges()
+    def _world_scale(self, x_range=None) -> bool:
+        view_x = tuple(x_range) if x_range else self.view_ranges()[0]
         return view_x[1] - view_x[0] > overlays.COARSE_SCALE_ABOVE_DEG
 
     @param.depends("zone", "x_range")
-    def _volcanoes(self):
-        """GVP volcanoes; at World scale only those that erupted since 1900, smaller (the SO2 stays visible)."""
+    def _volcanoes(self, x_range=None):
+        """GVP volcanoes; at World scale only those that erupted since 1900, smaller (the SO2 stays visible).
+
+        The same element is returned while the zone and the scale stay (a pan): nothing is sent to the page again.
+        """
         def draw():
+            key = (self.zone, self._world_scale(x_range))
+            last = getattr(self, "_last_volcanoes", None)
+            if last is not None and last[0] == key:
+                return last[1]
             table = load_volcanoes()
-            if self._world_scale():
-                return overlays.volcano_points(overlays.recent_volcanoes(table), self.zone_obj.central_longitude,
-                                               size=6)
-            return overlays.volcano_points(table, self.zone_obj.central_longitude)
+            if key[1]:
+                points = overlays.volcano_points(overlays.recent_volcanoes(table), self.zone_obj.central_longitude,
+                                                 size=6)
+            else:
+                points = overlays.volcano_points(table, self.zone_obj.central_longitude)
+            self._last_volcanoes = (key, points)
+            return points
 
         return self._guarded("volcanoes", draw, lambda: overlays.volcano_points(load_volcanoes().iloc[:0]))
 
@@ -744,14 +1046,19 @@ class VolcPlume(pn.viewable.Viewer):
     def map_plot(self):
         """The map: datashaded swaths, coastlines, volcanoes, circles, time labels, CALIOP tracks.
 
-        Its extent, title and colour-bar label are read from the state when it is built (a zone, date, level or
-        quantity change builds it again); the view (x_range, y_range) follows pans and zooms.
+        Built once per page: a zone, date, level or quantity change updates it in place (:meth:`_push`: its
+        title, colour-bar title and extent set on the figure, the overlays that changed sent together); the view
+        (x_range, y_range) follows pans and zooms.
         """
         view_x, view_y = self.view_ranges()
         rng = hv.streams.RangeXY(x_range=view_x, y_range=view_y)
         size = hv.streams.PlotSize(width=MAP_WIDTH, height=MAP_HEIGHT)
-        layers = hv.streams.Params(self, ["layers"])
-        image = hv.DynamicMap(self._image, streams=[rng, size, layers])
+        layers = _LayersStream(layers=self.layers)
+        view = _ViewStream(view=(self.zone, str(self.date), (view_x, view_y)))
+        caliop = _CaliopStream(caliop=(self.caliop_granule, self.secondary))
+        self._streams = {"range": rng, "layers": layers, "view": view, "caliop": caliop}
+        self._sent = {"layers": self.layers, "view": view.view, "caliop": caliop.caliop}
+        image = hv.DynamicMap(self._image, streams=[rng, size, layers, view])
         image = image.apply.opts(
             clim=pn.bind(lambda *_: self.colour_range(), self.param.so2_min, self.param.so2_max,
                          self.param.height_min, self.param.height_max),  # reads quantity (bound once, below)
@@ -761,30 +1068,42 @@ class VolcPlume(pn.viewable.Viewer):
         )
         self._pointer.source = image
         rng.add_subscriber(self._on_range)
-        coast = hv.DynamicMap(self._coast, streams=[rng, hv.streams.Params(self, ["show_borders"])])
-        labels = hv.DynamicMap(self._labels, streams=[rng, layers, hv.streams.Params(self, ["show_timestamps"])])
+        coast = hv.DynamicMap(self._coast, streams=[rng, view, hv.streams.Params(self, ["show_borders"])])
+        labels = hv.DynamicMap(self._labels, streams=[rng, layers, view,
+                                                      hv.streams.Params(self, ["show_timestamps"])])
         labels = labels.opts(text_font_size="9pt", text_color="#222222")
         tap = hv.streams.Tap(source=image, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         marker = hv.DynamicMap(self._marker, streams=[self._curtain_pointer])
-        overlay = (image * coast * hv.DynamicMap(self._tracks) * hv.DynamicMap(self._selected_track)
-                   * hv.DynamicMap(self._circles)
-                   * hv.DynamicMap(self._volcanoes) * hv.DynamicMap(self._selected_volcano) * labels * marker)
+        # one stream per control, shared by the overlays it changes, so one action updates the figure once
+        volcano = hv.streams.Params(self, ["volcano", "radii"])
+        tracks = hv.DynamicMap(lambda **_: self._tracks(), streams=[view, caliop])
+        selected_track = hv.DynamicMap(lambda **_: self._selected_track(), streams=[view, caliop])
+        circles = hv.DynamicMap(lambda **_: self._circles(), streams=[view, volcano])
+        volcanoes = hv.DynamicMap(lambda x_range=None, **_: self._volcanoes(x_range), streams=[view, rng])
+        selected = hv.DynamicMap(lambda **_: self._selected_volcano(), streams=[view, volcano])
+        overlay = image * coast * tracks * selected_track * circles * volcanoes * selected * labels * marker
         return overlay.opts(
             hv.opts.Overlay(xlim=view_x, ylim=view_y, xlabel="Longitude (°)", ylabel="Latitude (°)",
                             title=self.map_title(), responsive=True, aspect=_frame_aspect(view_x, view_y),
-                            active_tools=["pan"], hooks=[_map_hook], show_legend=False, toolbar="above"),
+                            active_tools=["pan"], hooks=[self._figure_hook], show_legend=False, toolbar="above"),
         )
 
-    @param.depends("zone", "date", "level", "quantity")
     def _map(self):
-        """The map, built again when its extent, title or colour-bar label change (zone, date, level, quantity)."""
-        return pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width")
+        """The map's pane, made once: a zone, date, level or quantity change updates its figure in place."""
+        if self._map_pane is None:
+            self._map_pane = pn.pane.HoloViews(self.map_plot(), sizing_mode="stretch_width")
+        return self._map_pane
 
     def _on_range(self, x_range=None, y_range=None):
+        """A pan or zoom in the page: written into the state (the URL); the plots have already redrawn for it."""
         if x_range and y_range:
-            self.param.update(x_range=tuple(round(v, 3) for v in x_range),
-                              y_range=tuple(round(v, 3) for v in y_range))
+            self._from_browser = True
+            try:
+                self.param.update(x_range=tuple(round(v, 3) for v in x_range),
+                                  y_range=tuple(round(v, 3) for v in y_range))
+            finally:
+                self._from_browser = False
 
     def _on_tap(self, x=None, y=None):
         """A click near a CALIOP track selects that granule and centres the curtain on the nearest profile."""
@@ -827,7 +1146,6 @@ class VolcPlume(pn.viewable.Viewer):
         return {"orbit": lay.orbit, "time": pd.Timestamp(lay.time[i]), "value": float(lay.values[i, j]),
                 "qa": float(lay.qa[i, j]), "lat": float(lay.lat[i, j]), "lon": float(lay.lon[i, j])}
 
-    @param.depends("layers")
     def _readout(self):
         def text(x, y):
             info = self.pixel_info(x, y)
@@ -969,11 +1287,11 @@ class VolcPlume(pn.viewable.Viewer):
                                     "date")
         return pn.Column(
             w.Select.from_param(self.param.zone, label="Select zone"),
-            w.Checkbox.from_param(self.param.show_borders, label="Show land borders"),
+            labelled_checkbox(self, "show_borders", "Show land borders"),
             w.RadioButtonGroup.from_param(self.param.quantity, label="Show", options=_invert(QUANTITIES)),
             w.RadioButtonGroup.from_param(self.param.level, label="Level",
                                           options={LEVEL_LABELS[k]: k for k in LEVELS}),
-            self._level_note,
+            pn.param.ParamMethod(self._level_note, inplace=True),
             w.Select.from_param(self.param.secondary, label="Secondary variable"),
             date,
             pn.pane.Markdown(f"Only the archive's days can be chosen ({self.days_note()}).",
@@ -986,12 +1304,13 @@ class VolcPlume(pn.viewable.Viewer):
             w.FloatSlider.from_param(self.param.qa_min, label="Quality threshold (qa_value >)"),
             pn.Row(w.IntInput.from_param(self.param.edge_pixels, label="Edge pixels filter", width=130),
                    w.FloatInput.from_param(self.param.sza_max, label="Max SZA (°)", width=110)),
-            w.Checkbox.from_param(self.param.show_timestamps, label="Show timestamps"),
+            labelled_checkbox(self, "show_timestamps", "Show timestamps"),
             w.MultiChoice.from_param(self.param.orbits, label="Orbits to display"),
             volcano,
             self._input_note("volcano"),
             pn.pane.Markdown("Circles (km)", margin=(5, 10, 0, 10)),
-            w.CheckBoxGroup.from_param(self.param.radii, inline=True, label="Circles (km)"),
+            w.CheckBoxGroup.from_param(self.param.radii, inline=True, label="Circles (km)",
+                                       stylesheets=[WRAP_INLINE_CSS], sizing_mode="stretch_width"),
             w.Select.from_param(self.param.caliop_granule, label="CALIOP granule"),
             sizing_mode="stretch_width",
         )
@@ -1026,6 +1345,20 @@ class VolcPlume(pn.viewable.Viewer):
             return pn.pane.Alert(self.status, alert_type="warning", margin=(0, 10))
         return pn.pane.Markdown(f"*{self.status}*", margin=(0, 10))
 
+    def data_age(self) -> str:
+        """How old the archive's newest TROPOMI granule is (:func:`data_age_text`), for the status area."""
+        try:
+            rows = self.archive.granules(TROPOMI)
+        except (FumaroleError, ValueError, KeyError):
+            return data_age_text(None)
+        return data_age_text(rows["end"].max() if len(rows) else None)
+
+    @param.depends("status")
+    def _data_age(self):
+        text = self.data_age()  # digits, letters, ':', '-', '(', ')', ',': nothing to escape
+        return pn.pane.HTML(f'<div class="volcplume-data-age" style="font-size:12px;color:#555">{text}</div>',
+                            margin=(0, 10))
+
     @param.depends("url_problems", "draw_error")
     def _alerts(self):
         """Alerts over the map: a failed drawing (the last picture stays), the permalink's bad values."""
@@ -1042,12 +1375,14 @@ class VolcPlume(pn.viewable.Viewer):
     def __panel__(self):
         credits = pn.pane.Markdown(overlays.credits_text(), styles={"font-size": "11px", "color": "#555"})
         return pn.Column(
-            self._alerts,
-            self._status,
-            self._map,
-            self._readout,
+            # updated in place (a new Bokeh model would make the server walk the whole document again)
+            pn.param.ParamMethod(self._alerts, inplace=True),
+            pn.param.ParamMethod(self._status, inplace=True),
+            pn.param.ParamMethod(self._data_age, inplace=True),
+            self._map(),
+            self._readout(),
             credits,
             self.downloads(),
-            self.curtain_plot,
+            pn.param.ParamMethod(self.curtain_plot, inplace=True),
             sizing_mode="stretch_width",
         )
