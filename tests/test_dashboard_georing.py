@@ -66,8 +66,9 @@ def test_the_ring_shows_five_images_with_times(dashboard_server, page, shots):
     t0 = time.monotonic()
     page.goto(f"{dashboard_server}/georing")
 
-    def five_painted():
-        boxes = [b for b in _canvases(page, 120, 120) if b["width"] < 300]
+    def five_painted():  # the thumbnails are images (PNG bytes encoded once), not five Bokeh plots
+        boxes = [b for b in (i.bounding_box() for i in page.locator("img.georing-thumb").all())
+                 if b and b["width"] > 120]
         painted = [b for b in boxes if _coloured(_pixels(page, b)) > 0.25]
         return painted if len(painted) == 5 else None
 
@@ -75,6 +76,8 @@ def test_the_ring_shows_five_images_with_times(dashboard_server, page, shots):
     painted_s = time.monotonic() - t0
     (shots / "georing-ring-timing.txt").write_text(f"ring page painted in {painted_s:.2f} s (Playwright)\n")
     page.screenshot(path=str(shots / "georing-ring.png"), full_page=True)
+    alts = [i.get_attribute("alt") for i in page.locator("img.georing-thumb").all()]
+    assert alts[1] == "GOES-16 Ash RGB 2021-04-12 15:00 UTC, full disk seen from 75.2° W", alts
     # side by side, west to east
     xs = [b["x"] for b in sorted(boxes, key=lambda b: b["x"])]
     assert len({round(b["y"]) for b in boxes}) == 1 and xs == sorted(xs)
@@ -195,3 +198,51 @@ def test_the_ring_of_another_date_names_that_dates_satellites(dashboard_server, 
     page.goto(f"{dashboard_server}/georing?mode=satellite&satellite=GOES-East&date=2021-04-12&time=15:00")
     _wait_until(lambda: _painted_map(page), page)
     assert _title(page).startswith("GOES-16 (GOES-East, 75.2° W)")
+
+
+def test_the_mosaic_reads_values_and_exports_like_one_satellite(dashboard_server, page, shots):
+    """Issue 11: the mosaic's hover/click readout names the satellite a pixel comes from and its values with units;
+    its Export PNG draws title, time, legend and credits, and says them in the PNG's text fields."""
+    import re
+
+    page.goto(f"{dashboard_server}/georing?mode=mosaic&date=2021-04-12&time=12:00&product=ash")
+    _wait_until(lambda: _painted_map(page, 0.5), page)
+    box = _biggest(page)
+    readout = page.locator(".georing-readout").first
+    pattern = re.compile(r"^(GOES-17|GOES-16|Meteosat-11|Meteosat-8|Himawari-8) \(([^)]+)\) · .*\d K · "
+                         r"\((-?\d+\.\d\d)°, (-?\d+\.\d\d)°\)$")
+
+    last = []
+
+    def said(name):
+        last.append(readout.inner_text().strip())
+        match = pattern.match(last[-1])
+        return match if match and match.group(1) == name else None
+
+    def readout_of(name):
+        try:
+            return _wait_until(lambda: said(name), page, 30)
+        except AssertionError:
+            raise AssertionError(f"the readout does not name {name}: {last[-1] if last else None!r}") from None
+
+    # hover the middle of the plot (0° E, 0° N): Meteosat-11 sees it best
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    match = readout_of("Meteosat-11")
+    assert match.group(2) == "Meteosat" and abs(float(match.group(3))) < 15 and abs(float(match.group(4))) < 20
+    # a click (a tap on a phone) far east: Himawari-8, with Himawari's band names
+    page.mouse.click(box["x"] + box["width"] * 0.88, box["y"] + box["height"] * 0.5)
+    match = readout_of("Himawari-8")
+    assert "**" not in readout.inner_text() and "B13" in readout.inner_text()
+    page.screenshot(path=str(shots / "georing-mosaic-readout.png"), full_page=True)
+    with page.expect_download(timeout=60_000) as info:
+        page.get_by_role("button", name="Export PNG").click()
+    download = info.value
+    assert download.suggested_filename == "fumarole_mosaic_20210412T1200_ash.png"
+    picture = Image.open(download.path())
+    assert picture.size == (1600, 650)
+    assert picture.text["Title"] == "Global mosaic - Ash RGB"
+    assert picture.text["Time"].startswith("2021-04-12 12:00 UTC") and "2021-04-12 12:00 UTC" in _title(page)
+    assert "EUMETSAT" in picture.text["Credits"] and "JMA" in picture.text["Credits"]
+    rgb = np.asarray(picture.convert("RGB")).astype(int)
+    assert _coloured(rgb) > 0.15  # the mosaic is drawn
+    picture.save(shots / "georing-mosaic-export.png")

@@ -240,9 +240,22 @@ def test_the_ring_lists_five_satellites_with_times_and_flags_stale_ones(archive,
     assert list(table["time"].dt.strftime("%H:%M")) == ["15:00", "15:00", "15:00", "12:00", "15:00"]
     assert list(table["stale"]) == [False, False, False, True, False]
     view = app.ring_view()
-    images = [p for p in view.select(pn.pane.HoloViews) if isinstance(p.object, hv.Overlay)]
-    assert len(images) == 5
     text = " ".join(str(p.object) for p in view.select(pn.pane.HTML))
+    # the thumbnails are PNG bytes (no Bokeh plot each): GOES-East's is its 15:00 frame with coastlines drawn in
+    import base64
+    import re
+
+    thumbs = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(thumbs) == 5 and not view.select(pn.pane.HoloViews)
+    png = base64.b64decode(thumbs[1])
+    frame, product, note = app.ring_frame("G16", T15)
+    assert (product, note) == ("ash", "") and png == render.thumbnail_png(frame, coastlines=True)
+    picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    assert picture.shape[0] == picture.shape[1] >= 180 and (picture.std(axis=-1) > 12).mean() > 0.25
+    yellow = (np.abs(picture - [242, 227, 76]).sum(axis=-1) < 10).mean()
+    assert 0.001 < yellow < 0.1  # the coastlines, in the composite's yellow
+    assert 'alt="GOES-16 Ash RGB 2021-04-12 15:00 UTC, full disk seen from 75.2° W"' in text
+    text = re.sub(r"<img[^>]*>", "", text)  # the cards' own words (the thumbnails' alt texts name times too)
     assert text.count("STALE") == 1 and "STALE — 3 h behind" in text
     assert text.count("15:00 UTC") == 4 and text.count("12:00 UTC") == 1
     # GOES-17's 15:00 deleted: GOES-West is stale too
@@ -308,12 +321,12 @@ def test_hover_readout_gives_the_channels_of_the_composite(archive):
     for band in ("C15", "C13", "C14", "C11"):
         assert f"**{band}**" in text
     assert " K" in text and "(0.2" in text
-    assert app.readout_text(None, None).startswith("Hover the image")
+    assert app.readout_text(None, None).startswith("Hover or click the image")
     app.product = "cloud_top_temperature"
     info = app.values_at(0.0, 0.0)
     assert list(info["values"]) == ["cloud_top_temperature"]
     assert "Cloud-top temperature" in app.readout_text(0.0, 0.0)
-    assert app.readout_text(9e6, 9e6).startswith("Hover the image")  # off the grid
+    assert app.readout_text(9e6, 9e6).startswith("Hover or click the image")  # off the grid
 
 
 def test_legend_and_export(archive):
@@ -474,21 +487,52 @@ def test_every_frame_is_stamped_with_time_satellite_and_product(archive):
     app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="12:00")
     (x_range, y_range) = app.disk_ranges()
     stamp = app._stamp_layer(x_range, y_range, 400, 400)
-    assert stamp.data.shape[1] < 400 and stamp.data.shape[0] < 80  # only the stamp's pixels are sent
+    assert stamp.data.shape[1] < 400 and stamp.data.shape[0] < 40  # only the stamp's pixels are sent
     left, _, _, top = stamp.bounds.lbrt()
     assert (left, top) == (x_range[0], y_range[1])  # at the top left of the view
-    code = render.read_stamp(stamp.data)
-    from app.views.georing import decode_stamp, stamp_code
-    assert code == stamp_code("G16", T12, "ash") and decode_stamp(code) == (T12, "G16", "ash")
     assert app.stamp_text() == "GOES-16 · Ash RGB · 2021-04-12 12:00 UTC"
+    assert np.array_equal(stamp.data, render.stamp_rgba(app.stamp_text(), small=True))
+    # words only: no machine-readable strip (issue 11); white text on the dark box, nothing else
+    rgb = stamp.data[..., :3].astype(int)
+    assert set(np.unique(rgb.std(axis=-1) > 1)) == {False}  # greys only: no coloured marker
+    assert (rgb.min(axis=-1) > 200).mean() > 0.03  # the text is drawn
+    other = render.stamp_rgba("GOES-16 · Ash RGB · 2021-04-12 15:00 UTC", small=True)
+    assert other.shape == stamp.data.shape and not np.array_equal(other, stamp.data)  # another slot, other pixels
     # the picture under it is the slot's frame
     image = app._image(x_range, y_range, 400, 400, kind="rgb", ranges=(x_range, y_range))
     assert np.array_equal(image.data, app.frame_at(T12, x_range, y_range, 400, 400).values)
-    # the mosaic's frames carry it too (platform: the mosaic)
+    # the page's state says the slot too (a hidden element's data-* attributes)
+    assert app.state_attributes() == {"mode": "satellite", "satellite": "G16", "slot": "2021-04-12T12:00",
+                                      "product": "ash", "playing": "false", "speed": "2",
+                                      "stamp": "GOES-16 · Ash RGB · 2021-04-12 12:00 UTC"}
+    # the mosaic's frames are stamped too
     app.mode = "mosaic"
-    code = render.read_stamp(app._stamp_layer(None, None, 360, 160, mosaic=True, default=((-180, 180), (-80, 80))).data)
-    assert decode_stamp(code) == (T12, None, "ash")
+    stamp = app._stamp_layer(None, None, 900, 400, mosaic=True, default=((-180, 180), (-80, 80)))
+    assert np.array_equal(stamp.data, render.stamp_rgba("Mosaic · Ash RGB · 2021-04-12 12:00 UTC"))
     assert app.stamp_text() == "Mosaic · Ash RGB · 2021-04-12 12:00 UTC"
+
+
+def test_the_mosaic_reads_values_and_exports_like_one_satellite(archive):
+    """Issue 11: the mosaic's readout names the satellite a pixel comes from and its values; its export draws
+    title, time, legend and credits."""
+    app = GeoRing(archive=archive, log=LogConsole(), mode="mosaic", time="12:00")
+    assert app.mosaic_at() is not None
+    text = app.mosaic_readout_text(-75.0, 10.0)  # under GOES-East
+    assert text.startswith("**GOES-16** (GOES-East)") and "**C13** (10.35 µm):" in text and " K" in text
+    info = app.mosaic_values_at(-75.0, 10.0)
+    scene = services.load_product(archive, "G16", T12, "ash")
+    direct = render.pixel_values(scene, lat=10.0, lon=-75.0, channels=["ir_105"])
+    assert info["values"]["ir_105"]["value"] == direct["values"]["ir_105"]["value"]
+    assert app.mosaic_readout_text(140.0, 0.0).startswith("**Himawari-8** (Himawari)")
+    app.product = "cloud_top_height"
+    text = app.mosaic_readout_text(-60.0, 10.0)
+    assert "**Cloud-top height:**" in text and (" km" in text or "clear sky" in text)
+    png = app.export_png().getvalue()
+    picture = Image.open(io.BytesIO(png))
+    assert picture.size == (1600, 650)
+    assert app.export_filename() == "fumarole_mosaic_20210412T1200_cloud_top_height.png"
+    rgb = np.asarray(picture.convert("RGB")).astype(int)
+    assert (rgb.std(axis=-1) > 12).mean() > 0.1  # the colour-mapped field is drawn
 
 
 def test_pause_stops_on_the_frame_shown(archive):
@@ -531,3 +575,77 @@ def test_a_bad_permalink_is_said_value_by_value(archive):
     app = GeoRing.from_query({"satellite": "H08", "time": "15:00", "playing": "false", "speed": "10.0"},
                              archive=archive)
     assert app.alert == "" and app.speed == 10.0
+
+
+# ------------------------------------------------------------------------------------------- the page's player
+def test_the_frames_sent_ahead_are_the_columns_holoviews_sends(archive):
+    """Issue 11's speed: a page swaps frames sent ahead into its image and stamp sources; they must be byte for
+    byte what HoloViews would have sent for that slot (else the swapped picture and a redraw would differ)."""
+    import base64
+    import zlib
+
+    app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="15:00")
+    x_range, y_range = app.disk_ranges()
+    for product in ("ash", "cloud_top_height"):
+        frame = app.frame_at(T15, x_range, y_range, 300, 300, product=product)
+        for element in (render.image_element(frame),
+                        render.stamp_element(300, 300, x_range, y_range, app._stamp_words("G16", product, T15))):
+            sent = hv.renderer("bokeh").get_plot(element).handles["source"].data
+            wire = render.wire_columns(element)
+            image = np.frombuffer(zlib.decompress(base64.b64decode(wire["b64"])), dtype=wire["dtype"])
+            assert image.tobytes() == np.ascontiguousarray(sent["image"][0]).tobytes()
+            assert list(sent["image"][0].shape) == wire["shape"]
+            for name in ("x", "y", "dw", "dh"):
+                assert float(np.asarray(sent[name])[0]) == wire[name], name
+    assert app._stamp_words("G16", "ash", T15) == app.stamp_text()  # the words of the slot shown
+
+
+def _live_player(app):
+    """A view whose page's player said it is ready (no page here: the frames are 'sent' by hand)."""
+    player = app.player()
+    app._live = True
+    x_range, y_range = app.disk_ranges()
+    app._last_view = (x_range, y_range, 300, 300)
+    app._new_view()
+    return player
+
+
+def test_a_step_to_a_frame_sent_ahead_is_not_drawn_again_by_the_server(archive):
+    app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="12:00", product="dust")
+    player = _live_player(app)
+    assert player.order == ["2021-04-12T12:00", "2021-04-12T15:00"] and player.slot == "2021-04-12T12:00"
+    before = app.redraw
+    app.step_slot(1)  # 15:00 not sent yet: the server draws it
+    assert app.redraw == before + 1 and player.slot == "2021-04-12T15:00"
+    payload = app._payload("G16", "dust", T12, app._last_view)
+    app._send_frame(app._view_key, "2021-04-12T12:00", payload)
+    assert (app._view_key, "2021-04-12T12:00") in app._delivered
+    app.step_slot(-1)  # 12:00 was sent: the page swaps it, the server only moves the state
+    assert app.redraw == before + 1 and player.slot == "2021-04-12T12:00" and app.time == "12:00"
+    # the frame sent is the one a redraw would send (the same element the DynamicMap returns)
+    drawn = app._image(app._last_view[0], app._last_view[1], 300, 300, kind="rgb", ranges=app.disk_ranges())
+    assert render.wire_columns(drawn) == payload["image"]
+    # another view (a zoom): the frames sent for the old one do not count any more
+    x_range, y_range = app.disk_ranges()
+    app._last_view = ((x_range[0] / 2, x_range[1] / 2), (y_range[0] / 2, y_range[1] / 2), 300, 300)
+    app._new_view()
+    assert not app._delivered and player.view == app._view_key
+    app.step_slot(1)
+    assert app.redraw == before + 2
+
+
+def test_pause_in_the_page_stops_on_the_frame_the_page_shows(archive):
+    """Playing with the page's player: the timer runs in the page; on Pause the state takes the slot of the frame
+    the page stopped on (said by the page), and the status says "Pausing…" until then."""
+    app = GeoRing(archive=archive, mode="satellite", satellite="G16", time="12:00", product="dust", speed=10.0)
+    player = _live_player(app)
+    app.playing = True
+    assert player.playing and player.fps == 10.0 and app._callback is None  # no server timer
+    player.rate = 9.8  # measured in the page
+    assert app.rate == 9.8 and app.play_text() == "▶ Playing — asked 10 fps, shown 9.8 fps"
+    player.slot = "2021-04-12T15:00"  # the page says what it shows: the state, list, title and URL follow
+    assert app.time == "15:00"
+    app.playing = False
+    assert not player.playing and app.pausing and app.play_text() == "❚❚ Pausing…"
+    player.stopped = "2021-04-12T12:00 4711.5"  # the page stopped on the 12:00 frame
+    assert (app.time, app.pausing, app.play_text()) == ("12:00", False, "❚❚ Paused on 12:00")

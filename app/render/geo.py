@@ -26,9 +26,11 @@ screen pixels as a viewer sees them. :func:`frame` does both and keeps the resul
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import textwrap
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,9 +52,7 @@ __all__ = [
     "CloudTopStyle",
     "SOURCE_COLOURS",
     "FRAMES",
-    "STAMP_BITS",
     "stamp_rgba",
-    "read_stamp",
     "stamp_element",
     "products",
     "product_title",
@@ -81,7 +81,10 @@ __all__ = [
     "colorize",
     "frame_rgba",
     "png_bytes",
+    "thumbnail_png",
     "frame_png",
+    "image_columns",
+    "wire_columns",
 ]
 
 
@@ -727,13 +730,44 @@ def png_bytes(rgba: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def thumbnail_png(frame_da: xr.DataArray, coastlines: bool = True) -> bytes:
+    """A frame as a small PNG that needs no plot: space black, clear sky grey, coastlines drawn in (Pillow).
+
+    The ring's thumbnails: five of these are five ``<img>`` (a few tens of kB each, encoded once and cached), not
+    five Bokeh figures to build, send and lay out.
+    """
+    from PIL import Image, ImageDraw
+
+    rgba = frame_rgba(frame_da)
+    picture = Image.new("RGBA", (rgba.shape[1], rgba.shape[0]), (0, 0, 0, 255))
+    picture.alpha_composite(Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA"))
+    if coastlines and frame_da.attrs.get("crs_proj4"):
+        x, y = coastline_xy(frame_da.attrs["crs_proj4"])
+        x0, dx, _ = _edges(frame_da["x"].values)
+        y0, dy, _ = _edges(frame_da["y"].values)
+        col = (x - x0) / dx
+        row = (y - y0) / dy
+        if frame_da["y"].values.size > 1 and frame_da["y"].values[1] > frame_da["y"].values[0]:
+            row = rgba.shape[0] - row  # frame_rgba put the north row first
+        colour = (51, 51, 51, 255) if frame_da.attrs.get("kind") == "field" else (242, 227, 76, 255)
+        draw = ImageDraw.Draw(picture)
+        for part in np.split(np.column_stack([col, row]), np.flatnonzero(np.isnan(col)) + 1):
+            part = part[np.isfinite(part).all(axis=1)]
+            if len(part) > 1:
+                draw.line([tuple(p) for p in part], fill=colour, width=1)
+    buffer = io.BytesIO()
+    picture.convert("RGB").save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
 def frame_png(frame_da: xr.DataArray, *, title: str, subtitle: str = "", legend: Sequence[str] = (),
               coast: tuple[np.ndarray, np.ndarray] | None = None, credits: str = "",
               size: tuple[float, float] = (12.0, 8.0), dpi: int = 100) -> bytes:
     """A frame as a picture that stands on its own (matplotlib, Agg).
 
     Title (satellite, product), subtitle (time), the image with coastlines, the composite's legend (or a colour
-    bar with units) and the credits, drawn in.
+    bar with units) and the credits, drawn in; the same words in the PNG's text fields (``Title``, ``Time``,
+    ``Colour bar``, ``Credits``), so a program can check what a picture claims to show.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import ListedColormap
@@ -784,44 +818,33 @@ def frame_png(frame_da: xr.DataArray, *, title: str, subtitle: str = "", legend:
     fig.text(x_text, 0.86, "\n".join(lines), fontsize=9.5, color="#222222", va="top", ha="left", linespacing=1.45)
     if credits:
         fig.text(0.02, 0.02, credits, fontsize=8.5, style="italic", color="#555555", va="bottom")
+    words = {"Title": title, "Time": subtitle, "Credits": credits}
+    if field:
+        words["Colour bar"] = f"{style.title} ({style.units})"
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    fig.savefig(buffer, format="png", dpi=dpi, facecolor="white",
+                metadata={k: v.replace("—", "-").encode("latin-1", "replace").decode("latin-1")
+                          for k, v in words.items() if v})
     return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------------------------- frame stamps
 
-#: The stamp's time code: a magenta marker, then :data:`STAMP_BITS` black/white blocks (most significant first).
-STAMP_MARK = (255, 0, 255, 255)
-STAMP_BITS = 36
-STAMP_BLOCK = 6
 
+def stamp_rgba(text: str, small: bool = False) -> np.ndarray:
+    """The stamp of a frame: ``text`` (satellite, product, UTC time) in white on a dark box (RGBA, top left).
 
-def stamp_rgba(text: str, code: int, small: bool = False) -> np.ndarray:
-    """The stamp of a frame: ``text`` on a dark box and, under it, ``code`` as a strip of blocks (RGBA, top left).
-
-    The text (satellite, product, UTC time) is for the eye; the strip (a magenta marker, then
-    :data:`STAMP_BITS` white (1) or black (0) blocks) for a machine: :func:`read_stamp` reads it back from a
-    screenshot. The stamp is sent with the frame, in the same update, so it cannot lag the picture.
+    Only words for the eye: no machine-readable strip is drawn (issue 11). A test proves which slot a page shows by
+    comparing the stamp's image data in the page with this function's output for the slot it expects (the same
+    pixels, byte for byte), and reads the slot itself from the page's state (``.georing-state``'s attributes).
     """
     from PIL import Image, ImageDraw
 
     font = _stamp_font(12 if small else 14)
-    b = STAMP_BLOCK
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     box = probe.textbbox((0, 0), text, font=font)
-    width = max(box[2] + 12, b * (STAMP_BITS + 2) + 12)
-    height = box[3] + 10 + b + 6
-    image = Image.new("RGBA", (width, height), (0, 0, 0, 200))
-    draw = ImageDraw.Draw(image)
-    draw.text((6, 4), text, font=font, fill=(255, 255, 255, 255))
-    y0 = box[3] + 8
-    x0 = 6
-    draw.rectangle((x0, y0, x0 + 2 * b - 1, y0 + b - 1), fill=STAMP_MARK)
-    for i in range(STAMP_BITS):
-        bit = (int(code) >> (STAMP_BITS - 1 - i)) & 1
-        x = x0 + (2 + i) * b
-        draw.rectangle((x, y0, x + b - 1, y0 + b - 1), fill=(255, 255, 255, 255) if bit else (0, 0, 0, 255))
+    image = Image.new("RGBA", (box[2] + 12, box[3] + 10), (0, 0, 0, 200))
+    ImageDraw.Draw(image).text((6, 4), text, font=font, fill=(255, 255, 255, 255))
     return np.asarray(image)
 
 
@@ -832,44 +855,54 @@ def _stamp_font(size: int):
     return ImageFont.load_default(size=size)
 
 
-def read_stamp(rgb: np.ndarray) -> int | None:
-    """The code of the stamp strip in an RGB(A) picture (a screenshot of the canvas), or None if there is none.
-
-    The marker is looked for at the top left (where :func:`stamp_element` puts the stamp) as a run of pure magenta
-    two blocks wide; its width gives the block size on the screen.
-    """
-    px = np.asarray(rgb)[..., :3].astype(int)
-    px = px[:200, :560]  # the stamp is at the top left (about 280 x 45 screen pixels)
-    mark = (px[..., 0] > 235) & (px[..., 1] < 25) & (px[..., 2] > 235)
-    for y in np.flatnonzero(mark.sum(axis=1) >= 6):
-        cols = np.flatnonzero(mark[y])
-        runs = np.split(cols, np.flatnonzero(np.diff(cols) > 1) + 1)
-        run = max(runs, key=len)
-        if len(run) < 6:
-            continue
-        x0, block = run[0], len(run) / 2.0
-        height = int(mark[y:, x0 + len(run) // 2].cumprod().sum())
-        if height < 2:  # (the mosaic may be drawn at another aspect: blocks need not be square)
-            continue
-        yc = y + height // 2
-        code = 0
-        for i in range(STAMP_BITS):
-            xc = int(round(x0 + block * (2 + i + 0.5)))
-            if xc >= px.shape[1]:
-                return None
-            code = (code << 1) | int(px[yc, xc].mean() > 127)
-        return code
-    return None
-
-
-def stamp_element(width: int, height: int, x_range, y_range, text: str, code: int,
-                  kdims=("x", "y")) -> hv.RGB:
+def stamp_element(width: int, height: int, x_range, y_range, text: str, kdims=("x", "y")) -> hv.RGB:
     """:func:`stamp_rgba` as an ``hv.RGB`` at the top left of a view of ``width`` x ``height`` screen pixels.
 
     Only the stamp's own pixels are sent (not a transparent layer the size of the frame).
     """
-    rgba = stamp_rgba(text, code, small=int(width) < 500)
+    rgba = stamp_rgba(text, small=int(width) < 500)
     (x0, x1), (y0, y1) = x_range, y_range
     dx, dy = (x1 - x0) / max(int(width), 1), (y1 - y0) / max(int(height), 1)
     h, w = rgba.shape[:2]
     return hv.RGB(rgba, bounds=(x0, y1 - h * dy, x0 + w * dx, y1), kdims=list(kdims), vdims=["R", "G", "B", "A"])
+
+
+# --------------------------------------------------------------------------------------------- frames for the browser
+
+
+def image_columns(element) -> dict:
+    """The columns HoloViews puts in the Bokeh data source of an ``hv.RGB`` or ``hv.Image`` (``image, x, y, dw, dh``).
+
+    The same arrays as ``RGBPlot.get_data`` / ``RasterPlot.get_data`` (HoloViews 1.23): the RGBA planes stacked and
+    viewed as one ``uint32`` per pixel, or the field's values, rows bottom first. A page that is sent these columns
+    ahead (:func:`wire_columns`) and swaps them into its image's source shows byte for byte what a redraw by the
+    server would have sent (``tests/test_georing.py`` checks it against HoloViews' own plot).
+    """
+    if isinstance(element, hv.RGB):
+        img = np.dstack([element.dimension_values(d, flat=False) for d in element.vdims])
+        img[np.isnan(img)] = 0
+        if img.dtype.name != "uint8":
+            img = img.astype(np.uint8)
+        if img.shape[2] == 3:
+            img = np.dstack([img, np.full(img.shape[:2], 255, dtype="uint8")])
+        n, m, _ = img.shape
+        img = np.ascontiguousarray(img).view(dtype=np.uint32).reshape((n, m))
+    else:
+        img = element.dimension_values(2, flat=False)
+        if img.dtype.kind == "b":
+            img = img.astype(np.int8)
+    left, bottom, right, top = element.bounds.lbrt()
+    return {"image": np.ascontiguousarray(img), "x": float(left), "y": float(bottom), "dw": float(right - left),
+            "dh": float(top - bottom)}
+
+
+def wire_columns(element, level: int = 1) -> dict:
+    """:func:`image_columns` for a page: the image's bytes deflated (zlib) and in base64, with dtype and shape.
+
+    The browser inflates them with its own ``DecompressionStream('deflate')``: exact bytes (a PNG decoded through a
+    canvas would lose them to premultiplied alpha), a fraction of the raw size.
+    """
+    cols = image_columns(element)
+    img = cols.pop("image")
+    return {**cols, "dtype": img.dtype.name, "shape": list(img.shape),
+            "b64": base64.b64encode(zlib.compress(img.tobytes(), level)).decode("ascii")}

@@ -25,13 +25,16 @@ page: the sentence goes to :attr:`GeoRing.alert` (shown at the top of the page) 
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import html
 import io
 import itertools
 import json
+import os
+import re
 import time as clock
-from collections import deque
+from collections import OrderedDict, deque
 
 import holoviews as hv
 import numpy as np
@@ -39,17 +42,21 @@ import pandas as pd
 import panel as pn
 import param
 import xarray as xr
+from panel.custom import JSComponent
 
 from app.data import geo
 from app.data import platforms as constellation
 from app.data.archive import Archive, get_archive
+from app.data.basemap import coastline_lines
 from app.data.errors import FumaroleError, UserInputError
 from app.data.index import without_root
+from app.paths import ASSETS
 from app.render import geo as render
 from app.render import overlays
 from app.science import rgb as rgbmod
 from app.services import geo as services
 from app.views.log_console import LogConsole
+from app.views.volcplume import data_age_text
 
 hv.extension("bokeh", logo=False)
 
@@ -74,14 +81,20 @@ RING_SIZE = 180
 RING_FRAME = 360  # ring thumbnails are made at this size and scale to their card (180 px … 360 px)
 MOSAIC_WIDTH, MOSAIC_HEIGHT = 900, 400
 MOSAIC_MAX = 1500
+#: The ring's thumbnails as PNG bytes, by (platform, slot time, product, coastlines), for the whole process.
+RING_PNGS: dict[tuple, tuple[bytes | None, str, str]] = {}
 #: Frames made ahead of the animation (in a background thread, into the frame cache).
 PREFETCH_AHEAD = 6
+#: Frames a page's player holds (sent ahead; the oldest received is dropped first, here and in the page alike).
+PLAYER_FRAMES = 32
+#: The page's player is used unless ``FUMAROLE_GEO_PLAYER=0`` (the benchmark's baseline: each step drawn by the server).
+USE_PLAYER = os.environ.get("FUMAROLE_GEO_PLAYER", "1") != "0"
+#: The player's frames as sent (deflated image and stamp columns), by platform, product, slot and view.
+PAYLOADS: OrderedDict = OrderedDict()
+PAYLOADS_MAX = 64
 #: The parameters a permalink holds (the URL is the state: reopening it shows the same picture).
 URL_STATE = ["mode", "satellite", "date", "time", "product", "coastlines", "playing", "speed", "x_range", "y_range",
              "lon_range", "lat_range", "show_source"]
-#: Platform index of the mosaic in a frame's stamp code.
-MOSAIC_CODE = 15
-EPOCH = pd.Timestamp("2000-01-01")
 MOSAIC_LON, MOSAIC_LAT = (-180.0, 180.0), (-80.0, 80.0)
 CREDITS = {
     "abi": "NOAA (GOES ABI L1b)",
@@ -101,23 +114,40 @@ def _hhmm(t: pd.Timestamp) -> str:
     return f"{pd.Timestamp(t):%H:%M}"
 
 
-def stamp_code(platform: str | None, t: pd.Timestamp, product: str) -> int:
-    """The number a frame's stamp strip carries: minutes since 2000 (28 bits), platform (4), product (4).
+def _name_frame(plot, element) -> None:
+    """Bokeh hook: the frame's renderer is named ``georing-frame`` (the page's player swaps its source's columns)."""
+    plot.handles["glyph_renderer"].name = "georing-frame"
 
-    ``platform`` None is the mosaic. :func:`decode_stamp` gives the three back.
+
+def _slot_key(t) -> str:
+    return f"{pd.Timestamp(t):%Y-%m-%dT%H:%M}" if t is not None else ""
+
+
+class FramePlayer(JSComponent):
+    """The page's frame player (``assets/georing_player.js``): frames sent ahead, swapped in the browser.
+
+    The server sends each frame once, as the exact columns of the Bokeh image and stamp sources
+    (:func:`app.render.geo.wire_columns`); the page swaps them into the plot's sources locally, at the asked rate
+    while playing and at once on ``<`` / ``>``. The rate is measured in the page; the slot shown goes back to the
+    server (the state, the slot list, the title and the URL follow it), and on Pause the slot the page stopped on.
     """
-    keys = list(constellation.platforms())
-    index = MOSAIC_CODE if platform is None else (keys.index(platform) if platform in keys else 14)
-    minutes = int((pd.Timestamp(t) - EPOCH).total_seconds() // 60)
-    return (minutes << 8) | (index << 4) | (render.products().index(product) & 15)
+
+    slot = param.String(default="", doc="the slot shown (YYYY-MM-DDTHH:MM): set by the state, and by the page")
+    order = param.List(default=[], doc="the day's slots, in order (the animation loops over them)")
+    skip = param.List(default=[], doc="slots the animation skips (their frame cannot be made)")
+    view = param.String(default="", doc="the view the frames are made for (platform, product, ranges, size)")
+    playing = param.Boolean(default=False, doc="the page's timer runs")
+    fps = param.Number(default=2.0, doc="asked rate")
+    rate = param.Number(default=None, allow_None=True, doc="rate measured in the page")
+    stopped = param.String(default="", doc="set by the page when its timer stops: the slot shown, and a nonce")
+    max_frames = param.Integer(default=PLAYER_FRAMES, doc="frames the page keeps")
+
+    _esm = ASSETS / "georing_player.js"
 
 
-def decode_stamp(code: int) -> tuple[pd.Timestamp, str | None, str]:
-    """(slot time, platform id or None for the mosaic, product) of a :func:`stamp_code`."""
-    keys = list(constellation.platforms())
-    index = (code >> 4) & 15
-    platform = None if index == MOSAIC_CODE else (keys[index] if index < len(keys) else "?")
-    return EPOCH + pd.Timedelta(minutes=code >> 8), platform, render.products()[code & 15]
+def _name_stamp(plot, element) -> None:
+    """Bokeh hook: the stamp's renderer is named ``georing-stamp`` (tests find its image data in the page)."""
+    plot.handles["glyph_renderer"].name = "georing-stamp"
 
 
 def _wheel_after_click(plot, element) -> None:
@@ -172,6 +202,10 @@ class GeoRing(pn.viewable.Viewer):
     skipped = param.List(default=[], precedence=-1, doc="derived: slot times the animation skipped, and why")
     rate = param.Number(default=None, allow_None=True, precedence=-1,
                         doc="derived: the animation's measured rate (frames per second) over its last steps")
+    redraw = param.Integer(default=0, precedence=-1,
+                           doc="derived: bumped when the server redraws the image (a slot the page's player lacks)")
+    pausing = param.Boolean(default=False, precedence=-1,
+                            doc="derived: Pause asked, the page's player not yet said which frame it stopped on")
 
     def __init__(self, archive: Archive | None = None, log: LogConsole | None = None, **params):
         self.archive = archive or get_archive()
@@ -186,6 +220,11 @@ class GeoRing(pn.viewable.Viewer):
         self._mosaics: dict = {}
         self._frames: dict = {}
         self._timelines: dict[tuple[str, dt.date], list[pd.Timestamp]] = {}
+        self._player: FramePlayer | None = None
+        self._live = False  # a page's player has said it is ready
+        self._doc = None
+        self._view_key = ""
+        self._delivered: OrderedDict = OrderedDict()
         params["satellite"] = self._platform_of(params.get("satellite", "GOES-East"), params.get("date"),
                                                 params.get("time"))
         if params.get("date") is None or params.get("time") is None:
@@ -200,7 +239,12 @@ class GeoRing(pn.viewable.Viewer):
         super().__init__(**params)
         self._on_day()
         self.param.watch(self._follow_position, ["date"])
+        self.param.watch(self._on_slot, ["time", "date"])
+        self.param.watch(self._player_follows, ["satellite", "product", "mode"])
         self._pointer = hv.streams.PointerXY(x=None, y=None)
+        self._tap = hv.streams.Tap(x=None, y=None)
+        self._mosaic_pointer = hv.streams.PointerXY(x=None, y=None)
+        self._mosaic_tap = hv.streams.Tap(x=None, y=None)
 
     def _platform_of(self, name: str, date=None, time=None) -> str:
         """The platform id of a satellite given by id, name or position (a position: its holder at date/time)."""
@@ -497,6 +541,9 @@ class GeoRing(pn.viewable.Viewer):
         period = int(1000 / self.speed)
         self._steps.clear()
         self.rate = None
+        if self._player_live():
+            self._play_in_page()
+            return
         if self.playing and self._callback is None:
             times = self._times()
             current = self.slot_time
@@ -510,6 +557,178 @@ class GeoRing(pn.viewable.Viewer):
             self._callback.stop()
             self._callback = None
 
+    # ------------------------------------------------------------------------------------------- the page's player
+    def player(self) -> FramePlayer:
+        """The page's frame player (one per view; an invisible element of the one-satellite view)."""
+        if self._player is None:
+            self._player = FramePlayer(slot=_slot_key(self.slot_time), fps=self.speed, height=0, width=0, margin=0,
+                                       order=[_slot_key(t) for t in self._safe_times()])
+            self._player.on_msg(self._on_player_msg)
+            self._player.param.watch(self._on_player_slot, ["slot"])
+            self._player.param.watch(self._on_player_stopped, ["stopped"])
+            self._player.param.watch(lambda e: setattr(self, "rate", e.new) if self.playing else None, ["rate"])
+        return self._player
+
+    def _player_live(self) -> bool:
+        return self._player is not None and self._live and self.mode == "satellite"
+
+    def _safe_times(self) -> list[pd.Timestamp]:
+        try:
+            return self._times() if self.date is not None else []
+        except FumaroleError:
+            return []
+
+    def _on_player_msg(self, msg: dict) -> None:
+        """The page's player: ``ready`` (its frames are none: send them again), ``step`` (``<`` / ``>`` clicked)."""
+        msg = getattr(msg, "data", msg)
+        if not isinstance(msg, dict):
+            return
+        if msg.get("ready"):
+            self._live = True
+            self._doc = pn.state.curdoc
+            self._delivered.clear()
+            if self._player_live():
+                if self.playing:
+                    self._play_in_page()
+                else:
+                    self._deliver_around()
+        elif "step" in msg:
+            self.step_slot(int(msg["step"]))
+
+    def _play_in_page(self) -> None:
+        """Play and Pause with the page's player: the frames of the day's loop sent ahead, the timer in the page."""
+        if self._callback is not None:  # the server's timer ran before the page's player was ready
+            self._callback.stop()
+            self._callback = None
+        player = self.player()
+        if self.playing:
+            player.param.update(order=[_slot_key(t) for t in self._safe_times()], fps=self.speed, playing=True)
+            self._deliver(self._safe_times()[:PLAYER_FRAMES])
+        elif player.playing:
+            self.pausing = True  # until the page says the frame it stopped on (_on_player_stopped)
+            player.playing = False
+        player.fps = self.speed
+
+    def _on_player_stopped(self, event) -> None:
+        """The page stopped its timer on a frame: the state takes that frame's slot (Pause stops on the frame shown)."""
+        if event.new:
+            self._to_slot_key(event.new.split(" ")[0])
+        self.pausing = False
+
+    def _on_player_slot(self, event) -> None:
+        """The page shows another slot (playing): the state follows it (the frame is already there: no redraw)."""
+        if event.new and event.new != _slot_key(self.slot_time):
+            self._to_slot_key(event.new)
+
+    def _to_slot_key(self, key: str) -> None:
+        t = pd.Timestamp(key)
+        if t.date() != self.date:
+            self._set_slot(t.date(), _hhmm(t))
+        elif _hhmm(t) != self.time:
+            self.time = _hhmm(t)
+
+    def _player_follows(self, *_) -> None:
+        """Another satellite, product or mode: the player's slot list (its plot is made again, then its frames)."""
+        if self._player is not None:
+            self._player.param.update(slot=_slot_key(self.slot_time), order=[_slot_key(t) for t in self._safe_times()])
+
+    def _on_slot(self, *_) -> None:
+        """A new slot (or satellite, product, mode): the page's player shows it if it has its frame; else a redraw."""
+        key = _slot_key(self.slot_time)
+        if self._player is not None:
+            self._player.param.update(slot=key, order=[_slot_key(t) for t in self._safe_times()])
+            if self._player_live() and (self._view_key, key) in self._delivered:
+                self.alert = ""  # the frame was made (as a redraw's current_frame says by clearing it)
+                if not self.playing:
+                    self._deliver_around()
+                return
+        self.redraw += 1
+        if self._player_live() and not self.playing:
+            self._deliver_around()
+
+    def _deliver_around(self) -> None:
+        """Send the page the frames of the slots next to the one shown (``<`` / ``>`` then swap them at once)."""
+        times = self._safe_times()
+        current = self.slot_time
+        if not times or current is None:
+            return
+        i = int(np.argmin([abs((t - current).total_seconds()) for t in times]))
+        near = sorted(range(len(times)), key=lambda j: (abs(j - i), j < i))[:2 * PREFETCH_AHEAD + 1]
+        self._deliver([times[j] for j in near])
+
+    def _deliver(self, times) -> None:
+        """Make (background thread) and send the page the frames of ``times`` for the view shown, once each."""
+        if not self._player_live() or self._doc is None or not self._view_key:
+            return
+        view, vkey, doc = self._last_view, self._view_key, self._doc
+        platform, product = self.satellite, self.product
+        jobs = []
+        for t in times:
+            skey = _slot_key(t)
+            if (vkey, skey) in self._delivered:
+                continue
+
+            def make(t=t, skey=skey):
+                try:
+                    payload = self._payload(platform, product, t, view)
+                except FumaroleError as exc:
+                    why = str(exc)
+                    doc.add_next_tick_callback(lambda: self._skip(skey, why))
+                    return
+                doc.add_next_tick_callback(lambda: self._send_frame(vkey, skey, payload))
+
+            jobs.append(((id(self), vkey, skey), make))
+        services.prefetch(jobs)
+
+    def _skip(self, skey: str, why: str) -> None:
+        player = self.player()
+        if skey not in player.skip:
+            player.skip = [*player.skip, skey][-50:]
+            if self.playing:
+                reason = f"animation skipped {skey[-5:]}: {why}"
+                self.skipped = [*self.skipped, reason][-50:]
+                self.report("warning", reason)
+
+    def _send_frame(self, vkey: str, skey: str, payload: dict) -> None:
+        """Send one frame to the page (on the session's loop), unless the view changed or the page has it."""
+        if vkey != self._view_key or (vkey, skey) in self._delivered or not self._player_live():
+            return
+        self._delivered[(vkey, skey)] = True
+        while len(self._delivered) > PLAYER_FRAMES:
+            self._delivered.popitem(last=False)
+        self._player._send_msg({"view": vkey, "slot": skey, **payload})
+
+    def _payload(self, platform: str, product: str, t: pd.Timestamp, view) -> dict:
+        """The image and stamp columns of a slot's frame over a view, deflated (encoded once per process)."""
+        key = (platform, product, pd.Timestamp(t), view)
+        hit = PAYLOADS.get(key)
+        if hit is not None:
+            return hit
+        x_range, y_range, width, height = view
+        frame = self.frame_at(t, x_range, y_range, width, height, platform=platform, product=product)
+        words = self._stamp_words(platform, product, t)
+        out = {"image": render.wire_columns(render.image_element(frame)),
+               "stamp": render.wire_columns(render.stamp_element(width, height, x_range, y_range, words))}
+        PAYLOADS[key] = out
+        while len(PAYLOADS) > PAYLOADS_MAX:
+            PAYLOADS.popitem(last=False)
+        return out
+
+    def _new_view(self) -> None:
+        """The image was drawn for another view (pan, zoom, resize, satellite, product): the page's frames renew."""
+        x_range, y_range, width, height = self._last_view
+        vkey = f"{self.satellite}|{self.product}|{x_range}|{y_range}|{width}|{height}"
+        if vkey == self._view_key:
+            return
+        self._view_key = vkey
+        self._delivered = OrderedDict((k, v) for k, v in self._delivered.items() if k[0] == vkey)
+        if self._player is not None:
+            self._player.view = vkey
+            if self._player_live():
+                self._deliver(self._safe_times()[:PLAYER_FRAMES] if self.playing else [])
+                if not self.playing:
+                    self._deliver_around()
+
     # ------------------------------------------------------------------------------------------- readout, legend
     def values_at(self, x: float | None, y: float | None) -> dict | None:
         """The values under a point of the satellite view (projection metres): channels used, or the cloud top."""
@@ -519,18 +738,58 @@ class GeoRing(pn.viewable.Viewer):
             data = self.load()
         except FumaroleError:
             return None
-        if render.is_cloud_top(self.product):
-            names = [render.CLOUD_TOP[self.product].variable]
-        else:
-            needed, _ = render.product_channels(self.product, self.position.sensor)
-            names = list(needed)
-        return render.pixel_values(data, x, y, channels=names)
+        return render.pixel_values(data, x, y, channels=self._readout_names())
 
     def readout_text(self, x: float | None, y: float | None) -> str:
         """The hover readout: BT / reflectance of each channel the composite uses, or the cloud-top value."""
         info = self.values_at(x, y)
         if info is None:
-            return "Hover the image: the values of the pixel under the cursor."
+            return "Hover or click the image: the values of the pixel under the cursor."
+        return self._values_text(info)
+
+    def mosaic_values_at(self, lon: float | None, lat: float | None) -> dict | None:
+        """The values under a point of the mosaic: the satellite the pixel comes from, and its values there."""
+        t = self.slot_time
+        if lon is None or lat is None or t is None:
+            return None
+        lon_range, lat_range, width, height = self._last_mosaic_view
+        try:
+            out = self.mosaic_frame(t, lon_range, lat_range, width, height)
+        except FumaroleError:
+            return None
+        col = int(np.abs(out["x"].values - lon).argmin())
+        row = int(np.abs(out["y"].values - lat).argmin())
+        k = int(out["source"].values[row, col])
+        if k < 0:
+            return None
+        platform = out.attrs["platforms"][k]
+        try:
+            scene = services.ring_scenes(self.archive, t, self.product).scenes.get(platform)
+        except FumaroleError:
+            return None
+        if scene is None:
+            return None
+        info = render.pixel_values(scene, lat=float(lat), lon=float(lon), channels=self._readout_names(platform, t))
+        if info is not None:
+            pos = geo.ring_position(platform, t, self.archive)
+            info.update(platform=platform, satellite=pos.satellite, position=pos.name)
+        return info
+
+    def _readout_names(self, platform: str | None = None, t=None) -> list[str]:
+        if render.is_cloud_top(self.product):
+            return [render.CLOUD_TOP[self.product].variable]
+        sensor = geo.ring_position(platform or self.satellite, t if t is not None else self.when, self.archive).sensor
+        return list(render.product_channels(self.product, sensor)[0])
+
+    def mosaic_readout_text(self, lon: float | None, lat: float | None) -> str:
+        """The mosaic's readout: the satellite the pixel comes from, where, and the product's values with units."""
+        info = self.mosaic_values_at(lon, lat)
+        if info is None:
+            return "Hover or click the mosaic: the satellite the pixel comes from and its values."
+        who = f"**{info['satellite']}** ({info['position']})" if info.get("position") else f"**{info['satellite']}**"
+        return who + " · " + self._values_text(info)
+
+    def _values_text(self, info: dict) -> str:
         parts = []
         for name, v in info["values"].items():
             if render.is_cloud_top(self.product):
@@ -564,7 +823,9 @@ class GeoRing(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------------------------------- export
     def export_png(self) -> io.BytesIO:
-        """PNG of the current view with the legend, satellite, product and time drawn in."""
+        """PNG of the current view with the legend, satellite, product and time drawn in (the mosaic's, in mosaic)."""
+        if self.mode == "mosaic":
+            return self.mosaic_export_png()
         x_range, y_range, _, _ = self._last_view
         frame = self.current_frame(x_range, y_range, 900, 900)
         if frame is None:
@@ -578,11 +839,40 @@ class GeoRing(pn.viewable.Viewer):
             coast=coast, credits=f"Fumarole GEO ring · data: {', '.join(sources)} · coastlines: Natural Earth")
         return io.BytesIO(png)
 
+    def mosaic_export_png(self) -> io.BytesIO:
+        """PNG of the mosaic's view: title, time, legend or colour bar, the satellites used and credits drawn in."""
+        t = self.slot_time
+        lon_range, lat_range, width, height = self._last_mosaic_view
+        out = self.mosaic_at(lon_range, lat_range, 1200, int(1200 * (lat_range[1] - lat_range[0])
+                                                             / max(lon_range[1] - lon_range[0], 1e-6)))
+        if out is None:
+            raise UserInputError(self.alert or "nothing to export")
+        if render.is_cloud_top(self.product):
+            frame = out["value"].rename(self.product)
+            frame.attrs.update(kind="field")
+        else:
+            frame = out["rgba"].rename(self.product)
+            frame.attrs.update(kind="rgb")
+        lon, lat = coastline_lines("110m")
+        ring = [p for p in self.ring() if p.platform]
+        used = [p for p in ring if out.attrs["names"].get(p.platform) and p.platform not in out.attrs["skipped"]]
+        sensors = dict.fromkeys(CREDITS[p.sensor] for p in used)
+        sources = [*sensors] + ([CREDITS["ctth"]] if render.is_cloud_top(self.product) else [])
+        legend = [*self.legend_lines(sensor=used[0].sensor if used else None)[1:], "",
+                  "Satellites: " + ", ".join(f"{p.satellite} ({p.name})" for p in used)]
+        png = render.frame_png(
+            frame, title=f"Global mosaic — {render.product_title(self.product)}",
+            subtitle=f"{t:%Y-%m-%d %H:%M} UTC (slot; each satellite at its slot of that repeat cycle)",
+            legend=legend, coast=(lon, lat) if self.coastlines else None, size=(16.0, 6.5),
+            credits=f"Fumarole GEO ring · data: {', '.join(sources)} · coastlines: Natural Earth")
+        return io.BytesIO(png)
+
     def export_filename(self) -> str:
-        """fumarole_G16_20210412T1500_ash.png."""
+        """fumarole_G16_20210412T1500_ash.png (the mosaic: fumarole_mosaic_20210412T1500_ash.png)."""
         t = self.slot_time
         stamp = f"{t:%Y%m%dT%H%M}" if t is not None else "none"
-        return f"fumarole_{self.satellite}_{stamp}_{self.product}.png"
+        who = "mosaic" if self.mode == "mosaic" else self.satellite
+        return f"fumarole_{who}_{stamp}_{self.product}.png"
 
     # ------------------------------------------------------------------------------------------- the ring
     def ring_table(self) -> pd.DataFrame:
@@ -612,6 +902,20 @@ class GeoRing(pn.viewable.Viewer):
         except FumaroleError as exc:
             return None, product, str(exc)
 
+    def ring_png(self, platform: str, time) -> tuple[bytes | None, str, str]:
+        """(PNG bytes, product shown, note) of one ring thumbnail, encoded once per process (:data:`RING_PNGS`)."""
+        key = (platform, pd.Timestamp(time), self.product, self.coastlines)
+        hit = RING_PNGS.get(key)
+        if hit is not None:
+            return hit
+        frame, product, note = self.ring_frame(platform, time)
+        out = (None if frame is None else render.thumbnail_png(frame, self.coastlines), product, note)
+        if frame is not None:  # a failure is looked at again next time (the file may have arrived)
+            RING_PNGS[key] = out
+            while len(RING_PNGS) > 120:
+                RING_PNGS.pop(next(iter(RING_PNGS)), None)
+        return out
+
     def _ring_card(self, row) -> pn.Column:
         platform = row.platform
         satellite = row.satellite or "no satellite"
@@ -635,10 +939,14 @@ class GeoRing(pn.viewable.Viewer):
         items = [pn.pane.HTML(head + f'<div class="georing-time">{time_text}</div>{badge}', height=80,
                               sizing_mode="stretch_width", margin=(0, 0))]
         if not pd.isna(row.time):
-            frame, product, note = self.ring_frame(platform, row.time)
-            if frame is not None:
-                element = self._geo_overlay(frame, None, None, toolbar=False)
-                items.append(pn.pane.HoloViews(element, margin=(0, 0), sizing_mode="stretch_width"))
+            png, product, note = self.ring_png(platform, row.time)
+            if png is not None:
+                alt = (f"{satellite} {render.product_title(product)} {row.time:%Y-%m-%d %H:%M} UTC, full disk "
+                       f"seen from {_lon_text(row.sub_lon)}")
+                items.append(pn.pane.HTML(
+                    f'<img class="georing-thumb" alt="{html.escape(alt)}" src="data:image/png;base64,'
+                    f'{base64.b64encode(png).decode()}" style="width:100%;height:auto;display:block;'
+                    f'aspect-ratio:1">', margin=(0, 0), sizing_mode="stretch_width"))
             if note:
                 items.append(pn.pane.Alert(note, alert_type="warning", sizing_mode="stretch_width", margin=(0, 0)))
         button = pn.widgets.Button(label=f"Open {row.name}", color="light", sizing_mode="stretch_width",
@@ -681,25 +989,6 @@ class GeoRing(pn.viewable.Viewer):
         return pn.Column(head, pn.FlexBox(*cards, gap="6px"), sizing_mode="stretch_width")
 
     # ------------------------------------------------------------------------------------------- plots
-    def _geo_overlay(self, frame: xr.DataArray, width: int, height: int, toolbar: bool = True):
-        image = render.image_element(frame)
-        parts = [image]
-        if frame.attrs.get("kind") == "field":
-            parts.insert(0, render.rgb_element(xr.DataArray(render.disk_rgba(frame), dims=("y", "x", "rgba"),
-                                                            coords={"y": frame.y, "x": frame.x})))
-        if self.coastlines:
-            colour = "#333333" if frame.attrs.get("kind") == "field" else "#f2e34c"
-            parts.append(render.coastline_path(frame.attrs["crs_proj4"], color=colour))
-        overlay = hv.Overlay(parts)
-        opts = dict(xaxis=None, yaxis=None, bgcolor="black", width=width, height=height, data_aspect=1,
-                    toolbar=None if not toolbar else "right", show_frame=False)
-        if width is None:  # a ring card: as wide as the card, square
-            opts = dict(opts, data_aspect=None, responsive=True, aspect=1, min_width=RING_SIZE - 20)
-            del opts["width"], opts["height"]
-        if frame.attrs.get("kind") == "field" and (width or RING_SIZE) < 400:
-            image.opts(colorbar=False)
-        return overlay.opts(**opts)
-
     def _empty(self, kind: str, ranges, kdims=("x", "y")):
         (x0, x1), (y0, y1) = ranges
         if kind == "field":
@@ -717,11 +1006,14 @@ class GeoRing(pn.viewable.Viewer):
         who = "Mosaic" if mosaic else self.position.satellite
         return f"{who} · {render.product_title(self.product)} · {when}"
 
+    def _stamp_words(self, platform: str, product: str, t) -> str:
+        """:meth:`stamp_text` of a satellite's slot ``t`` (the frames the page's player is sent ahead)."""
+        satellite = geo.ring_position(platform, t, self.archive).satellite
+        return f"{satellite} · {render.product_title(product)} · {pd.Timestamp(t):%Y-%m-%d %H:%M} UTC"
+
     def _stamp(self, platform, x_range, y_range, width, height, kdims=("x", "y")) -> hv.RGB:
-        t = self.slot_time
-        code = stamp_code(platform, t, self.product) if t is not None else 0
-        return render.stamp_element(width, height, x_range, y_range, self.stamp_text(platform is None), code,
-                                    kdims)
+        element = render.stamp_element(width, height, x_range, y_range, self.stamp_text(platform is None), kdims)
+        return element.opts(hooks=[_name_stamp])
 
     def _image(self, x_range, y_range, width, height, time=None, date=None, kind=None, ranges=None, **_):
         width = int(width or MAP_SIZE)
@@ -729,6 +1021,7 @@ class GeoRing(pn.viewable.Viewer):
         x_range = tuple(x_range) if x_range else ranges[0]
         y_range = tuple(y_range) if y_range else ranges[1]
         self._last_view = (x_range, y_range, width, height)
+        self._new_view()
         frame = self.current_frame(x_range, y_range, width, height)
         if frame is None:
             base = self._empty(kind, ranges)
@@ -736,7 +1029,7 @@ class GeoRing(pn.viewable.Viewer):
             base = render.image_element(frame)
             if kind == "field":
                 base = base.opts(colorbar=True)
-        return base
+        return base.opts(hooks=[_name_frame])
 
     def _stamp_layer(self, x_range, y_range, width, height, mosaic=False, default=None, **_):
         """The stamp of the frame a view shows (its own layer, above the coastlines, in the same update)."""
@@ -758,22 +1051,26 @@ class GeoRing(pn.viewable.Viewer):
         grid = self._grid_scene()
         if grid is None:
             return pn.pane.Alert(f"The archive has no {self.position.satellite} slot.", alert_type="warning")
-        ranges = render.disk_ranges(grid)
+        # in whole metres, as the URL has them: a page opened from the URL draws the same view, pixel for pixel
+        # (a view off by a fraction of a metre moved the coastlines' anti-aliasing by a grey level or two)
+        ranges = tuple(tuple(float(round(v)) for v in r) for r in render.disk_ranges(grid))
         kind = "field" if render.is_cloud_top(self.product) else "rgb"
         x_range = tuple(self.x_range) if self.x_range else ranges[0]
         y_range = tuple(self.y_range) if self.y_range else ranges[1]
         rng = hv.streams.RangeXY(x_range=x_range, y_range=y_range)
         size = hv.streams.PlotSize(width=MAP_SIZE, height=MAP_SIZE)
-        state = hv.streams.Params(self, ["time", "date"])
+        # a new slot redraws on the server only when the page's player lacks its frame (``redraw``, _on_slot)
+        state = hv.streams.Params(self, ["redraw"])
         image = hv.DynamicMap(lambda **kw: self._image(kind=kind, ranges=ranges, **kw), streams=[rng, size, state])
         rng.add_subscriber(self._on_range)
         self._pointer.source = image
+        self._tap.source = image
         proj4 = str(grid.attrs["crs_proj4"])
         coast = hv.DynamicMap(lambda x_range, y_range, coastlines: self._coast(x_range, y_range, coastlines, proj4,
                                                                                 kind),
                               streams=[rng, hv.streams.Params(self, ["coastlines"])])
-        stamp = hv.DynamicMap(lambda **kw: self._stamp_layer(default=ranges, **kw),
-                              streams=[rng, size, hv.streams.Params(self, ["time", "date"])])
+        # one stream for the image and its stamp: a step is one refresh of the plot, not two (issue 11's speed)
+        stamp = hv.DynamicMap(lambda **kw: self._stamp_layer(default=ranges, **kw), streams=[rng, size, state])
         layers = [image, coast, stamp]
         if kind == "field":
             layers.insert(0, self._disk_layer(grid))
@@ -881,6 +1178,8 @@ class GeoRing(pn.viewable.Viewer):
         image = hv.DynamicMap(lambda **kw: self._mosaic_image(kind=kind, source=source, **kw),
                               streams=[rng, size, state])
         rng.add_subscriber(self._on_mosaic_range)
+        self._mosaic_pointer.source = image
+        self._mosaic_tap.source = image
 
         def coast(x_range, y_range, coastlines):
             if not coastlines:
@@ -889,7 +1188,7 @@ class GeoRing(pn.viewable.Viewer):
 
         lines = hv.DynamicMap(coast, streams=[rng, hv.streams.Params(self, ["coastlines"])])
         stamp = hv.DynamicMap(lambda **kw: self._stamp_layer(mosaic=True, default=(MOSAIC_LON, MOSAIC_LAT), **kw),
-                              streams=[rng, size, hv.streams.Params(self, ["time", "date"])])
+                              streams=[rng, size, state])
         overlay = (image * lines * stamp).opts(
             responsive=True, aspect=MOSAIC_WIDTH / MOSAIC_HEIGHT, min_width=300, max_width=MOSAIC_MAX,
             xlim=lon_range, ylim=lat_range, xlabel="Longitude (°)", ylabel="Latitude (°)", bgcolor="#dddddd",
@@ -928,15 +1227,40 @@ class GeoRing(pn.viewable.Viewer):
             self.date_picker(),
             self.slot_select(),
             w.Select.from_param(self.param.product, label="Product"),
-            w.Checkbox.from_param(self.param.coastlines, label="Coastlines"),
-            w.Checkbox.from_param(self.param.show_source, label="Show source satellite (mosaic)"),
+            self._labelled_checkbox("coastlines", "Coastlines"),
+            self._labelled_checkbox("show_source", "Show source satellite (mosaic)"),
             play,
             w.FloatSlider.from_param(self.param.speed, label="Speed (frames per second)"),
             sizing_mode="stretch_width",
         )
 
-    def stepper(self) -> pn.Row:
-        """``<<<  <  >  >>>``: a day back, a slot back, a slot forward, a day forward."""
+    def _labelled_checkbox(self, name: str, label: str) -> pn.widgets.CheckBoxGroup:
+        """A Boolean parameter as one checkbox wrapped in its ``<label>`` (screen readers name it; axe's ``label``).
+
+        Panel's ``Checkbox`` writes its text in a ``<div>`` beside the box; Bokeh's ``CheckboxGroup`` wraps each box
+        and its text in one ``<label>``. Kept in sync both ways.
+        """
+        box = pn.widgets.CheckBoxGroup(options=[label], value=[label] if getattr(self, name) else [],
+                                       css_classes=[f"georing-{name.replace('_', '-')}"])
+
+        def to_state(event):
+            if (label in event.new) != getattr(self, name):
+                setattr(self, name, label in event.new)
+
+        def to_widget(event):
+            if (label in box.value) != bool(event.new):
+                box.value = [label] if event.new else []
+
+        box.param.watch(to_state, "value")
+        self.param.watch(to_widget, name)
+        return box
+
+    def stepper(self, in_page: bool = False) -> pn.Row:
+        """``<<<  <  >  >>>``: a day back, a slot back, a slot forward, a day forward.
+
+        ``in_page`` (the one-satellite view): ``<`` and ``>`` go to the page's player first (it swaps a frame sent
+        ahead at once, then asks the server to step), not to the server directly.
+        """
         buttons = []
         for label, action, tip in (("<<<", lambda _e: self.step_day(-1), "a day back"),
                                    ("<", lambda _e: self.step_slot(-1), "previous slot"),
@@ -944,7 +1268,11 @@ class GeoRing(pn.viewable.Viewer):
                                    (">>>", lambda _e: self.step_day(1), "a day forward")):
             b = pn.widgets.Button(label=label, width=56, color="default", description=tip,
                                   css_classes=["georing-step"])
-            b.on_click(action)
+            if in_page and label in ("<", ">"):
+                n = 1 if label == ">" else -1
+                b.js_on_click(code=f"document.dispatchEvent(new CustomEvent('georing-step', {{detail: {n}}}))")
+            else:
+                b.on_click(action)
             buttons.append(b)
         play = pn.widgets.Toggle.from_param(self.param.playing, label="▶ / ❚❚", width=70, color="primary",
                                             css_classes=["georing-play-toggle"])
@@ -955,6 +1283,8 @@ class GeoRing(pn.viewable.Viewer):
         if self.playing:
             shown = f", shown {self.rate:g} fps" if self.rate else ""
             return f"▶ Playing — asked {self.speed:g} fps{shown}"
+        if self.pausing:
+            return "❚❚ Pausing…"
         return f"❚❚ Paused on {self.time or 'no slot'}"
 
     @property
@@ -967,7 +1297,7 @@ class GeoRing(pn.viewable.Viewer):
                            f'{html.escape(self.play_text())}</div>')
 
         show()
-        self.param.watch(show, ["playing", "speed", "rate"])
+        self.param.watch(show, ["playing", "speed", "rate", "pausing"])
         self.param.watch(lambda *_: None if self.playing else show(), ["time", "date"])
         return pane
 
@@ -1052,7 +1382,8 @@ class GeoRing(pn.viewable.Viewer):
         except UserInputError as exc:
             return pn.pane.Markdown(str(exc))
         body = "  \n".join(html.escape(x) for x in lines[2:])
-        return pn.pane.Markdown(f"**{lines[0]}** — {lines[1]}  \n{body}", margin=(0, 10), width=MAP_SIZE + 100)
+        return pn.pane.Markdown(f"**{lines[0]}** — {lines[1]}  \n{body}", margin=(0, 10),
+                                sizing_mode="stretch_width", max_width=MAP_SIZE + 100)
 
     def alert_pane(self) -> pn.pane.Alert:
         """The page's alert: what could not be shown and why (hidden when all is well).
@@ -1069,10 +1400,24 @@ class GeoRing(pn.viewable.Viewer):
     def _on_alert(self, *_):
         self._alert.param.update(object=self.alert or "", alert_type=self.alert_level, visible=bool(self.alert))
 
-    def readout(self) -> pn.pane.Markdown:
-        """The hover readout below the image."""
-        return pn.pane.Markdown(pn.bind(self.readout_text, self._pointer.param.x, self._pointer.param.y),
-                                margin=(0, 10), width=MAP_SIZE + 100)
+    def readout(self, mosaic: bool = False) -> pn.pane.HTML:
+        """The readout below the image: the values under the pointer (hover) or the last point clicked (touch)."""
+        text = self.mosaic_readout_text if mosaic else self.readout_text
+
+        def as_html(words: str) -> str:
+            bold = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(words))
+            return f'<div class="georing-readout" role="status" aria-live="polite">{bold}</div>'
+
+        pane = pn.pane.HTML(as_html(text(None, None)), margin=(0, 10), sizing_mode="stretch_width")
+        streams = (self._mosaic_pointer, self._mosaic_tap) if mosaic else (self._pointer, self._tap)
+
+        def show(x=None, y=None, **_):
+            if x is not None and y is not None:
+                pane.object = as_html(text(x, y))
+
+        for stream in streams:
+            stream.add_subscriber(show)
+        return pane
 
     def download(self) -> pn.widgets.FileDownload:
         """The PNG export button (legend, satellite, product and time drawn in)."""
@@ -1082,7 +1427,7 @@ class GeoRing(pn.viewable.Viewer):
         def rename(*_):
             button.filename = self.export_filename()
 
-        self.param.watch(rename, ["satellite", "date", "time", "product"])
+        self.param.watch(rename, ["satellite", "date", "time", "product", "mode"])
         return button
 
     @param.depends("mode")
@@ -1091,10 +1436,13 @@ class GeoRing(pn.viewable.Viewer):
         if self.mode == "ring":
             return self.ring_view
         if self.mode == "mosaic":
-            return pn.Column(self.time_label, self.stepper(), self.mosaic_plot, self.source_legend,
-                             sizing_mode="stretch_width")
-        return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
-                         self.download(), sizing_mode="stretch_width")
+            return pn.Column(self.time_label, self.stepper(), self.mosaic_plot, self.readout(mosaic=True),
+                             self.source_legend, self.legend, self.download(), sizing_mode="stretch_width")
+        if not USE_PLAYER:
+            return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
+                             self.download(), sizing_mode="stretch_width")
+        return pn.Column(self.time_label, self.stepper(in_page=True), self.satellite_plot, self.readout(),
+                         self.legend, self.download(), self.player(), sizing_mode="stretch_width")
 
     def check(self) -> bool:
         """Read what the current mode shows (cached) and say in the alert what cannot be shown; True if all can.
@@ -1199,6 +1547,44 @@ class GeoRing(pn.viewable.Viewer):
             out[name] = value if isinstance(value, str) else json.dumps(value)
         return out
 
+    def state_attributes(self) -> dict[str, str]:
+        """The state a page shows, as the ``data-*`` attributes of its ``.georing-state`` element (for tests)."""
+        t = self.slot_time
+        return {"mode": self.mode, "satellite": "" if self.mode == "mosaic" else self.satellite,
+                "slot": f"{t:%Y-%m-%dT%H:%M}" if t is not None else "", "product": self.product,
+                "playing": str(self.playing).lower(), "speed": f"{self.speed:g}", "stamp": self.stamp_text()}
+
+    def data_age_pane(self) -> pn.pane.HTML:
+        """The archive's newest slot and its age (:func:`data_age_text`): at first paint, again when the day changes."""
+        pane = pn.pane.HTML("", margin=(0, 10), sizing_mode="stretch_width")
+
+        def show(*_):
+            try:
+                newest = geo.ring_latest(self.archive)["time"].max()
+            except FumaroleError:
+                newest = None
+            text = html.escape(data_age_text(newest, kind="slot"))
+            pane.object = f'<div class="georing-data-age" style="font-size:12px;color:#555">{text}</div>'
+
+        show()
+        self.param.watch(show, ["date"])
+        return pane
+
+    def state_pane(self) -> pn.pane.HTML:
+        """A hidden element carrying the shown state as ``data-*`` attributes (a test reads the slot from it)."""
+        pane = pn.pane.HTML("", margin=0, height=0, styles={"display": "none"})
+
+        def show(*_):
+            attrs = " ".join(f'data-{k}="{html.escape(v)}"' for k, v in self.state_attributes().items())
+            pane.object = f'<div class="georing-state" aria-hidden="true" {attrs}></div>'
+
+        show()
+        self.param.watch(show, ["mode", "satellite", "date", "time", "product", "playing", "speed"])
+        return pane
+
     def __panel__(self):
         self.check()
-        return pn.Column(self.alert_pane(), self.main_view, sizing_mode="stretch_width")
+        if self.playing and self._callback is None:  # a link with playing=true: the animation runs from the start
+            self._on_play()
+        return pn.Column(self.alert_pane(), self.data_age_pane(), self.main_view, self.state_pane(),
+                         sizing_mode="stretch_width")
