@@ -171,12 +171,16 @@ def archive_over(root: Path, folder: Path):
 
 
 @contextlib.contextmanager
-def serve_api(archive):
-    """Base URL of a Tornado server with the GEO API routes over ``archive``, in a thread (stopped on exit)."""
+def serve_api(archive, modules=("geo",)):
+    """Base URL of a Tornado server with the API routes of ``modules`` (of app.api: ``geo``, ``v1``) over ``archive``,
+    in a thread (stopped on exit)."""
+    import importlib
+
     import tornado.httpserver
     import tornado.web
 
-    from app.api.geo import routes
+    def routes(archive):
+        return [r for m in modules for r in importlib.import_module(f"app.api.{m}").routes(archive=archive)]
 
     port = _free_port()
     started = threading.Event()

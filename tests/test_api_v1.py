@@ -7,13 +7,10 @@ bad input named by its status and parameter.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import json
 import os
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,11 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import _free_port, archive_over
+from conftest import archive_over, serve_api
 from openapi_spec_validator import validate
 from PIL import Image
 
-from app.api import geo as api_geo
 from app.api import openapi, params, v1
 from app.core.zones import ZONES
 from app.data.archive import Archive
@@ -41,36 +37,9 @@ PLUME = (13.822, -51.886)  # a 45 DU pixel of orbit 18121, east of St Vincent
 CLEAN = (24.0, -86.0)  # the Gulf of Mexico: background columns below 1 DU
 
 
-@contextlib.contextmanager
 def serve_v1(archive):
     """Base URL of a Tornado server with the v1 and the old GEO routes over ``archive`` (stopped on exit)."""
-    import tornado.httpserver
-    import tornado.web
-
-    port = _free_port()
-    started = threading.Event()
-    state = {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = tornado.web.Application(api_geo.routes(archive=archive) + v1.routes(archive=archive))
-        server = tornado.httpserver.HTTPServer(app)
-        server.listen(port, "127.0.0.1")
-        state.update(loop=loop)
-        started.set()
-        loop.run_forever()
-        server.stop()
-        loop.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    assert started.wait(30), "the API server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        state["loop"].call_soon_threadsafe(state["loop"].stop)
-        thread.join(10)
+    return serve_api(archive, ("geo", "v1"))
 
 
 @pytest.fixture(scope="module")
