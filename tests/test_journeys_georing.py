@@ -86,6 +86,12 @@ def canvas_pixels(page) -> np.ndarray | None:
     return np.asarray(Image.open(io.BytesIO(page.screenshot(clip=box))).convert("RGB"))
 
 
+def canvas_digest(page) -> str | None:
+    """SHA-256 of the image's pixels on screen; None while the page has no image box (still laying out)."""
+    pixels = canvas_pixels(page)
+    return None if pixels is None else hashlib.sha256(pixels.tobytes()).hexdigest()
+
+
 #: SHA-256 of the image data of the newest stamp renderer (``georing-stamp``) in the page's Bokeh documents.
 STAMP_JS = """async () => {
   let best = null;
@@ -255,14 +261,14 @@ class GeoRingJourney(RuleBasedStateMachine):
     def reopen_the_url(self):
         """The URL reopened in a new page gives the same picture, pixel for pixel."""
         self._settled()
-        here = hashlib.sha256(canvas_pixels(self.page).tobytes()).hexdigest()
+        here = _until("the image on this page", lambda: canvas_digest(self.page))
         other = self.context.new_page()
         try:
             other.goto(self.page.url)
             want = stamp_digests(stamp_text(self.state))
             _until("the reopened page to show the same slot", lambda: shown_stamp(other) in want)
-            there = _until("the same canvas in the reopened page", lambda: (
-                lambda h: h if h == here else None)(hashlib.sha256(canvas_pixels(other).tobytes()).hexdigest()))
+            there = _until("the same canvas in the reopened page",
+                           lambda: (lambda h: h if h == here else None)(canvas_digest(other)))
             assert there == here
         finally:
             other.close()
