@@ -56,6 +56,7 @@ from app.render import overlays
 from app.science import rgb as rgbmod
 from app.services import geo as services
 from app.views.log_console import LogConsole
+from app.views.shell import labelled_checkbox
 from app.views.volcplume import data_age_text
 
 hv.extension("bokeh", logo=False)
@@ -1235,25 +1236,8 @@ class GeoRing(pn.viewable.Viewer):
         )
 
     def _labelled_checkbox(self, name: str, label: str) -> pn.widgets.CheckBoxGroup:
-        """A Boolean parameter as one checkbox wrapped in its ``<label>`` (screen readers name it; axe's ``label``).
-
-        Panel's ``Checkbox`` writes its text in a ``<div>`` beside the box; Bokeh's ``CheckboxGroup`` wraps each box
-        and its text in one ``<label>``. Kept in sync both ways.
-        """
-        box = pn.widgets.CheckBoxGroup(options=[label], value=[label] if getattr(self, name) else [],
-                                       css_classes=[f"georing-{name.replace('_', '-')}"])
-
-        def to_state(event):
-            if (label in event.new) != getattr(self, name):
-                setattr(self, name, label in event.new)
-
-        def to_widget(event):
-            if (label in box.value) != bool(event.new):
-                box.value = [label] if event.new else []
-
-        box.param.watch(to_state, "value")
-        self.param.watch(to_widget, name)
-        return box
+        """A Boolean parameter as one labelled checkbox (:func:`app.views.shell.labelled_checkbox`)."""
+        return labelled_checkbox(self, name, label, css_classes=[f"georing-{name.replace('_', '-')}"])
 
     def stepper(self, in_page: bool = False) -> pn.Row:
         """``<<<  <  >  >>>``: a day back, a slot back, a slot forward, a day forward.
