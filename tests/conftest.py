@@ -81,8 +81,10 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout_s: float = 120.0) ->
 
 
 @contextlib.contextmanager
-def served(catalog: Path, *, env: dict | None = None, quiet: bool = False):
-    """`fumarole serve` on ``catalog`` on a free loopback port; yields the base URL once ``/`` answers; stops it.
+def served(catalog: Path, *, env: dict | None = None, quiet: bool = False, args: tuple = (), ready: str = "/"):
+    """`fumarole serve` on ``catalog`` on a free loopback port; yields the base URL once ``ready`` answers; stops it.
+
+    ``args``: more flags of ``fumarole serve`` (e.g. the access-control ones).
 
     ``quiet``: the server's output is dropped (a long journey would fill the pipe); else it is kept for the error
     message of a server that dies on start.
@@ -91,12 +93,12 @@ def served(catalog: Path, *, env: dict | None = None, quiet: bool = False):
     full_env = dict(os.environ, FUMAROLE_CATALOG=str(catalog), BOKEH_LOG_LEVEL="warn", **(env or {}))
     out = subprocess.DEVNULL if quiet else subprocess.PIPE
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1", *args],
         cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(url + "/", proc)
+        wait_for_http(url + ready, proc)
         yield url
     finally:
         stop_process(proc)
