@@ -26,21 +26,27 @@ class LogConsole(pn.viewable.Viewer):
         """The messages (of one level, or all), oldest first."""
         return [m for _, lv, m in self.entries if level is None or lv == level]
 
-    @param.depends("entries")
-    def _html(self):
+    def _body(self) -> str:
         if not self.entries:
-            body = "<i>Nothing read yet.</i>"
-        else:
-            rows = [
-                f'<div><span style="color:#666">{t}</span> '
-                f'<b style="color:{_COLOURS.get(lv, "#333")}">{lv.upper()}</b> {html.escape(m)}</div>'
-                for t, lv, m in reversed(self.entries)
-            ]
-            body = "".join(rows)
-        return pn.pane.HTML(
-            f'<div class="fumarole-log" style="font:12px monospace;max-height:220px;overflow-y:auto">{body}</div>',
-            sizing_mode="stretch_width",
-        )
+            return '<div class="fumarole-log" role="log"><i>Nothing read yet.</i></div>'
+        rows = [
+            f'<div><span style="color:#666">{t}</span> '
+            f'<b style="color:{_COLOURS.get(lv, "#333")}">{lv.upper()}</b> {html.escape(m)}</div>'
+            for t, lv, m in reversed(self.entries)
+        ]
+        return (f'<div class="fumarole-log" role="log" style="font:12px monospace;max-height:220px;overflow-y:auto">'
+                f'{"".join(rows)}</div>')
+
+    @param.depends("entries", watch=True)
+    def _refresh(self) -> None:
+        # one pane, its text replaced: a new line changes one property of one model (it used to build a new pane,
+        # hence a new Bokeh model sent to the page, for every line)
+        if self._pane is not None:
+            self._pane.object = self._body()
+
+    _pane = None
 
     def __panel__(self):
-        return pn.Column(self._html, sizing_mode="stretch_width")
+        if self._pane is None:
+            self._pane = pn.pane.HTML(self._body(), sizing_mode="stretch_width")
+        return self._pane
