@@ -154,3 +154,55 @@ def test_an_unwritable_state_folder_is_said_once_and_all_goes_on(readonly_archiv
     assert "Traceback" not in caplog.text
     assert snapshot(root) == before
     assert blocker.read_text() == "not a folder"
+
+
+def _answer(url: str) -> tuple[int, str, bytes]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def test_the_api_on_a_readonly_archive_answers_every_route_and_writes_nothing(readonly_archive):
+    import io
+    import json
+
+    from conftest import serve_api
+    from PIL import Image
+
+    from app.services.timeseries import read_timeseries_csv
+
+    root, catalogue = readonly_archive
+    before = snapshot(root)
+    archive = Archive(str(catalogue))
+    routes = {
+        "so2/map.png?date=2021-04-12&zone=Caribbean&level=7km&width=512": "png",
+        "so2/value?date=2021-04-12&lat=13.3&lon=-61.2": "json",
+        "so2/orbits?date=2021-04-12&zone=Caribbean": "json",
+        "so2/timeseries?volcano=Soufriere%20St.%20Vincent&start=2021-04-12&end=2021-04-12&radii=100,300": "csv",
+        "caliop/granules?date=2021-04-12&zone=Caribbean": "json",
+        "caliop/curtain.png?granule=CAL_LID_L1-Standard-V4-51.2021-04-12T15-17-42ZD&width=400&height=200": "png",
+        "geo/image.png?satellite=G16&product=ash&time=2021-04-12T15:00&bbox=-70,5,-50,20&width=300": "png",
+        "geo/slots?satellite=G16&date=2021-04-12": "json",
+        "geo/mosaic.png?product=ash&time=2021-04-12T15:00&width=360": "png",
+        "volcanoes?q=Soufriere": "json",
+    }
+    with serve_api(archive, ("geo", "v1")) as url:
+        answers = {route: _answer(f"{url}/api/v1/{route}") for route in routes}
+    for route, kind in routes.items():
+        status, ctype, body = answers[route]
+        assert status == 200, (route, body[:300])
+        if kind == "png":
+            picture = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
+            assert picture.shape[1] in (300, 360, 400, 512) and len(np.unique(picture.reshape(-1, 4), axis=0)) > 5
+        elif kind == "json":
+            assert json.loads(body), route
+        else:
+            assert ctype.startswith("text/csv")
+            _header, table = read_timeseries_csv(io.StringIO(body.decode()))
+            assert table["mass_t"].max() > 100  # tonnes of SO2 within 300 km of the eruption
+    assert snapshot(root) == before
