@@ -313,6 +313,8 @@ def open_session(base: str, path: str, arguments: dict | None = None, *, ready: 
     """
     import panel  # noqa: F401 - registers Panel's Bokeh models, needed to decode the document
 
+    import app.views.georing  # noqa: F401 - registers the GEO ring's own Bokeh model (its frame player), likewise
+
     t0 = time.perf_counter()
     deadline = time.monotonic() + timeout_s
     out = Session()

@@ -57,9 +57,15 @@ from PIL import Image
 from app.paths import REPO
 from benchmarks.bench_load import Session, open_session  # benchmarks/: on pytest's pythonpath (pyproject.toml)
 
+pytest.register_assert_rewrite("tests.remote_servers")
+from tests.remote_servers import KEY_ENV, SECRET_ENV, write_remote_catalog  # noqa: E402
+
 pytestmark = [pytest.mark.slow]
+pytest_plugins = ["tests.remote_servers"]
 
 LOAD_SECONDS = float(os.environ.get("FUMAROLE_SOAK_SECONDS", "100"))
+#: the same soak over the archive on a local S3 server (moto, read-only credentials): shorter, the load is the same
+LOAD_SECONDS_S3 = float(os.environ.get("FUMAROLE_SOAK_SECONDS_S3", "60"))
 MAX_REQUESTS = int(os.environ.get("FUMAROLE_SOAK_REQUESTS", "900"))
 HTTP_THREADS = 6
 REQUEST_TIMEOUT_S = 90.0
@@ -94,6 +100,8 @@ class Server:
     url: str
     proc: subprocess.Popen
     log: Path
+    source: str = "local"  # where the archive is: "local" or "s3"
+    remote: object = None  # the S3 archive (tests.remote_servers.RemoteArchive) when on S3
 
     def output(self) -> str:
         """Everything the server wrote so far (stdout and stderr)."""
@@ -116,21 +124,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def soak_server(tiny_archive_path, tmp_path_factory):
+@pytest.fixture(scope="module", params=["local", "s3"])
+def soak_server(request, tiny_archive_path, tmp_path_factory):
     """A ``fumarole serve`` of the tiny catalogue for this module: a free port, its own state folder, faulthandler
-    on."""
+    on; the archive in a local folder, or on a local S3 server read with a read-only user's credentials (the
+    catalogue a user would write, its key and secret from the environment)."""
     port = _free_port()
     folder = tmp_path_factory.mktemp("soak")
     log = folder / "server.log"
-    env = dict(os.environ, FUMAROLE_CATALOG=str(REPO / "catalogs" / "tiny.yaml"), BOKEH_LOG_LEVEL="warn",
-               FUMAROLE_STATE_DIR=str(folder / "state"), PYTHONFAULTHANDLER="1")
+    catalogue, extra, remote = REPO / "catalogs" / "tiny.yaml", {}, None
+    if request.param == "s3":
+        remote = request.getfixturevalue("s3_tiny_archive")
+        catalogue = write_remote_catalog(folder, remote.root, remote.storage_options)
+        extra = {KEY_ENV: remote.storage_options["key"], SECRET_ENV: remote.storage_options["secret"]}
+    env = dict(os.environ, FUMAROLE_CATALOG=str(catalogue), BOKEH_LOG_LEVEL="warn",
+               FUMAROLE_STATE_DIR=str(folder / "state"), PYTHONFAULTHANDLER="1", **extra)
     with open(log, "w", encoding="utf-8") as out:  # a file, not a pipe: a full pipe would block the server
         proc = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--address", "127.0.0.1"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(f"http://127.0.0.1:{port}", proc, log, request.param, remote)
     try:
         wait_for_http(server.url + "/", proc)
         yield server
@@ -334,6 +348,9 @@ def plan(rng: random.Random) -> list[Job]:
         batch = pages * 2 + sessions + image_jobs(rng) + values * 2 + slots * 2 + refused_jobs()
         rng.shuffle(batch)
         cycle += batch
+    # one job of each kind first, so that even a slow run (the S3 archive on a busy machine) does every kind
+    firsts = set({job.kind: k for k, job in reversed(list(enumerate(cycle)))}.values())
+    cycle = [cycle[k] for k in sorted(firsts)] + [job for k, job in enumerate(cycle) if k not in firsts]
     return cycle[:MAX_REQUESTS]
 
 
@@ -507,8 +524,9 @@ def test_one_server_survives_mixed_concurrent_use(soak_server, page, capsys):
         jobs.put(job)
     results, stop, died = Results(), threading.Event(), threading.Event()
     rss_before = soak_server.rss_mb()
+    objects_before = soak_server.remote.listing() if soak_server.remote else None
     t0 = time.monotonic()
-    deadline = t0 + LOAD_SECONDS
+    deadline = t0 + (LOAD_SECONDS_S3 if soak_server.source == "s3" else LOAD_SECONDS)
     watcher = threading.Thread(target=_watch, args=(soak_server, stop, died), daemon=True)
     watcher.start()
     workers = [threading.Thread(target=_worker, args=(soak_server.url, jobs, results, stop, deadline), daemon=True,
@@ -531,7 +549,8 @@ def test_one_server_survives_mixed_concurrent_use(soak_server, page, capsys):
         stop.set()
         watcher.join(timeout=5)
         with capsys.disabled():  # the timings are for the reader of the run, never asserted
-            print("\n" + report(results.outcomes, wall, (rss_before or math.nan, rss_after or math.nan)))
+            rss = (rss_before or math.nan, rss_after or math.nan)
+            print(f"\n[archive: {soak_server.source}]\n" + report(results.outcomes, wall, rss))
             print(f"time series (browser) done {ts_seconds:.1f} s after the load began", flush=True)
 
     output = soak_server.output()
@@ -555,3 +574,5 @@ def test_one_server_survives_mixed_concurrent_use(soak_server, page, capsys):
     assert masses["orbit"].nunique() >= 1 and set(masses["radius_km"]) >= {1000, 2000}
     largest = masses[masses["radius_km"] == 2000]["mass_t"]
     assert np.isfinite(largest).all() and (largest > 0).all(), largest.tolist()
+    if soak_server.remote is not None:  # the bucket is as it was: every key, ETag and size
+        assert soak_server.remote.listing() == objects_before
