@@ -266,3 +266,44 @@ def test_partition_and_live_and_the_storage_options_of_a_root(tmp_path):
     assert info.partition == "{time:%Y/%m/%d}/" and info.live == {"poll_seconds": 60.0, "days": 2}
     assert info.root_url == "s3://some-bucket/S5P"
     assert storage.options_for("s3://some-bucket/S5P/2021/04/12/x.nc")["anon"] is True
+
+
+@pytest.mark.parametrize("stac, problem", [
+    ("https://stac.example.org", r"stac must be a mapping such as \{url: https://..., collection: ...\}"),
+    ({"url": "ftp://host/stac", "collection": "c"}, r"stac: url must be the http\(s\) address of a STAC API"),
+    ({"url": "https://host/stac"}, r"stac: collection must name the API's collection of the granules, not None"),
+    ({"url": "https://host/stac", "collection": "c", "filter": "x"}, r"stac has unknown keys filter"),
+])
+def test_a_stac_entry_is_checked(tmp_path, stac, problem):
+    doc = yaml.safe_load((REPO / "catalogs" / "tiny.yaml").read_text())
+    doc["entries"]["tropomi_so2"]["metadata"]["stac"] = stac
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+    with pytest.raises(CatalogError, match=r"product 'tropomi_so2': " + problem):
+        catalog.open_catalog(broken)
+
+
+def test_a_stac_entry_and_a_root_per_platform(tmp_path):
+    from app.data import storage
+
+    doc = yaml.safe_load((REPO / "catalogs" / "tiny.yaml").read_text())
+    doc["entries"]["tropomi_so2"]["metadata"]["stac"] = {"url": "https://stac.example.org/v1/",
+                                                         "collection": "s5p-so2", "asset": "product"}
+    abi = doc["entries"]["geo_abi_l1b"]["metadata"]
+    abi["partition"] = "{time:%Y/%j/%H}/"
+    abi["platforms"] = {"goes18": {"platform": "G18"}, "goes19": {"platform": "G19"}}
+    doc["data"]["geo_abi_l1b_files"]["kwargs"]["url"] = "s3://noaa-{platform}/ABI-L1b-RadF/**/OR_ABI-*.nc"
+    doc["data"]["geo_abi_l1b_files"]["kwargs"]["storage_options"] = {"anon": True}
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    cat = catalog.open_catalog(path)
+    assert catalog.product_info(cat, "tropomi_so2").stac == {"url": "https://stac.example.org/v1",
+                                                             "collection": "s5p-so2", "asset": "product"}
+    assert catalog.product_info(cat, "geo_abi_l1b").root_url == "s3://noaa-{platform}/ABI-L1b-RadF"
+    # each platform's bucket reads with the product's options
+    assert storage.options_for("s3://noaa-goes18/ABI-L1b-RadF/2025/189/15/x.nc")["anon"] is True
+    assert storage.options_for("s3://noaa-goes19/ABI-L1b-RadF/2025/189/15/x.nc")["anon"] is True
+    abi["partition"] = "{platform}/{time:%Y/%j/%H}/"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(CatalogError, match=r"name it once, in the URL or in the partition, not in both"):
+        catalog.open_catalog(path)

@@ -8,11 +8,13 @@ the test protocol ``countfile://`` and noting every ``ls`` (nothing of fsspec is
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -277,3 +279,91 @@ def test_the_catalogues_partition_their_geo_products():
         for product in ("geo_abi_l1b", "geo_ahi_hsd", "geo_seviri_nc", "geo_fci_l1c", "nwcsaf_ctth"):
             assert product_info(cat, product).partition == "{platform}/{time:%Y/%m/%d}/", (name, product)
         assert product_info(cat, "tropomi_so2").partition == ""
+
+
+# --- one bucket per platform: s3://noaa-{platform}/ABI-L1b-RadF -------------------------------------------------------
+
+NOAA_DAY = dt.date(2025, 7, 8)
+
+
+@pytest.fixture(scope="module")
+def noaa_buckets(tmp_path_factory) -> Path:
+    """NOAA's GOES-18 and GOES-19 buckets side by side (two days of hours, three empty C13 files each)."""
+    top = tmp_path_factory.mktemp("buckets")
+    for bucket, platform in (("noaa-goes18", "G18"), ("noaa-goes19", "G19")):
+        t = dt.datetime.combine(NOAA_DAY - dt.timedelta(days=1), dt.time())
+        while t.date() <= NOAA_DAY:
+            folder = top / bucket / "ABI-L1b-RadF" / f"{t:%Y}" / f"{t:%j}" / f"{t:%H}"
+            folder.mkdir(parents=True)
+            for minute in (0, 10, 20):
+                (folder / _abi_name(13, t + dt.timedelta(minutes=minute, seconds=20), platform)).touch()
+            t += dt.timedelta(hours=1)
+    return top
+
+
+def _per_platform_catalog(folder: Path, top: str, platforms: dict | None = None) -> Path:
+    """The ABI product of a catalogue whose root names the bucket of each platform: ``noaa-{platform}``."""
+    path = _noaa_catalog(folder, f"{top}/noaa-{{platform}}/ABI-L1b-RadF")
+    cat = yaml.safe_load(path.read_text())
+    meta = cat["entries"]["geo_abi_l1b"]["metadata"]
+    meta["platforms"] = platforms if platforms is not None else {
+        "goes18": {"platform": "G18", "satellite": "GOES-18"}, "goes19": {"platform": "G19", "satellite": "GOES-19"}}
+    cat["data"]["geo_abi_l1b_files"]["kwargs"]["url"] = f"{top}/noaa-{{platform}}/ABI-L1b-RadF/**/{ABI_GLOB}"
+    meta["partition"] = "{time:%Y/%j/%H}/"
+    path.write_text(yaml.safe_dump(cat, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def test_goes_west_and_east_from_their_own_buckets(noaa_buckets, tmp_path, calls, monkeypatch):
+    monkeypatch.setenv("FUMAROLE_STATE_DIR", str(tmp_path / "state"))
+    arch = Archive(str(_per_platform_catalog(tmp_path, f"countfile://{noaa_buckets}")))
+    info = arch.product_info("geo_abi_l1b")
+    assert info.root_url == f"countfile://{noaa_buckets}/noaa-{{platform}}/ABI-L1b-RadF"
+    assert geo.folder_id(arch, "geo_abi_l1b", "G18") == "goes18"
+    day = f"{NOAA_DAY:%Y/%j}"
+    for position, platform, bucket in (("GOES-West", "G18", "noaa-goes18"), ("GOES-East", "G19", "noaa-goes19")):
+        calls.clear()
+        found = geo.slots(arch, position, f"{NOAA_DAY} 15:00", f"{NOAA_DAY} 15:30")
+        assert list(found["platform"]) == [platform] * 3
+        assert list(found["time"]) == [pd.Timestamp(f"{NOAA_DAY} 15:{m}0") for m in range(3)]
+        assert found["paths"].iloc[0] == [f"countfile://{noaa_buckets}/{bucket}/ABI-L1b-RadF/{day}/15/"
+                                          + _abi_name(13, dt.datetime.combine(NOAA_DAY, dt.time(15, 0, 20)),
+                                                      platform)]
+        assert calls == [f"{noaa_buckets}/{bucket}/ABI-L1b-RadF/{day}/15"]  # that hour, in that bucket only
+    # the ring at a time: each position's latest slot, from its own bucket, a walk down the newest folder names
+    calls.clear()
+    ring = geo.ring_latest(arch, now=f"{NOAA_DAY} 15:25")
+    got = {r["name"]: (r["platform"], r["time"]) for _, r in ring.iterrows() if r["platform"] in ("G18", "G19")}
+    assert got == {"GOES-West": ("G18", pd.Timestamp(f"{NOAA_DAY} 15:20")),
+                   "GOES-East": ("G19", pd.Timestamp(f"{NOAA_DAY} 15:20"))}
+    assert {c.split("/ABI-L1b-RadF")[0].rsplit("/", 1)[-1] for c in calls} == {"noaa-goes18", "noaa-goes19"}
+    assert all(c.endswith(("ABI-L1b-RadF", "/2025", f"/{day}", f"/{day}/15")) for c in calls), calls
+    # each bucket is a tree of its own: its closed folders kept in a state file of its own
+    lister = geo._lister(arch, "geo_abi_l1b")
+    assert lister.platform_folders() == ["goes18", "goes19"]
+    kept = sorted(p.name for p in (tmp_path / "state").rglob("geo-listings-geo_abi_l1b-*.json"))
+    assert kept == ["geo-listings-geo_abi_l1b-10min.goes18.json", "geo-listings-geo_abi_l1b-10min.goes19.json"]
+    state = json.loads(next((tmp_path / "state").rglob(kept[0])).read_text())
+    assert state["root"] == f"countfile://{noaa_buckets}/noaa-goes18/ABI-L1b-RadF" and f"{day}/15" in state["folders"]
+    assert lister.listed[0].startswith(f"countfile://{noaa_buckets}/noaa-goes1")
+    # a platform the catalogue does not list reads nothing (no bucket name is made of it)
+    calls.clear()
+    assert geo.slots(arch, "G16", f"{NOAA_DAY} 15:00", f"{NOAA_DAY} 15:30").empty
+    assert lister.rows("G16", "G16", pd.Timestamp(NOAA_DAY), pd.Timestamp(NOAA_DAY) + pd.Timedelta(days=1)).empty
+    assert calls == []
+    assert sorted(geo.days(arch, "G19")) == [np.datetime64(NOAA_DAY - dt.timedelta(days=1)), np.datetime64(NOAA_DAY)]
+
+
+def test_a_root_naming_the_platform_needs_its_platforms(noaa_buckets, tmp_path):
+    from app.data.errors import CatalogError
+
+    top = f"countfile://{noaa_buckets}"
+    with pytest.raises(CatalogError, match=r"list the platforms it takes in its platforms: map"):
+        Archive(str(_per_platform_catalog(tmp_path, top, platforms={})))
+    with pytest.raises(CatalogError, match=r"cannot be put in a URL"):
+        Archive(str(_per_platform_catalog(tmp_path, top, platforms={"../etc": {"platform": "G18"}})))
+    with pytest.raises(ValueError, match="folder ids"):
+        geo_slots.PartitionLister(f"{top}/noaa-{{platform}}", "{time:%Y/%j/%H}/", ABI_PATTERN.parse)
+    with pytest.raises(ValueError, match="not in both"):
+        geo_slots.PartitionLister(f"{top}/noaa-{{platform}}", "{platform}/{time:%Y/%j/%H}/", ABI_PATTERN.parse,
+                                  folder_ids=["goes18"])

@@ -1,9 +1,11 @@
 """The ready-made catalogues of ``catalogs/`` used AS WRITTEN against a local S3 server.
 
 The tiny archive's files are uploaded under the REAL bucket names and key layouts (``meeo-s5p/OFFL/L2__SO2___/
-YYYY/MM/DD/``, ``noaa-goes19/ABI-L1b-RadF/YYYY/DDD/HH/``, ``noaa-himawari9/AHI-L1b-FLDK/YYYY/MM/DD/HHMM/``,
-``eodata/Sentinel-5P/TROPOMI/L2__SO2___/YYYY/MM/DD/``); their file names already follow the real patterns (the
-tiny archive's platforms, G16/G17/H08, are kept: the buckets are re-keyed, not the files). botocore is pointed at
+YYYY/MM/DD/``, ``noaa-goes16/ABI-L1b-RadF/YYYY/DDD/HH/``, ``noaa-himawari8/AHI-L1b-FLDK/YYYY/MM/DD/HHMM/``,
+``eodata/Sentinel-5P/TROPOMI/L2__SO2___/YYYY/MM/DD/``); their file names already follow the real patterns: the
+GOES-16, GOES-17 and Himawari-8 files go to their satellites' buckets. GOES-18 and GOES-19 (GOES-West and -East
+since 2023 and 2025) get the GOES-17 and GOES-16 files renamed to them and to 8 July 2025 (the same longitudes:
+the same fixed grids), the bytes unchanged. botocore is pointed at
 the server through the environment only (``AWS_ENDPOINT_URL_S3``, which aiobotocore honours), so the public
 catalogues are opened from ``catalogs/`` without a change. The public buckets are anonymous: they are served by a
 moto server of their own, in a subprocess, without authorisation (the session's ``s3_server`` has IAM on, which in
@@ -64,6 +66,15 @@ def ahi_key(bucket: str, path: Path) -> str:
     return f"{bucket}/AHI-L1b-FLDK/{day[:4]}/{day[4:6]}/{day[6:8]}/{hhmm}/{path.name}"
 
 
+#: GOES-West and GOES-East of the per-bucket tests: GOES-18 and GOES-19 (the files of 12 April 2021 renamed to it)
+DAY_2025 = dt.date(2025, 7, 8)
+
+
+def _renamed(name: str, platform: str, to: str) -> str:
+    """An ABI file name of ``platform`` on 12 April 2021 as ``to``'s on 8 July 2025 (day 189), the times kept."""
+    return name.replace(f"_{platform}_", f"_{to}_").replace("2021102", f"{DAY_2025:%Y%j}")
+
+
 def _public_read(endpoint: str, bucket: str) -> None:
     """The policy of the real public buckets: anyone may list and read (moto checks it for unsigned requests)."""
     import boto3
@@ -89,15 +100,19 @@ def public_s3(tmp_path_factory):
     try:
         wait_for_http(f"{endpoint}/moto-api/data.json", proc, timeout_s=60)
         fs = s3fs.S3FileSystem(endpoint_url=endpoint, key="uploader", secret="uploader", skip_instance_cache=True)
-        for bucket in ("meeo-s5p", "noaa-goes19", "noaa-goes18", "noaa-himawari9"):
+        for bucket in ("meeo-s5p", *(f"noaa-goes{n}" for n in (16, 17, 18, 19)), "noaa-himawari8", "noaa-himawari9"):
             fs.mkdir(bucket)
             _public_read(endpoint, bucket)
         uploads = {str(p): f"meeo-s5p/OFFL/L2__SO2___/{p.parent.relative_to(TINY / 'tropomi').as_posix()}/{p.name}"
                    for p in _tropomi()}
-        uploads |= {str(p): abi_key("noaa-goes19", p) for p in sorted((TINY / "abi" / "G16").rglob("*.nc"))}
-        uploads |= {str(p): abi_key("noaa-goes18", p) for p in sorted((TINY / "abi" / "G17").rglob("*.nc"))}
-        uploads |= {str(p): ahi_key("noaa-himawari9", p) for p in sorted((TINY / "ahi").rglob("*.DAT.bz2"))}
+        abi = {platform: sorted((TINY / "abi" / platform).rglob("*.nc")) for platform in ("G16", "G17")}
+        uploads |= {str(p): abi_key("noaa-goes16", p) for p in abi["G16"]}
+        uploads |= {str(p): abi_key("noaa-goes17", p) for p in abi["G17"]}
+        uploads |= {str(p): ahi_key("noaa-himawari8", p) for p in sorted((TINY / "ahi").rglob("*.DAT.bz2"))}
         fs.put(list(uploads), list(uploads.values()))
+        for bucket, platform, source in (("noaa-goes19", "G19", "G16"), ("noaa-goes18", "G18", "G17")):
+            for p in abi[source]:
+                fs.put_file(str(p), abi_key(bucket, p.with_name(_renamed(p.name, source, platform))))
         yield endpoint, fs
     finally:
         stop_process(proc)
@@ -167,22 +182,43 @@ def test_an_so2_map_from_the_meeo_catalogue_equals_the_local_one(public_env, loc
     assert fetched and all(u.startswith("s3://meeo-s5p/OFFL/L2__SO2___/2021/04/12/") for u in fetched)
 
 
-def test_a_granule_landing_in_todays_folder_is_indexed_at_the_next_refresh(public_env):
-    """The S5P catalogue is not live yet (docs/real-data.md, 6): a new granule comes with the next full index."""
+def _keys(fs, bucket: str) -> set[str]:
+    fs.invalidate_cache()
+    return set(fs.find(bucket))
+
+
+def test_a_granule_landing_in_todays_folder_appears_at_the_live_poll(public_env, local):
+    """public-s5p-meeo is live: the poll lists only the newest day folders and reads only the new granule.
+
+    The anonymous bucket's policy is the real one (s3:GetObject, s3:ListBucket for everyone). The poll lists each
+    day folder with one ``ls`` (its listing gives the new object's size and ETag), so reading it needs no HEAD
+    request: moto refuses anonymous HEADs under a GetObject policy (it checks an ``s3:HeadObject`` action, which
+    AWS does not have), which is why the poll's reads were refused before while a full index's were not.
+    """
     endpoint, fs = public_env
     archive = Archive(str(S5P))
     info = archive.product_info("tropomi_so2")
-    assert info.partition == "{time:%Y/%m/%d}/" and info.live == {}
+    assert info.partition == "{time:%Y/%m/%d}/" and info.live == {"poll_seconds": 600.0, "days": 2}
     archive.refresh(lambda *_: None)
     before = set(archive.granules("tropomi_so2")["path"])
     source = _tropomi()[3]
-    key = f"meeo-s5p/OFFL/L2__SO2___/{pd.Timestamp.now(tz='UTC'):%Y/%m/%d}/{source.name}"
+    today = pd.Timestamp.now(tz="UTC")
+    key = f"meeo-s5p/OFFL/L2__SO2___/{today:%Y/%m/%d}/{source.name}"
     fs.put_file(str(source), key)
+    keys = _keys(fs, "meeo-s5p")
     try:
-        assert set(archive.granules("tropomi_so2")["path"]) == before
-        report = archive.refresh(lambda *_: None)
-        assert report.added == [f"s3://{key}"]
-        assert set(archive.granules("tropomi_so2")["path"]) == before | {f"s3://{key}"}
+        said = []
+        report = archive.refresh(lambda level, text: said.append((level, text)), full=False)  # the poll, now
+        assert report.skipped == [] and report.added == [f"s3://{key}"]
+        assert said == [("info", "granule index: 1 new granules of tropomi_so2 (live)")]
+        rows = archive.granules("tropomi_so2")
+        assert set(rows["path"]) == before | {f"s3://{key}"}
+        new = rows.set_index("path").loc[f"s3://{key}"]
+        want = _by_name(local.granules("tropomi_so2")).loc[source.name]
+        assert new["orbit"] == want["orbit"] and new["start"] == want["start"]
+        cells, local_cells = unpack_cells(new["footprint"]), unpack_cells(want["footprint"])
+        assert cells.sum() > 0 and (cells >= local_cells).all()
+        assert _keys(fs, "meeo-s5p") == keys  # nothing written into the bucket
     finally:
         fs.rm_file(key)
 
@@ -195,19 +231,21 @@ def _ash(archive, platform):
     return scene, np.asarray(rgb.compose(scene, "ash", geo.ring_position(platform, SLOT, archive).sensor))
 
 
-@pytest.mark.parametrize("platform, bucket", [("G16", "noaa-goes19/ABI-L1b-RadF"),
-                                              ("H08", "noaa-himawari9/AHI-L1b-FLDK")])
+@pytest.mark.parametrize("platform, bucket", [("G16", "noaa-goes16/ABI-L1b-RadF"),
+                                              ("G17", "noaa-goes17/ABI-L1b-RadF"),
+                                              ("H08", "noaa-himawari8/AHI-L1b-FLDK")])
 def test_the_noaa_catalogue_gives_slots_and_an_ash_frame(platform, bucket, public_env, local):
     archive = Archive(str(NOAA))
     found = geo.slots(archive, platform, "2021-04-12", "2021-04-13")
     assert list(found["time"]) == list(geo.slots(local, platform, "2021-04-12", "2021-04-13")["time"])
     assert len(found) == 2 and all(p.startswith(f"s3://{bucket}/2021/") for ps in found["paths"] for p in ps)
-    product = "geo_abi_l1b" if platform == "G16" else "geo_ahi_hsd"
+    product = "geo_abi_l1b" if platform != "H08" else "geo_ahi_hsd"
     listed = geo._lister(archive, product).listed
-    # the day's folder names, then only the hour (ABI) or slot (AHI) folders that exist: never the whole bucket
-    assert listed[0] == ("2021/102" if platform == "G16" else "2021/04/12")
-    assert set(listed[1:]) == ({"2021/102/12", "2021/102/15"} if platform == "G16"
-                               else {"2021/04/12/1200", "2021/04/12/1500"})
+    # the day's folder names, then only the hour (ABI) or slot (AHI) folders that exist, in that satellite's
+    # bucket: never a whole bucket, never another satellite's
+    folders = ({"2021/102/12", "2021/102/15"} if platform != "H08" else {"2021/04/12/1200", "2021/04/12/1500"})
+    assert listed[0] == f"s3://{bucket}/" + ("2021/102" if platform != "H08" else "2021/04/12")
+    assert set(listed[1:]) == {f"s3://{bucket}/{f}" for f in folders}
     scene, got = _ash(archive, platform)
     _, want = _ash(local, platform)
     np.testing.assert_array_equal(got, want)
@@ -215,18 +253,30 @@ def test_the_noaa_catalogue_gives_slots_and_an_ash_frame(platform, bucket, publi
     assert all(s.startswith(f"s3://{bucket}/2021/") for s in scene.attrs["source"])
 
 
-def test_the_goes_west_copy_of_the_noaa_catalogue(public_env, tmp_path, local):
-    """docs/real-data.md: 'copy the file and change noaa-goes19 to noaa-goes18' gives GOES-West's slots."""
-    text = NOAA.read_text()
-    assert text.count("noaa-goes19") >= 2
-    west = tmp_path / "goes-west.yaml"
-    west.write_text(text.replace("noaa-goes19", "noaa-goes18"))
-    archive = Archive(str(west))
-    found = geo.slots(archive, "G17", "2021-04-12", "2021-04-13")
-    assert len(found) == 2 and found["paths"].iloc[0][0].startswith("s3://noaa-goes18/ABI-L1b-RadF/2021/102/12/")
-    _, got = _ash(archive, "G17")
-    _, want = _ash(local, "G17")
-    np.testing.assert_array_equal(got, want)
+def test_goes_west_and_east_come_from_their_own_buckets(public_env, local):
+    """One product, s3://noaa-{platform}/ABI-L1b-RadF: in 2025 the ring's GOES-West is GOES-18 and its GOES-East
+    GOES-19, each read from its bucket, each bucket listed only around the time asked."""
+    archive = Archive(str(NOAA))
+    lister = geo._lister(archive, "geo_abi_l1b")
+    assert lister.platform_folders() == ["goes16", "goes17", "goes18", "goes19"]
+    day = f"{DAY_2025:%Y/%j}"
+    for position, platform, bucket, source in (("GOES-West", "G18", "noaa-goes18", "G17"),
+                                               ("GOES-East", "G19", "noaa-goes19", "G16")):
+        n = len(lister.listed)
+        found = geo.slots(archive, position, f"{DAY_2025} 15:00", f"{DAY_2025} 15:10")
+        assert list(found["platform"]) == [platform] and list(found["time"]) == [pd.Timestamp(f"{DAY_2025} 15:00")]
+        assert found["n_files"].iloc[0] == 12
+        assert all(p.startswith(f"s3://{bucket}/ABI-L1b-RadF/{day}/15/OR_ABI-L1b-RadF-M6C") and f"_{platform}_" in p
+                   for p in found["paths"].iloc[0])
+        assert lister.listed[n:] == [f"s3://{bucket}/ABI-L1b-RadF/{day}/15"]  # that hour of that bucket only
+        scene = geo_service.load_product(archive, platform, f"{DAY_2025} 15:00", "ash")
+        assert all(u.startswith(f"s3://{bucket}/") for u in scene.attrs["source"])
+        _, want = _ash(local, source)  # the same bytes under the other name
+        got = np.asarray(rgb.compose(scene, "ash", "abi"))
+        np.testing.assert_array_equal(got, want)
+    ring = geo.ring_latest(archive, now=f"{DAY_2025} 15:30").set_index("name")
+    assert ring.loc["GOES-West", "platform"] == "G18" and ring.loc["GOES-East", "platform"] == "G19"
+    assert ring.loc["GOES-West", "time"] == ring.loc["GOES-East", "time"] == pd.Timestamp(f"{DAY_2025} 15:00")
 
 
 def test_a_new_slot_appears_after_the_poll_interval(public_env):
@@ -235,7 +285,7 @@ def test_a_new_slot_appears_after_the_poll_interval(public_env):
     archive = Archive(str(NOAA))
     poll = archive.product_info("geo_ahi_hsd").live["poll_seconds"]
     now = pd.Timestamp.now(tz="UTC").tz_localize(None).floor("10min")
-    folder = f"noaa-himawari9/AHI-L1b-FLDK/{now:%Y/%m/%d/%H%M}"
+    folder = f"noaa-himawari9/AHI-L1b-FLDK/{now:%Y/%m/%d/%H%M}"  # Himawari-9's own bucket
     segment = sorted((TINY / "ahi").rglob("HS_H08_20210412_1500_B13_*_S0110.DAT.bz2"))[0]
     name = lambda band: f"HS_H09_{now:%Y%m%d_%H%M}_B{band:02d}_FLDK_R20_S0110.DAT.bz2"  # noqa: E731
     fs.put_file(str(segment), f"{folder}/{name(13)}")
@@ -243,13 +293,13 @@ def test_a_new_slot_appears_after_the_poll_interval(public_env):
     clock = time.time()
     try:
         span = (now, now + pd.Timedelta(minutes=10))
-        first = lister.rows("", "H09", *span, clock=clock)
+        first = lister.rows("himawari9", "H09", *span, clock=clock)
         assert [p.rsplit("/", 1)[-1] for p in first["path"]] == [name(13)]
         fs.put_file(str(segment), f"{folder}/{name(14)}")  # a segment lands
-        assert len(lister.rows("", "H09", *span, clock=clock + poll - 1)) == 1  # not listed again yet
-        later = lister.rows("", "H09", *span, clock=clock + poll + 1)
+        assert len(lister.rows("himawari9", "H09", *span, clock=clock + poll - 1)) == 1  # not listed again yet
+        later = lister.rows("himawari9", "H09", *span, clock=clock + poll + 1)
         assert sorted(p.rsplit("/", 1)[-1] for p in later["path"]) == [name(13), name(14)]
-        assert lister.listed.count(f"{now:%Y/%m/%d/%H%M}") == 2
+        assert lister.listed.count(f"s3://{folder}") == 2
     finally:
         fs.rm(folder, recursive=True)
 
@@ -299,6 +349,15 @@ def test_cdse_credentials_come_from_the_environment(eodata, tmp_path, monkeypatc
     assert reader["secret"] not in (tmp_path / "cdse.yaml").read_text()
 
 
+CDSE_ROOT = "s3://eodata/Sentinel-5P/TROPOMI/L2__SO2___"
+
+
+def _denied(why: str) -> bool:
+    """The sentence of a refused listing: app.data.storage's "access denied" sentence, the index's rows kept."""
+    return why.startswith("cannot be listed: access denied: ") and why.endswith("; its index rows are kept") \
+        and "credentials" in why and "PermissionError" not in why
+
+
 def test_a_wrong_cdse_secret_is_one_clear_message(eodata, tmp_path, monkeypatch):
     monkeypatch.setenv("CDSE_S3_ACCESS_KEY", eodata.reader_options["key"])
     monkeypatch.setenv("CDSE_S3_SECRET_KEY", "not-the-secret")
@@ -308,14 +367,33 @@ def test_a_wrong_cdse_secret_is_one_clear_message(eodata, tmp_path, monkeypatch)
     archive = Archive(str(_cdse_copy(tmp_path, eodata.endpoint_url)))
     report = archive.refresh(lambda level, text: said.append((level, text)))
     assert len(report.skipped) == 1
-    where, why = report.skipped[0]  # the product's folder, named relative to the archive root as every message is
-    assert where == "L2__SO2___" and why.startswith("cannot be listed (PermissionError: Forbidden)")
+    where, why = report.skipped[0]  # the source, by its URL as the catalogue gives it
+    assert where == CDSE_ROOT and _denied(why), why
     assert [t for lvl, t in said if lvl == "warning"] == [f"skipped {where}: {why}"]
     assert archive.granules("tropomi_so2").empty
-    url = "s3://eodata/Sentinel-5P/TROPOMI/L2__SO2___/2021/04/12/" + _tropomi()[0].name
+    url = f"{CDSE_ROOT}/2021/04/12/{_tropomi()[0].name}"
     with pytest.raises(GranuleError) as exc:
         storage.stamp(url)
-    assert str(exc.value).startswith(url) and "access denied: the credentials" in str(exc.value)
+    assert str(exc.value).startswith(url) and "access denied: " in str(exc.value)
+    # the same words as a refused read of one of its files (app.data.storage)
+    assert why.split("access denied: ", 1)[1].split(" (", 1)[0] == \
+        str(exc.value).split("access denied: ", 1)[1].split(" (", 1)[0]
+
+
+def test_fumarole_index_says_wrong_credentials_once_on_stderr(eodata, tmp_path):
+    """``fumarole index`` with a wrong secret: one line on stderr naming the source and the reason; status 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CDSE_"))}
+    env |= {"CDSE_S3_ACCESS_KEY": eodata.reader_options["key"], "CDSE_S3_SECRET_KEY": "not-the-secret",
+            "FUMAROLE_STATE_DIR": str(tmp_path / "state"), "FUMAROLE_CACHE_DIR": str(tmp_path / "cache"),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(["fumarole", "index", "--catalog", str(_cdse_copy(tmp_path, eodata.endpoint_url))],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"skipped {CDSE_ROOT}: "), done.stderr
+    assert _denied(lines[0].split(": ", 1)[1]), lines[0]
+    assert "not-the-secret" not in done.stderr + done.stdout
+    assert done.stdout.strip().endswith(": 0 granules")  # nothing indexed from a source it may not read
 
 
 # --- docs/real-data.md: its tested recipes run as written ------------------------------------------------------------
@@ -382,14 +460,14 @@ def test_year_sized_trees(public_env, tmp_path, local):
     # the year (8,760 of the real 52,560 slot folders: the queries below list a year's folder names, one day's
     # folders and the newest one, so the slot folders of the other days are never listed) and all 144 of 1 July
     t0 = time.perf_counter()
-    for bucket in ("year-goes19", "year-himawari9"):
+    for bucket in ("year-goes16", "year-himawari8"):
         fs.mkdir(bucket)
         _public_read(endpoint, bucket)
-    fs.pipe({f"year-goes19/ABI-L1b-RadF/{t:%Y/%j/%H}/{_abi_name(t)}": b"" for t in year if t.minute == 0})
-    fs.pipe({f"year-himawari9/AHI-L1b-FLDK/{t:%Y/%m/%d/%H%M}/{_ahi_name(t)}": b"" for t in year
+    fs.pipe({f"year-goes16/ABI-L1b-RadF/{t:%Y/%j/%H}/{_abi_name(t)}": b"" for t in year if t.minute == 0})
+    fs.pipe({f"year-himawari8/AHI-L1b-FLDK/{t:%Y/%m/%d/%H%M}/{_ahi_name(t)}": b"" for t in year
              if t.minute == 0 or (t.month, t.day) == (7, 1)})
     upload = time.perf_counter() - t0
-    cat = _year_catalogue(tmp_path, NOAA, {"noaa-goes19": "year-goes19", "noaa-himawari9": "year-himawari9"})
+    cat = _year_catalogue(tmp_path, NOAA, {"s3://noaa-{platform}/": "s3://year-{platform}/"})  # year-goes16 ...
     for platform, product, per_folder in (("G16", "geo_abi_l1b", [_abi_name(year[0], b) for b in range(1, 17)
                                                                    for _ in range(6)]),
                                           ("H08", "geo_ahi_hsd", [_ahi_name(year[0], b, s) for b in range(1, 17)
@@ -497,3 +575,91 @@ def test_both_dashboards_say_how_old_the_tiny_archive_is(dashboard_server, page,
     ring = page.locator(".georing-data-age")
     ring.wait_for(timeout=120_000)
     assert ring.inner_text() == f"newest slot 2021-04-12 15:00 UTC, {_days_since('2021-04-12 15:00')} old"
+
+
+
+# --- STAC: the footprints from a STAC API's search (rustac's server, in memory) --------------------------------------
+
+STAC_COLLECTION = "sentinel-5p-l2-so2-offl"
+
+
+def _stac_item(path: Path) -> dict:
+    """The STAC item of a tiny granule as MEEO/CDSE publish them: its outline (GML posList), times, file asset."""
+    from app.data import tropomi
+
+    with tropomi.open_granule(str(path)) as ds:
+        ring = tropomi.footprint_of(ds)  # (lat, lon)
+    # a real granule's sensing times are those of its name (the tiny files' attributes are synthetic)
+    start, end = (dt.datetime.strptime(t, "%Y%m%dT%H%M%S").isoformat() + "Z" for t in path.name.split("_")[8:10])
+    coords = [[float(lon), float(lat)] for lat, lon in ring] + [[float(ring[0, 1]), float(ring[0, 0])]]
+    href = f"s3://meeo-s5p/OFFL/L2__SO2___/{path.parent.relative_to(TINY / 'tropomi').as_posix()}/{path.name}"
+    return {"type": "Feature", "stac_version": "1.0.0", "id": path.stem, "collection": STAC_COLLECTION,
+            "geometry": {"type": "Polygon", "coordinates": [coords]},
+            "bbox": [float(ring[:, 1].min()), float(ring[:, 0].min()), float(ring[:, 1].max()),
+                     float(ring[:, 0].max())],
+            "properties": {"datetime": None, "start_datetime": str(start), "end_datetime": str(end)},
+            "assets": {"product": {"href": href, "type": "application/x-netcdf", "file:size": path.stat().st_size,
+                                   "roles": ["data"]}},
+            "links": []}
+
+
+@pytest.fixture(scope="module")
+def stac_api(tmp_path_factory):
+    """A STAC API over the tiny granules' items: ``rustac serve`` with its in-memory back end."""
+    folder = tmp_path_factory.mktemp("stac")
+    items = folder / "items.json"
+    items.write_text(json.dumps({"type": "FeatureCollection", "features": [_stac_item(p) for p in _tropomi()]}))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(folder / "server.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "rustac"), "serve", "--addr", f"127.0.0.1:{port}",
+                             "--create-collections", str(items)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"{url}/collections/{STAC_COLLECTION}", proc, timeout_s=60)
+        yield url
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+def _stac_catalogue(folder: Path, url: str) -> Path:
+    text = S5P.read_text()
+    anchor = "      partition: '{time:%Y/%m/%d}/'\n"
+    assert anchor in text
+    path = folder / "s5p-stac.yaml"
+    path.write_text(text.replace(anchor, f"{anchor}      stac: {{url: '{url}', collection: {STAC_COLLECTION}}}\n"))
+    return path
+
+
+def test_a_stac_search_gives_the_index_without_opening_a_file(public_env, stac_api, tmp_path, local):
+    archive = Archive(str(_stac_catalogue(tmp_path, stac_api)))
+    assert archive.product_info("tropomi_so2").stac == {"url": stac_api, "collection": STAC_COLLECTION}
+    storage.reset_transfer_stats()
+    report = archive.refresh(lambda *_: None)
+    assert report.skipped == [] and len(report.added) == 15
+    assert storage.transfer_stats() == {}  # no byte of a granule read: all from the search
+    got = _by_name(archive.granules("tropomi_so2"))
+    want = _by_name(local.granules("tropomi_so2"))
+    assert list(got.index) == list(want.index)
+    assert all(p.startswith("s3://meeo-s5p/OFFL/L2__SO2___/2021/04/12/S5P_OFFL_L2__SO2____") for p in got["path"])
+    assert got["orbit"].equals(want["orbit"]) and got["start"].equals(want["start"]) and got["end"].equals(want["end"])
+    assert (got["size"] == [p.stat().st_size for p in sorted(_tropomi(), key=lambda p: p.name)]).all()
+    for name in got.index:
+        cells, local_cells = unpack_cells(got.at[name, "footprint"]), unpack_cells(want.at[name, "footprint"])
+        assert cells.sum() > 0 and (cells >= local_cells).all()  # the outline covers the swath's pixels
+    # the same rows again: nothing re-read; a day's newest items (the live poll) add nothing known
+    again = archive.refresh(lambda *_: None)
+    assert again.added == [] and again.unchanged == 15
+    recent = archive.index.refresh_recent([archive.product_info("tropomi_so2")], days=1, now="2021-04-12 23:00")
+    assert recent.added == [] and recent.skipped == []
+
+
+def test_a_stac_api_that_cannot_be_reached_is_said_once(public_env, tmp_path):
+    url = f"http://127.0.0.1:{free_port()}"  # nobody listens there
+    said = []
+    archive = Archive(str(_stac_catalogue(tmp_path, url)))
+    report = archive.refresh(lambda level, text: said.append((level, text)))
+    assert len(report.skipped) == 1 and report.skipped[0][0] == url
+    assert report.skipped[0][1].startswith(f"cannot be searched for {STAC_COLLECTION}: ")
+    assert [t for lvl, t in said if lvl == "warning"] == [f"skipped {url}: {report.skipped[0][1]}"]
+    assert archive.granules("tropomi_so2").empty

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,11 +83,16 @@ class ProductInfo:
     catalog : the path or URL of the catalogue the product came from.
     platforms : GEO products: the catalogue's overrides of ``assets/platforms.yaml`` (platform id -> satellite,
         ring_position, sub_lon, from/until), applied by :func:`app.data.geo.constellation`.
+    root_url may name ``{platform}`` (``s3://noaa-{platform}/ABI-L1b-RadF``: NOAA's bucket per satellite); the
+        keys of ``platforms`` then fill it, one tree per platform (:mod:`app.data.geo_slots`).
     partition : the time-partitioned folder layout below ``root_url`` (metadata ``partition``), e.g.
         ``{platform}/{time:%Y/%m/%d}/`` or NOAA's ``ABI-L1b-RadF/{time:%Y/%j/%H}/``: listings touch only the folders
         around the times asked for. Empty: the product is listed whole by ``glob``.
     live : metadata ``live``: ``{poll_seconds: N}`` for a near-real-time source whose newest folders are re-listed at
         most every N seconds; empty for an archive that does not grow.
+    stac : metadata ``stac``: ``{url, collection, asset}`` of a STAC API whose search gives each granule's footprint,
+        times and file (the asset's href) without opening the files (:mod:`app.data.index`); empty: the files are
+        listed and their headers read.
     """
 
     product: str
@@ -106,6 +112,7 @@ class ProductInfo:
     platforms: Mapping[str, Any] = field(default_factory=dict)
     partition: str = ""
     live: Mapping[str, Any] = field(default_factory=dict)
+    stac: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -347,7 +354,10 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
     if not glob:
         glob = "**/" + FilenamePattern(product, pattern, product).glob
     options = dict(files_data.storage_options or {})
-    storage.register(root, options)  # every read under this root uses them (app.data.storage)
+    platforms = _platforms_map(source, product, meta.get("platforms"))
+    partition = _partition(source, product, meta.get("partition"))
+    for one_root in [root, *_platform_roots(source, product, root, partition, platforms)]:
+        storage.register(one_root, options)  # every read under this root uses them (app.data.storage)
     return ProductInfo(
         product=product,
         title=meta.get("title", product),
@@ -363,9 +373,10 @@ def product_info(cat: intake.Catalog, product: str) -> ProductInfo:
         defaults=dict(meta["plot_defaults"]),
         storage_options=options,
         catalog=source,
-        platforms=_platforms_map(source, product, meta.get("platforms")),
-        partition=_partition(source, product, meta.get("partition")),
+        platforms=platforms,
+        partition=partition,
         live=_live(source, product, meta.get("live")),
+        stac=_stac(source, product, meta.get("stac")),
     )
 
 
@@ -459,6 +470,37 @@ def _partition(source: str, product: str, found) -> str:
     return text if text.endswith("/") else text + "/"
 
 
+#: The field of a product's root that names the platform's own bucket (``s3://noaa-{platform}/ABI-L1b-RadF``).
+PLATFORM_FIELD = "{platform}"
+_FOLDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def _platform_roots(source: str, product: str, root: str, partition: str, platforms: Mapping) -> list[str]:
+    """The roots of a product whose root names ``{platform}``, one per key of its ``platforms:`` map.
+
+    NOAA keeps each satellite in its own bucket: ``s3://noaa-{platform}/ABI-L1b-RadF`` with ``platforms:
+    {goes18: {platform: G18}, goes19: {platform: G19}}`` reads ``s3://noaa-goes18/ABI-L1b-RadF`` and
+    ``s3://noaa-goes19/ABI-L1b-RadF``. Such a product needs a ``partition`` (it is read by
+    :mod:`app.data.geo_slots`, never listed whole) that does not name ``{platform}`` again, and map keys fit for
+    a bucket name. Empty for a root without the field.
+    """
+    if PLATFORM_FIELD not in root:
+        return []
+    where = f"catalogue {source}: product {product!r}: its files' URL names {PLATFORM_FIELD}"
+    if root.count(PLATFORM_FIELD) != 1 or PLATFORM_FIELD in partition:
+        raise CatalogError(f"{where}; name it once, in the URL or in the partition, not in both")
+    if not partition:
+        raise CatalogError(f"{where}, so it needs a partition (its time folders, e.g. '{{time:%Y/%j/%H}}/')")
+    if not platforms:
+        raise CatalogError(f"{where}: list the platforms it takes in its platforms: map, whose keys fill the field "
+                           "(goes18: {platform: G18})")
+    bad = [str(k) for k in platforms if not _FOLDER_ID.fullmatch(str(k))]
+    if bad:
+        raise CatalogError(f"{where}: the platforms: keys {', '.join(map(repr, bad))} cannot be put in a URL "
+                           "(letters, digits, '.', '_' and '-' only)")
+    return [root.replace(PLATFORM_FIELD, str(k)) for k in platforms]
+
+
 def _live(source: str, product: str, found) -> dict:
     """A product's ``live:`` metadata: ``{poll_seconds: N}`` (N >= 10) for a near-real-time source; ``{}`` if absent."""
     if found is None or found is False or found == {}:
@@ -482,6 +524,31 @@ def _live(source: str, product: str, found) -> dict:
         raise CatalogError(f"catalogue {source}: product {product!r}: live needs poll_seconds >= 10 and days from "
                            f"1 to 31, not {dict(found)!r}")
     return {"poll_seconds": poll, "days": days}
+
+
+def _stac(source: str, product: str, found) -> dict:
+    """A product's ``stac:`` metadata: ``{url: <STAC API>, collection: <id>, asset: <key>}``; ``{}`` if absent.
+
+    ``url`` is the API's landing page (``https://``, or ``http://`` for a server of your own); ``asset`` the key of
+    the granule file among each item's assets (default: the asset whose file name fits the product's pattern).
+    """
+    if not found:
+        return {}
+    where = f"catalogue {source}: product {product!r}: stac"
+    if not isinstance(found, Mapping):
+        raise CatalogError(f"{where} must be a mapping such as {{url: https://..., collection: ...}}, not {found!r}")
+    unknown = sorted(set(found) - {"url", "collection", "asset"})
+    if unknown:
+        raise CatalogError(f"{where} has unknown keys {', '.join(unknown)} (known: url, collection, asset)")
+    url, collection = found.get("url"), found.get("collection")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise CatalogError(f"{where}: url must be the http(s) address of a STAC API, not {url!r}")
+    if not isinstance(collection, str) or not collection:
+        raise CatalogError(f"{where}: collection must name the API's collection of the granules, not {collection!r}")
+    asset = found.get("asset")
+    if asset is not None and not isinstance(asset, str):
+        raise CatalogError(f"{where}: asset must be the key of the granule's file among an item's assets")
+    return {"url": url.rstrip("/"), "collection": collection, **({"asset": asset} if asset else {})}
 
 
 def _platforms_map(source: str, product: str, found) -> dict:

@@ -19,6 +19,13 @@ of the whole archive, and nothing lists the whole tree.
 ``{platform}`` is the platform's folder id, which the caller gives (:func:`app.data.geo` uses the key of the
 catalogue's ``platforms:`` map naming the platform, else the platform id; NWC SAF: its NWC SAF id, ``GOES16``).
 
+**One bucket per platform.** NOAA keeps each satellite in a bucket of its own (``s3://noaa-goes18/ABI-L1b-RadF/``,
+``s3://noaa-goes19/...``, ``s3://noaa-himawari9/AHI-L1b-FLDK/``). The root may then name the platform:
+``s3://noaa-{platform}/ABI-L1b-RadF`` with the folder ids listed (the keys of the catalogue's ``platforms:`` map,
+``goes18: {platform: G18}``). Each platform's root is a tree of its own, listed only around the times asked for
+as above, with its own cache and state file; a folder id that is not listed reads nothing (no bucket name is ever
+made from anything else).
+
 **Caching.** Each folder's listing is kept in memory and, once the folder is *closed* (its time span ended more
 than :data:`CLOSED_AFTER` ago), in a small JSON file of the archive's state folder (:mod:`app.core.state`), so a
 restarted server does not list it again. A local folder's listing is checked against the folder's modification
@@ -42,7 +49,7 @@ import re
 import threading
 import time as _time
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +62,7 @@ from app.data.errors import GranuleError
 
 __all__ = [
     "CLOSED_AFTER",
+    "PLATFORM_FIELD",
     "PartitionTemplate",
     "PartitionLister",
     "lister_for",
@@ -74,6 +82,10 @@ _MAX_STATE_FOLDERS = 20_000
 _STATE_VERSION = 1
 
 _FIELD = re.compile(r"\{(platform|time:(?P<fmt>[^}]*))\}")
+#: The field of a root URL that names the platform's own bucket or folder (``s3://noaa-{platform}/ABI-L1b-RadF``).
+PLATFORM_FIELD = "{platform}"
+#: What a folder id put into a root URL may be (a bucket-name part: no ``/``, no ``..``).
+FOLDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 #: strftime directives by the time unit they resolve, finest first.
 _UNITS = (("minute", ("%M",)), ("hour", ("%H",)), ("day", ("%d", "%j")), ("month", ("%m", "%b", "%B")),
           ("year", ("%Y",)))
@@ -208,13 +220,24 @@ class PartitionLister:
     has none); ``platform_key``: maps a file's platform field to our platform id (``GOES16`` -> ``G16``);
     ``poll_seconds``: re-list open remote folders at most this often (None: never, an archive that does not grow);
     ``state_file``: where closed folders' listings are kept (None: memory only).
+
+    A ``root_url`` naming ``{platform}`` (``s3://noaa-{platform}/ABI-L1b-RadF``) is one tree per platform:
+    ``folder_ids`` lists the ids it may take (``goes18``, ``goes19``), each read by a lister of its own (its root
+    filled in, its own cache and state file); the queries' ``folder_id`` picks it, and the partition must not name
+    ``{platform}`` again. :attr:`listed` then holds the full URLs of the folders listed, in every tree.
     """
 
     def __init__(self, root_url: str, partition: str, parse: Callable[[str], dict], name_glob: str = "*",
                  repeat_minutes: int = 10, platform_key: Callable[[str], str] | None = None,
                  storage_options: Mapping[str, Any] | None = None, poll_seconds: float | None = None,
-                 state_file: str | Path | None = None):
+                 state_file: str | Path | None = None, folder_ids: Iterable[str] | None = None):
         self.root_url = root_url.rstrip("/")
+        self.per_platform = PLATFORM_FIELD in self.root_url
+        self.folder_ids = tuple(str(f) for f in (folder_ids or ()))
+        if self.per_platform:
+            _check_per_platform(self.root_url, partition, self.folder_ids)
+        self._children: dict[str, PartitionLister] = {}
+        self._listed_prefix = ""  # a tree of a per-platform root: its URL, before each folder in `listed`
         self.partition = partition
         self.parse = parse
         self.name_glob = name_glob or "*"
@@ -269,18 +292,14 @@ class PartitionLister:
             fs.invalidate_cache(path)
             entries = fs.ls(path, detail=False)
         except FileNotFoundError as exc:
-            if "bucket" in str(exc).lower():  # s3fs: the whole source is missing, not one folder
+            if _no_bucket(exc):  # s3fs: the whole source is missing, not one folder
                 raise GranuleError(self.url(rel) or self.root_url,
                                    f"cannot be listed: the bucket does not exist ({exc})") from exc
             return _Listing(None, _time.time())
-        except (OSError, ValueError, PermissionError) as exc:
-            raise GranuleError(self.url(rel) or self.root_url,
-                               f"cannot be listed: {type(exc).__name__}: {str(exc).strip() or 'no message'}") from exc
         except Exception as exc:  # noqa: BLE001 - botocore/aiohttp errors are not OSErrors; said with the folder
-            raise GranuleError(self.url(rel) or self.root_url,
-                               f"cannot be listed: {type(exc).__name__}: {str(exc).strip() or 'no message'}") from exc
+            raise GranuleError(self.url(rel) or self.root_url, f"cannot be listed: {listing_reason(exc)}") from exc
         with self._lock:
-            self.listed.append(rel)
+            self.listed.append(self._listed_prefix + rel if self._listed_prefix else rel)
         names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries} - {""}
         if self.root_url.startswith(("http://", "https://")):  # links of an index page are URL-encoded
             names = {urllib.parse.unquote(n) for n in names}
@@ -368,6 +387,34 @@ class PartitionLister:
             self._cache.clear()
             self._closed.clear()
             self._state_loaded = False
+            children = list(self._children.values())
+        for child in children:
+            child.clear()
+
+    # --- one tree per platform (a root naming {platform}) ---------------------------------------------------------
+
+    def tree(self, folder_id: str) -> PartitionLister | None:
+        """The lister of one platform's tree of a per-platform root; None for a folder id not listed.
+
+        A root without ``{platform}`` is one tree: this lister, whatever the id.
+        """
+        if not self.per_platform:
+            return self
+        if folder_id not in self.folder_ids:
+            return None
+        with self._lock:
+            found = self._children.get(folder_id)
+            if found is None:
+                state = None
+                if self.state_file is not None:
+                    state = self.state_file.with_name(f"{self.state_file.stem}.{folder_id}{self.state_file.suffix}")
+                found = PartitionLister(self.root_url.replace(PLATFORM_FIELD, folder_id), self.partition,
+                                        self.parse, self.name_glob, self.repeat_minutes, self.platform_key,
+                                        self.storage_options, self.poll_seconds, state)
+                found.listed = self.listed  # one record of what was listed, in every tree
+                found._listed_prefix = found.root_url + "/"
+                self._children[folder_id] = found
+            return found
 
     # --- files -------------------------------------------------------------------------------------------------
 
@@ -436,6 +483,9 @@ class PartitionLister:
         Columns ``path``, ``platform``, ``start``, ``end``, sorted by start then path: the rows the granule index
         would give. Only the folders covering [start, end) are listed (their parent first when they are many).
         """
+        if self.per_platform:
+            tree = self.tree(folder_id)
+            return _frame([]) if tree is None else tree.rows("", platform, start, end, clock)
         tpl = self._template(folder_id)
         t0, t1 = pd.Timestamp(start), pd.Timestamp(end)
         leaves = self._existing(tpl, tpl.leaves(t0, t1), clock)
@@ -476,6 +526,9 @@ class PartitionLister:
                 yield from self._walk(tpl, level + 1, rel, lo, hi, newest_first, stop, clock)
 
     def _first_start(self, folder_id: str, platform: str | None, lo, hi, newest_first: bool, clock):
+        if self.per_platform:
+            tree = self.tree(folder_id)
+            return None if tree is None else tree._first_start("", platform, lo, hi, newest_first, clock)
         tpl = self._template(folder_id)
         lo = None if lo is None else pd.Timestamp(lo)
         hi = None if hi is None else pd.Timestamp(hi)
@@ -510,6 +563,9 @@ class PartitionLister:
 
         A partition coarser than a day (``%Y/%m``) lists its files and keeps the days of ``platform``'s.
         """
+        if self.per_platform:
+            tree = self.tree(folder_id)
+            return [] if tree is None else tree.days("", platform, clock)
         tpl = self._template(folder_id)
         level = next((i for i in range(tpl.depth) if tpl.unit(i) in ("day", "hour", "minute")), None)
         out: set[pd.Timestamp] = set()
@@ -522,10 +578,54 @@ class PartitionLister:
         return sorted(out)
 
     def platform_folders(self, clock: float | None = None) -> list[str] | None:
-        """The folder ids under the root when the partition starts with ``{platform}``; None otherwise."""
+        """The folder ids under the root when the partition starts with ``{platform}``; None otherwise.
+
+        A per-platform root: the folder ids it was given (each tree is listed when it is asked for).
+        """
+        if self.per_platform:
+            return sorted(self.folder_ids)
         if not self.partition.lstrip("/").startswith("{platform}"):
             return None
         return sorted(self.listing("", None, clock) or ())
+
+
+def _check_per_platform(root_url: str, partition: str, folder_ids: tuple[str, ...]) -> None:
+    """A root naming ``{platform}``: once, a partition without it, and folder ids fit for a bucket name."""
+    if root_url.count(PLATFORM_FIELD) != 1 or PLATFORM_FIELD in partition:
+        raise ValueError(f"{root_url} with partition {partition!r}: name {PLATFORM_FIELD} once, in the root or in "
+                         "the partition, not in both")
+    if not folder_ids:
+        raise ValueError(f"{root_url} names {PLATFORM_FIELD}: give the folder ids it takes (the keys of the "
+                         "catalogue's platforms: map, e.g. goes18)")
+    bad = [f for f in folder_ids if not FOLDER_ID.fullmatch(f)]
+    if bad:
+        raise ValueError(f"{root_url}: the folder ids {', '.join(map(repr, bad))} cannot be put in a URL (letters, "
+                         "digits, '.', '_' and '-' only)")
+
+
+def _no_bucket(exc: BaseException) -> bool:
+    """Whether a FileNotFoundError of a listing says the bucket itself is missing (S3's NoSuchBucket)."""
+    text = str(exc).lower()
+    return "specified bucket does not exist" in text or "nosuchbucket" in text
+
+
+def listing_reason(exc: BaseException) -> str:
+    """Why a folder cannot be listed, in the words of :mod:`app.data.storage`'s errors.
+
+    Wrong credentials read ``access denied: ...`` as a refused read of a file does, a network error or a timeout
+    the same; anything else is named with its type and message.
+    """
+    if isinstance(exc, GranuleError):  # storage.filesystem: no package for the protocol, wrong options
+        return exc.problem
+    try:
+        from app.data import storage
+    except ImportError:  # pragma: no cover - storage is part of app.data
+        storage = None
+    reason = getattr(storage, "_reason", None)  # the sentence every remote read says
+    text = reason(exc) if reason is not None else ""
+    if not text or text.startswith("cannot be read from the storage"):  # nothing it knows: say what it is
+        return f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
+    return text
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
@@ -546,7 +646,9 @@ def lister_for(info, repeat_minutes: int, platform_key: Callable[[str], str], st
     """The process's lister of a product (:class:`~app.data.catalog.ProductInfo` with a ``partition``)."""
     poll = (info.live or {}).get("poll_seconds")
     options = json.dumps(dict(info.storage_options), sort_keys=True, default=str)
-    key = (info.root_url, info.product, info.partition, options, poll, int(repeat_minutes), str(state_file))
+    folder_ids = tuple(sorted(str(k) for k in info.platforms)) if PLATFORM_FIELD in info.root_url else ()
+    key = (info.root_url, info.product, info.partition, options, poll, int(repeat_minutes), str(state_file),
+           folder_ids)
     with _LISTERS_LOCK:
         found = _LISTERS.get(key)
         if found is None:
@@ -554,7 +656,7 @@ def lister_for(info, repeat_minutes: int, platform_key: Callable[[str], str], st
             name_glob = info.glob.rsplit("/", 1)[-1] or pattern.glob
             found = PartitionLister(info.root_url, info.partition, pattern.parse, name_glob, repeat_minutes,
                                     platform_key, info.storage_options, None if poll is None else float(poll),
-                                    state_file)
+                                    state_file, folder_ids)
             if len(_LISTERS) > 64:
                 _LISTERS.clear()
             _LISTERS[key] = found

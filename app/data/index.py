@@ -63,6 +63,7 @@ from app.core.state import archive_state_dir, write_state
 from app.data import storage
 from app.data.errors import GranuleError, UserInputError
 from app.data.filenames import PATTERNS, FilenamePattern
+from app.data.geo_slots import listing_reason
 
 __all__ = [
     "CELL_DEG",
@@ -677,8 +678,8 @@ def relative_name(path: str | os.PathLike, root: str | os.PathLike | None) -> st
     if not root:
         return text
     base = os.fspath(root).rstrip("/")
-    if text.rstrip("/") == base:
-        return base.rsplit("/", 1)[-1] or text  # the root itself: by its own name
+    if text.rstrip("/") == base:  # the root itself: a URL as the catalogue says it, a local folder by its name
+        return base if not _is_local(base) else (base.rsplit("/", 1)[-1] or text)
     if text.startswith(base + "/"):
         return text[len(base) + 1 :]
     if _is_local(base) and _is_local(text) and os.path.isabs(text):
@@ -832,6 +833,24 @@ def recent_folders(partition: str, days: int, now=None) -> list[str]:
     return out
 
 
+def _folder_files(fs, where: str, name_glob: str) -> dict[str, dict]:
+    """The files directly in a remote folder whose name matches ``name_glob``, with their listing details.
+
+    One ``ls`` of the folder, not a ``glob``: s3fs lists a glob with a name prefix (``Prefix=.../S5P_``), which
+    does not fill its listing cache, so every file read afterwards would first ask its size and ETag with a HEAD
+    request (one round trip more per new granule; refused by servers that authorise HEAD apart from GET, as moto
+    does for anonymous requests). The folder's listing is kept by the file system and answers those questions.
+    """
+    try:
+        entries = fs.ls(where, detail=True)
+    except FileNotFoundError as exc:
+        if "specified bucket does not exist" in str(exc).lower():  # the whole source is missing, not one day
+            raise
+        return {}
+    return {e["name"]: e for e in entries
+            if e.get("type", "file") == "file" and fnmatch.fnmatchcase(e["name"].rsplit("/", 1)[-1], name_glob)}
+
+
 def _list_recent(source: ProductSource, report: IndexReport, days: int, now=None) -> dict[str, tuple[int, float]]:
     """Map path -> (size, mtime) of the product's files in its newest partition folders (missing folders: none)."""
     partition = getattr(source, "partition", "") or ""
@@ -841,16 +860,133 @@ def _list_recent(source: ProductSource, report: IndexReport, days: int, now=None
     found: dict[str, tuple[int, float]] = {}
     try:
         fs, root = storage.filesystem(source.root_url)
+        remote = storage.is_remote(source.root_url)
         for folder in recent_folders(partition, days, now):
             where = f"{root.rstrip('/')}/{folder.rstrip('/')}"
             fs.invalidate_cache(where)
-            for path, info in fs.glob(f"{where}/{name_glob}", detail=True).items():
+            listed = (_folder_files(fs, where, name_glob) if remote and "*" not in folder
+                      else fs.glob(f"{where}/{name_glob}", detail=True))
+            for path, info in listed.items():
                 if info.get("type", "file") == "file":
-                    url = fs.unstrip_protocol(path) if storage.is_remote(source.root_url) else path
+                    url = fs.unstrip_protocol(path) if remote else path
                     found[url] = (int(info.get("size") or 0), _mtime(info))
     except Exception as e:  # noqa: BLE001 - an unreachable archive is reported; the index keeps what it has
-        report.skip(source.root_url, f"its newest folders cannot be listed ({type(e).__name__}: {e})")
+        report.skip(source.root_url, f"its newest folders cannot be listed: {listing_reason(e)}")
     return found
+
+
+# --- STAC: footprints, times and files from a STAC API's search, no file opened ------------------------------------
+
+#: Seconds to wait for a STAC API (connect, read): bounded, as every remote request.
+STAC_TIMEOUT = (5.0, 30.0)
+#: Items asked per page of a search.
+STAC_PAGE = 250
+
+
+def _stac_href(item: dict, stac: dict, pattern: FilenamePattern) -> str | None:
+    """The granule file of a STAC item: the asset named by ``stac.asset``, else the one whose name fits the pattern."""
+    assets = item.get("assets") or {}
+    if stac.get("asset"):
+        asset = assets.get(stac["asset"]) or {}
+        return asset.get("href")
+    glob = pattern.glob
+    for asset in assets.values():
+        href = str((asset or {}).get("href") or "")
+        if fnmatch.fnmatchcase(href.rsplit("/", 1)[-1], glob):
+            return href
+    return None
+
+
+def _stac_outline(geometry: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Samples and cell mask of an item's geometry (a Polygon or a MultiPolygon split at ±180°), None without one."""
+    if not geometry or geometry.get("type") not in ("Polygon", "MultiPolygon"):
+        return None
+    polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    lats, lons, mask = [], [], None
+    for polygon in polygons:
+        ring = np.asarray(polygon[0], dtype=np.float64)  # the exterior ring, (lon, lat) pairs
+        if ring.ndim != 2 or len(ring) < 3 or not np.isfinite(ring[:, :2]).all():
+            return None
+        lat, lon, cells = outline_footprint(ring[:, 1], ring[:, 0])
+        lats.append(lat)
+        lons.append(lon)
+        mask = cells if mask is None else mask | cells
+    return np.concatenate(lats), np.concatenate(lons), mask
+
+
+def _stac_time(props: dict, key: str) -> pd.Timestamp | None:
+    value = props.get(key)
+    if not value:
+        return None
+    t = pd.Timestamp(value)
+    return t.tz_convert("UTC").tz_localize(None) if t.tzinfo is not None else t
+
+
+def _stac_row(item: dict, stac: dict, pattern: FilenamePattern) -> dict:
+    """One index row from a STAC item (raises GranuleError naming the item when it lacks what the index needs)."""
+    where = f"STAC item {item.get('id', '?')} of {stac['url']}"
+    href = _stac_href(item, stac, pattern)
+    if not href:
+        raise GranuleError(where, f"has no asset named {stac['asset']!r}")
+    fields = pattern.parse(href)  # a GranuleError for a name that does not fit
+    outline = _stac_outline(item.get("geometry"))
+    if outline is None:
+        raise GranuleError(href, f"its {where} has no footprint polygon")
+    lat, lon, mask = outline
+    props = item.get("properties") or {}
+    start = _stac_time(props, "start_datetime") or fields.get("start") or _stac_time(props, "datetime")
+    end = _stac_time(props, "end_datetime") or fields.get("end")
+    if start is None or end is None:
+        raise GranuleError(href, f"its {where} gives no start or end time")
+    asset = next((a for a in (item.get("assets") or {}).values() if (a or {}).get("href") == href), {}) or {}
+    updated = _stac_time(props, "updated") or _stac_time(props, "created")
+    lon_min, lon_max = _lon_interval(lon)
+    return {
+        "path": href, "product": pattern.product, "platform": fields.get("platform", ""),
+        "orbit": fields.get("orbit", props.get("sat:absolute_orbit")), "start": start, "end": end,
+        "lat_min": float(np.nanmin(lat)), "lat_max": float(np.nanmax(lat)), "lon_min": lon_min, "lon_max": lon_max,
+        "crosses_antimeridian": _crosses_antimeridian(lon), "footprint": pack_cells(mask),
+        "size": int(asset.get("file:size") or 0),
+        "mtime": float("nan") if updated is None else updated.timestamp(),
+        "mode": fields.get("mode"), "collection": fields.get("collection"), "processor": fields.get("processor"),
+        "day_night": fields.get("day_night"),
+    }
+
+
+def _stac_rows(source: ProductSource, report: IndexReport, datetime: str | None = None) -> list[dict] | None:
+    """The index rows of a product from its STAC API's search (None: the API cannot be searched, said once).
+
+    ``datetime``: the search's interval (``2026-03-25T00:00:00Z/..``), None for every item of the collection. An
+    item that lacks a file, a footprint or times is skipped and named; nothing is opened.
+    """
+    stac = dict(getattr(source, "stac", None) or {})
+    pattern = source.filename_pattern()
+    try:
+        from pystac_client import Client
+
+        client = Client.open(stac["url"], timeout=STAC_TIMEOUT)
+        search = client.search(collections=[stac["collection"]], datetime=datetime, limit=STAC_PAGE)
+        items = list(search.items_as_dicts())
+    except ImportError as exc:
+        report.skip(stac["url"], f"cannot be searched: pystac-client is not installed ({exc}); install "
+                                 "fumarole[remote]; its index rows are kept")
+        return None
+    except Exception as exc:  # noqa: BLE001 - an API that cannot be searched is said once; the rows are kept
+        report.skip(stac["url"], f"cannot be searched for {stac['collection']}: {listing_reason(exc)}; its index "
+                                 "rows are kept")
+        return None
+    rows = []
+    for item in items:
+        if not stac.get("asset") and _stac_href(item, stac, pattern) is None:
+            continue  # another product's item (no file of this product's name): passed over, as in a listing
+        try:
+            rows.append(_stac_row(item, stac, pattern))
+        except GranuleError as exc:
+            report.skip(str(exc.path), exc.problem)
+    if not items:
+        report.note_empty(stac["url"], f"no {source.product} granule: its collection {stac['collection']} has no "
+                                       "item" + (f" in {datetime}" if datetime else ""))
+    return rows
 
 
 def _mtime(info: dict) -> float:
@@ -1131,7 +1267,15 @@ class GranuleIndex:
         keep: list[pd.DataFrame] = []
         tasks: list[tuple] = []
         refreshed: set[str] = set()
+        stac_rows: list[dict] = []
         for source in sources:
+            if getattr(source, "stac", None):  # the footprints come from a STAC API's search, no file opened
+                found = _stac_rows(source, report)
+                if found is not None:
+                    refreshed.add(source.product)
+                    _compare(old[old["product"] == source.product], found, report)
+                    stac_rows += found
+                continue
             listing = self._list(source, report)
             if listing is None:  # the archive cannot be listed now: keep what the index knows of it
                 continue
@@ -1149,15 +1293,15 @@ class GranuleIndex:
             report.unchanged += len(same)
             keep.append(rows[rows["path"].isin(same)])
         keep.append(old[~old["product"].isin(list(refreshed))])
-        new_rows = self._read_all(tasks, report, executor, max_workers, stride)
+        new_rows = self._read_all(tasks, report, executor, max_workers, stride) + stac_rows
         parts = [k for k in keep if len(k)] + ([pd.DataFrame(new_rows)] if new_rows else [])
         table = pd.concat([_typed(p) for p in parts], ignore_index=True) if parts else _empty_table()
         self._table = _typed(table.sort_values(["product", "start", "path"], kind="stable"))
         self._cache = None
         changed = bool(report.added or report.updated or report.removed)
         self._stored = self._stored and not changed
-        for path, reason in report.skipped:
-            logger.warning("granule index: skipped %s: %s", path, reason)
+        for path, reason in report.skipped:  # said by the caller (CLI stderr, the Archive's reporter): once
+            logger.debug("granule index: skipped %s: %s", path, reason)
         logger.info("%s", str(report).splitlines()[0])
         self.last_report = report
         if save or (save is None and self.path is not None and not self._stored):
@@ -1187,7 +1331,7 @@ class GranuleIndex:
                 return {}
             found = fs.glob(f"{root.rstrip('/')}/{source.glob}", detail=True)
         except Exception as e:  # noqa: BLE001 - an unreachable archive is reported, the other products go on
-            report.skip(source.root_url, f"cannot be listed ({type(e).__name__}: {e}); its index rows are kept")
+            report.skip(source.root_url, f"cannot be listed: {listing_reason(e)}; its index rows are kept")
             return None
         files = {p: i for p, i in found.items() if i.get("type", "file") == "file"}
         if not files:
@@ -1207,20 +1351,28 @@ class GranuleIndex:
         report = IndexReport(root=self.root or _common_root(sources))
         known = set(self._table["path"])
         tasks = []
+        stac_rows: list[dict] = []
         for source in sources:
             n_days = days if days is not None else int((getattr(source, "live", None) or {}).get("days", 2))
+            if getattr(source, "stac", None):  # the newest items of the STAC API's collection
+                first = _as_time(now if now is not None else pd.Timestamp.now(tz="UTC")).normalize()
+                since = first - pd.Timedelta(days=n_days - 1)
+                found = _stac_rows(source, report, f"{since:%Y-%m-%dT%H:%M:%SZ}/..") or []
+                stac_rows += [r for r in found if r["path"] not in known]
+                report.added += [r["path"] for r in found if r["path"] not in known]
+                continue
             listing = _list_recent(source, report, n_days, now)
             pattern, options = source.filename_pattern(), dict(source.storage_options or {})
             tasks += [(pattern, path, size, mtime, options, False) for path, (size, mtime) in listing.items()
                       if path not in known]
-        new_rows = self._read_all(tasks, report, None, None, 16)
+        new_rows = self._read_all(tasks, report, None, None, 16) + stac_rows
         if new_rows:
             table = pd.concat([self._table, _typed(pd.DataFrame(new_rows))], ignore_index=True)
             self._table = _typed(table.sort_values(["product", "start", "path"], kind="stable"))
             self._cache = None
             self._stored = False
-        for path, reason in report.skipped:
-            logger.warning("granule index: skipped %s: %s", path, reason)
+        for path, reason in report.skipped:  # said by the caller (the Archive's reporter): once
+            logger.debug("granule index: skipped %s: %s", path, reason)
         if new_rows and (save or (save is None and self.path is not None)):
             self._save_unless_pointless()
         return report
@@ -1336,6 +1488,20 @@ def _version(rec: dict) -> tuple:
         return -1 if pd.isna(v) else int(v)
 
     return (num(rec["collection"]), num(rec["processor"]))
+
+
+def _compare(rows: pd.DataFrame, found: list[dict], report: IndexReport) -> None:
+    """Note in ``report`` what a product's new rows add, change and remove against its rows in the index."""
+    known = dict(zip(rows["path"], zip(rows["size"], rows["mtime"], strict=True), strict=True))
+    paths = {r["path"] for r in found}
+    report.removed += sorted(set(known) - paths)
+    for r in found:
+        if r["path"] not in known:
+            report.added.append(r["path"])
+        elif known[r["path"]][0] == r["size"] and _same_mtime(known[r["path"]][1], r["mtime"]):
+            report.unchanged += 1
+        else:
+            report.updated.append(r["path"])
 
 
 def _orbit_row(group: list[dict]) -> dict:
