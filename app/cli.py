@@ -112,24 +112,158 @@ def _default_origins(address: str, port: int) -> list[str]:
     return list(dict.fromkeys(f"{n}:{port}" for n in names if n))
 
 
-def _check_basic_auth(path: str) -> str:
-    """The absolute path of a JSON file mapping user names to passwords (Panel's basic auth)."""
-    import json
+_ROUTE = re.compile(r"/[A-Za-z0-9._~/-]*")
+
+
+def _check_users_file(path: str, flag: str) -> str:
+    """The absolute path of a users file of hashed passwords with at least one user (``fumarole users add``)."""
+    from app.core import auth
 
     file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserInputError(f"{flag} {path}: no such file (make it with `fumarole users add NAME --file {path}`)")
     try:
-        users = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserInputError(f"--basic-auth {path}: cannot be read ({exc.strerror or exc})") from None
-    except ValueError as exc:
-        raise UserInputError(f"--basic-auth {path}: is not JSON ({exc})") from None
-    if not isinstance(users, dict) or not users or not all(
-        isinstance(k, str) and k and isinstance(v, str) and v for k, v in users.items()
-    ):
-        raise UserInputError(
-            f"--basic-auth {path}: must hold a JSON object of user names to passwords, e.g. {{\"ops\": \"...\"}}"
-        )
+        users = auth.read_users(file)
+    except auth.AuthFileError as exc:
+        raise UserInputError(f"{flag}: {exc}") from None
+    if not users:
+        raise UserInputError(f"{flag} {path}: holds no user (add one with `fumarole users add NAME --file {path}`)")
     return str(file.resolve())
+
+
+def _check_tokens_file(path: str) -> str:
+    """The absolute path of a tokens file (``fumarole tokens create``): it must exist and parse."""
+    from app.core import auth
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserInputError(f"--tokens {path}: no such file (make it with `fumarole tokens create NAME --file "
+                             f"{path}`)")
+    try:
+        auth.read_tokens(file)
+    except auth.AuthFileError as exc:
+        raise UserInputError(f"--tokens: {exc}") from None
+    return str(file.resolve())
+
+
+def _check_public(items: list[str] | None) -> list[str]:
+    """The ``--public`` routes (repeatable, or comma lists): paths such as ``/guide`` or ``/api/v1/volcanoes``."""
+    routes: list[str] = []
+    for item in items or []:
+        for part in (p.strip() for p in item.split(",")):
+            if not part:
+                continue
+            route = part.rstrip("/")
+            if not route:
+                raise UserInputError("--public '/' would open every page and the API: leave access control off "
+                                     "instead")
+            if not _ROUTE.fullmatch(route) or "/../" in route + "/" or "//" in route:
+                raise UserInputError(f"--public {part!r} is not a route of this server: a path such as /guide or "
+                                     "/api/v1/volcanoes (letters, digits, '/', '.', '_', '~', '-')")
+            routes.append(route)
+    return list(dict.fromkeys(routes))
+
+
+def _loopback_url(url: str) -> bool:
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    return _loopback(host)
+
+
+def _check_oidc(args: argparse.Namespace, environ: dict) -> dict | None:
+    """The OIDC provider's endpoints, read from the issuer's ``/.well-known/openid-configuration``; None without."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    issuer, client_id = args.oidc_issuer, args.oidc_client_id
+    if not issuer and not client_id:
+        return None
+    if not (issuer and client_id):
+        raise UserInputError("give both --oidc-issuer URL and --oidc-client-id ID (the client secret goes in "
+                             "FUMAROLE_OIDC_CLIENT_SECRET)")
+    parts = urllib.parse.urlsplit(issuer)
+    if parts.scheme != "https" and not (parts.scheme == "http" and _loopback_url(issuer)):
+        raise UserInputError(f"--oidc-issuer {issuer!r} must be an https:// URL (http:// only on this machine)")
+    if not environ.get("FUMAROLE_OIDC_CLIENT_SECRET"):
+        raise UserInputError("--oidc-issuer needs the client secret in the environment variable "
+                             "FUMAROLE_OIDC_CLIENT_SECRET (never on the command line)")
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=15) as r:
+            found = json.loads(r.read(1 << 20).decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"--oidc-issuer: {url} could not be read ({getattr(exc, 'reason', None) or exc})"
+                             ) from None
+    named = found.get("issuer") if isinstance(found, dict) else None
+    if str(named or "").rstrip("/") != issuer.rstrip("/"):
+        raise UserInputError(f"--oidc-issuer: {url} names the issuer {named!r}, not {issuer!r}")
+    config = {"issuer": issuer, "client_id": client_id}
+    for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "end_session_endpoint"):
+        value = found.get(key)
+        if value and urllib.parse.urlsplit(str(value)).scheme in ("http", "https"):
+            config[key] = str(value)
+    missing = [k for k in ("authorization_endpoint", "token_endpoint") if k not in config]
+    if missing:
+        raise UserInputError(f"--oidc-issuer: {url} gives no {' or '.join(missing)}")
+    if args.oidc_redirect_uri:
+        config["redirect_uri"] = args.oidc_redirect_uri
+    return config
+
+
+def _access_control(args: argparse.Namespace, environ: dict, env: dict) -> list[str]:
+    """Check the access-control flags, put them in the server's environment and return the auth-module flags."""
+    import json
+
+    from app.paths import PACKAGE
+
+    for name in [k for k in env if k.startswith("FUMAROLE_AUTH_")]:
+        del env[name]  # only this command's flags decide who may come in
+    if args.oidc_client_secret is not None:
+        raise UserInputError("--oidc-client-secret is not taken on the command line (every user of the machine can "
+                             "read it): set FUMAROLE_OIDC_CLIENT_SECRET in the environment")
+    if args.users and args.oidc_issuer:
+        raise UserInputError("give --users FILE or --oidc-issuer URL for the pages' login, not both")
+    users = _check_users_file(args.users, "--users") if args.users else None
+    tokens = _check_tokens_file(args.tokens) if args.tokens else None
+    public = _check_public(args.public)
+    oidc = _check_oidc(args, environ)
+    if not (users or tokens or oidc):
+        if public:
+            raise UserInputError("--public names routes open without a login, but no login is required: give "
+                                 "--users, --oidc-issuer or --tokens")
+        return []
+    if users:
+        env["FUMAROLE_AUTH_USERS_FILE"] = users
+    if tokens:
+        env["FUMAROLE_AUTH_TOKENS_FILE"] = tokens
+    if public:
+        env["FUMAROLE_AUTH_PUBLIC"] = ",".join(public)
+    if oidc:
+        env["FUMAROLE_AUTH_OIDC"] = json.dumps(oidc)
+    return ["--auth-module", str(PACKAGE / "serve_auth.py")]
+
+
+def access_summary(env: dict) -> str:
+    """One sentence on who may use the server, from the environment :func:`serve_plan` made."""
+    import json
+
+    from app.core.auth import ALWAYS_PUBLIC
+
+    ways = []
+    if env.get("FUMAROLE_AUTH_USERS_FILE"):
+        ways.append(f"a password of {env['FUMAROLE_AUTH_USERS_FILE']}")
+    if env.get("FUMAROLE_AUTH_OIDC"):
+        ways.append(f"a sign-in at {json.loads(env['FUMAROLE_AUTH_OIDC'])['issuer']}")
+    if env.get("FUMAROLE_AUTH_TOKENS_FILE"):
+        ways.append(f"an API token of {env['FUMAROLE_AUTH_TOKENS_FILE']}")
+    if not ways:
+        return "no login required: whoever reaches the server may use every page and the API"
+    public = [*ALWAYS_PUBLIC, *[p for p in env.get("FUMAROLE_AUTH_PUBLIC", "").split(",") if p]]
+    return (f"login required for the pages and the API ({' or '.join(ways)}); open without login: "
+            f"{', '.join(public)}")
 
 
 def _check_clusters(items: list[str], environ: dict) -> str:
@@ -208,7 +342,7 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
     """Check the ``serve`` flags and return the ``panel serve`` command and its environment, without running it.
 
     Raises :class:`UserInputError` (one sentence naming the flag and the value) for a bad port, address, origin,
-    basic-auth file, cluster or catalogue.
+    users or tokens file, public route, OIDC issuer, cluster or catalogue.
     """
     environ = dict(os.environ if environ is None else environ)
     port = _check_port(args.port, "--port")
@@ -242,13 +376,14 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
         # and app/api/v1.py, ROUTES; the v1 document at /api/v1/openapi.json)
         "--plugins", "app.api.geo",
         "--plugins", "app.api.v1",
+        # the map services for GIS clients: WMS 1.3.0, WMTS 1.0.0 and XYZ tiles (app/api/ogc.py, docs/gis.md)
+        "--plugins", "app.api.ogc",
         # /liveness answers 200 while the server runs (the Docker HEALTHCHECK)
         "--liveness",
     ]
     if SESSION_THREADS:  # the dashboards' builds and events on these threads, off the event loop (see above)
         cmd += ["--num-threads", str(SESSION_THREADS)]
-    if args.basic_auth:
-        cmd += ["--basic-auth", _check_basic_auth(args.basic_auth)]
+    cmd += _access_control(args, environ, env)
     if args.num_procs != 1:
         cmd += ["--num-procs", str(args.num_procs)]
     if not args.no_warm:
@@ -265,18 +400,135 @@ def serve_plan(args: argparse.Namespace, environ: dict | None = None) -> tuple[l
 SESSION_THREADS = int(os.environ.get("FUMAROLE_SESSION_THREADS", "0"))
 
 
+def serve_banner(args: argparse.Namespace, cmd: list[str], env: dict) -> list[str]:
+    """What ``fumarole serve`` says at start: where it listens, who may come in, and a warning when anyone may."""
+    host = "localhost" if _loopback(args.address) else args.address
+    n_apps = sum(1 for p in DASHBOARDS.glob("*.py") if not p.name.startswith("_"))
+    where = ("this machine only" if _loopback(args.address)
+             else "every interface" if args.address in _WILDCARD else "that address only")
+    origins = ", ".join(cmd[i + 1] for i, c in enumerate(cmd) if c == "--allow-websocket-origin")
+    lines = [f"serving {n_apps} dashboards at http://{host}:{args.port} (listening on {args.address}: {where}; "
+             f"websocket origins: {origins})",
+             f"access: {access_summary(env)}"]
+    if "--auth-module" not in cmd and not _loopback(args.address):
+        lines.append(f"WARNING: listening on {args.address} with no access control: anyone who reaches port "
+                     f"{args.port} of this machine may use every page and the API. Give --users, --oidc-issuer or "
+                     "--tokens (docs/deploy.md, \"Access control\"), or --address 127.0.0.1.")
+    return lines
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the dashboards with ``panel serve`` (the flags checked first by :func:`serve_plan`)."""
     cmd, env = serve_plan(args)
-    host = "localhost" if _loopback(args.address) else args.address
-    n_apps = sum(1 for p in DASHBOARDS.glob("*.py") if not p.name.startswith("_"))
-    print(f"serving {n_apps} dashboards at http://{host}:{args.port} "
-          f"(listening on {args.address}; websocket origins: "
-          f"{', '.join(cmd[i + 1] for i, c in enumerate(cmd) if c == '--allow-websocket-origin')}"
-          f"{'; login required' if args.basic_auth else ''})", file=sys.stderr, flush=True)
+    for line in serve_banner(args, cmd, env):
+        print(line, file=sys.stderr, flush=True)
     # become the server (no child process left behind when this one is stopped)
     os.chdir(RESOURCES)
     os.execve(sys.executable, cmd, env)
+
+
+def _credential_file(path: str) -> Path:
+    file = Path(path).expanduser()
+    if not file.parent.is_dir():
+        raise UserInputError(f"--file {path}: the folder {file.parent} does not exist")
+    return file
+
+
+def _check_action_name(args: argparse.Namespace, command: str) -> None:
+    if args.name is None and args.action in args.needs_name:
+        what = "OLD.json (the old --basic-auth file)" if args.action == "import" else "NAME"
+        raise UserInputError(f"`fumarole {command} {args.action}` needs {what}")
+    if args.name is not None and args.action == "list":
+        raise UserInputError(f"`fumarole {command} list` takes no name")
+
+
+def _read_password(name: str) -> str:
+    """The new password of ``name``: asked twice on a terminal, else one line of standard input."""
+    import getpass
+
+    if sys.stdin is not None and sys.stdin.isatty():
+        first = getpass.getpass(f"password for {name}: ")
+        if getpass.getpass("again: ") != first:
+            raise UserInputError("the two passwords differ: nothing was changed")
+        return first
+    line = sys.stdin.readline() if sys.stdin is not None else ""
+    return line[:-1] if line.endswith("\n") else line
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """``fumarole users add|remove|list|import``: the users file of hashed passwords (``--users``)."""
+    from app.core import auth
+
+    file = _credential_file(args.file)
+    _check_action_name(args, "users")
+    try:
+        if args.action == "list":
+            for name in sorted(auth.read_users(file)):
+                print(name)
+            return 0
+        if args.action == "import":
+            names = auth.import_plain_users(args.name, file)
+            print(f"hashed the passwords of {len(names)} users ({', '.join(names)}) of {args.name} into {file}; "
+                  f"delete {args.name} now", file=sys.stderr)
+            return 0
+        auth.check_name(args.name)
+        if args.action == "remove":
+            auth.remove_user(file, args.name)
+            print(f"removed user {args.name!r} from {file}", file=sys.stderr)
+            return 0
+        auth.read_users(file)  # a damaged or plain-text file is said before the password is asked
+        new = auth.add_user(file, args.name, _read_password(args.name))
+    except (auth.AuthFileError, ValueError) as exc:
+        raise UserInputError(str(exc)) from None
+    except KeyError as exc:
+        raise UserInputError(str(exc.args[0])) from None
+    verb = "added user" if new else "changed the password of"
+    print(f"{verb} {args.name!r} in {file} (stored as a scrypt hash, mode 0600)", file=sys.stderr)
+    return 0
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    """``fumarole tokens create|revoke|list``: the API tokens file (``--tokens``)."""
+    from app.core import auth
+
+    file = _credential_file(args.file)
+    _check_action_name(args, "tokens")
+    try:
+        if args.action == "list":
+            for entry in sorted(auth.read_tokens(file).values(), key=lambda t: t.name):
+                print(f"{entry.name}\tcreated {entry.created}")
+            return 0
+        if args.action == "revoke":
+            auth.revoke_token(file, args.name)
+            print(f"revoked token {args.name!r} in {file}: a running server refuses it from its next request",
+                  file=sys.stderr)
+            return 0
+        token = auth.create_token(file, args.name)
+    except (auth.AuthFileError, ValueError) as exc:
+        raise UserInputError(str(exc)) from None
+    except KeyError as exc:
+        raise UserInputError(str(exc.args[0])) from None
+    print(token)
+    print(f"made token {args.name!r}: it is shown this once ({file} keeps only its SHA-256); send it as "
+          "'Authorization: Bearer TOKEN'", file=sys.stderr)
+    return 0
+
+
+def _add_credential_commands(sub) -> None:
+    p = sub.add_parser("users", help="the users file of hashed passwords for `fumarole serve --users`")
+    p.add_argument("action", choices=["add", "remove", "list", "import"],
+                   help="add NAME (or set a new password: read with getpass, or one line of standard input), "
+                        "remove NAME, list, import OLD.json (hash the passwords of an old --basic-auth file)")
+    p.add_argument("name", nargs="?", metavar="NAME|OLD.json")
+    p.add_argument("--file", required=True, help="the users file (written atomically, mode 0600)")
+    p.set_defaults(func=cmd_users, needs_name=("add", "remove", "import"))
+
+    p = sub.add_parser("tokens", help="the API tokens file for `fumarole serve --tokens`")
+    p.add_argument("action", choices=["create", "revoke", "list"],
+                   help="create NAME (prints the token once), revoke NAME, list")
+    p.add_argument("name", nargs="?", metavar="NAME")
+    p.add_argument("--file", required=True, help="the tokens file (written atomically, mode 0600)")
+    p.set_defaults(func=cmd_tokens, needs_name=("create", "revoke"))
 
 
 def _check_flux_flags(args: argparse.Namespace) -> None:
@@ -473,9 +725,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a host (and port) whose pages may open the dashboards' websocket, as the browser names "
                         "the server (repeatable; default: FUMAROLE_ALLOW_ORIGIN, comma-separated, else the served "
                         "address and port, plus localhost:PORT and 127.0.0.1:PORT on loopback)")
-    p.add_argument("--basic-auth", metavar="FILE",
-                   help="require a login: a JSON file of user names to passwords, {\"user\": \"password\"} "
-                        "(keep it mode 0600; the login cookie is signed with this installation's secret)")
+    p.add_argument("--users", "--basic-auth", dest="users", metavar="FILE",
+                   help="require a login for the pages and the API: a users file of hashed passwords made by "
+                        "`fumarole users add` (--basic-auth is the old name; its plain-text JSON is refused)")
+    p.add_argument("--tokens", metavar="FILE",
+                   help="API clients may send 'Authorization: Bearer TOKEN' with a token of this file (made by "
+                        "`fumarole tokens create`; re-read when it changes); without --users or --oidc-issuer only "
+                        "token holders are served")
+    p.add_argument("--public", action="append", metavar="ROUTE[,ROUTE]",
+                   help="a page or API route open without a login (repeatable or comma-separated, e.g. /guide or "
+                        "/api/v1/volcanoes: the route and everything under it); /kiosk and /liveness always are")
+    p.add_argument("--oidc-issuer", metavar="URL",
+                   help="sign visitors in with this OpenID Connect provider (its /.well-known/openid-configuration "
+                        "is read at start); the client secret comes from FUMAROLE_OIDC_CLIENT_SECRET")
+    p.add_argument("--oidc-client-id", metavar="ID", help="this server's client id at the OIDC provider")
+    p.add_argument("--oidc-redirect-uri", metavar="URL",
+                   help="where the provider sends visitors back (default: http(s)://HOST/login as the browser "
+                        "named this server; give it behind a proxy)")
+    p.add_argument("--oidc-client-secret", help=argparse.SUPPRESS)
     p.add_argument("--admin", action="store_true",
                    help="allow the admin actions of the pages (Rescan archive on /archive) to every visitor "
                         "(sets FUMAROLE_ADMIN=1); without it they are refused")
@@ -489,6 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--catalog", help="catalogue to serve (default: FUMAROLE_CATALOG, else the sample archive)")
     p.add_argument("--no-warm", action="store_true", help="do not run the dashboards once at start-up")
     p.set_defaults(func=cmd_serve)
+
+    _add_credential_commands(sub)
 
     p = sub.add_parser("timeseries", help="SO2 mass (and flux) around a volcano for every orbit of a period, as CSV")
 

@@ -7,6 +7,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -51,7 +52,7 @@ def test_default_plan_binds_loopback_with_its_own_origins_and_signed_sessions(tm
     assert key == (tmp_path / "bokeh.key").read_bytes()
     assert len(key) == 32 and env["PANEL_COOKIE_SECRET"] != env["BOKEH_SECRET_KEY"]
     assert env["BOKEH_SECRET_KEY"] not in " ".join(cmd) and env["PANEL_COOKIE_SECRET"] not in " ".join(cmd)
-    assert "--basic-auth" not in cmd and "FUMAROLE_ADMIN" not in env
+    assert "--basic-auth" not in cmd and "--auth-module" not in cmd and "FUMAROLE_ADMIN" not in env
 
 
 def test_operator_settings_win_over_the_defaults(tmp_path):
@@ -87,21 +88,63 @@ def test_several_processes_share_the_default_memory_budget(tmp_path, monkeypatch
         serve_plan(_args(), environ={**environ, "FUMAROLE_MEMORY_BUDGET_MB": "lots"})
 
 
-def test_basic_auth_file_is_checked_and_passed_as_an_absolute_path(tmp_path, monkeypatch):
-    users = tmp_path / "users.json"
-    users.write_text(json.dumps({"ops": "s3cret"}))
+def _users_file(path, name="ops", password="correct horse battery"):
+    from app.core import auth
+
+    auth.add_user(path, name, password)
+    return path
+
+
+def test_users_file_is_checked_and_given_to_the_auth_module(tmp_path, monkeypatch):
+    from app.paths import PACKAGE
+
+    users = _users_file(tmp_path / "users")
     monkeypatch.chdir(tmp_path)
-    cmd, _ = serve_plan(_args("--basic-auth", "users.json"), environ={"FUMAROLE_STATE_DIR": str(tmp_path)})
-    assert _flag_values(cmd, "--basic-auth") == [str(users)]
+    environ = {"FUMAROLE_STATE_DIR": str(tmp_path), "FUMAROLE_AUTH_PUBLIC": "/volcplume"}
+    for flag in ("--users", "--basic-auth"):  # --basic-auth: the old name of the same flag
+        cmd, env = serve_plan(_args(flag, "users"), environ=environ)
+        assert _flag_values(cmd, "--auth-module") == [str(PACKAGE / "serve_auth.py")]
+        assert env["FUMAROLE_AUTH_USERS_FILE"] == str(users)
+        assert "FUMAROLE_AUTH_PUBLIC" not in env  # only this command's flags decide what is open
+        assert "--basic-auth" not in cmd  # Panel's plain-text check is not used
+    cmd, env = serve_plan(_args("--users", "users", "--public", "/guide,/api/v1/volcanoes", "--public",
+                                "/api/geo/slots/"), environ=environ)
+    assert env["FUMAROLE_AUTH_PUBLIC"] == "/guide,/api/v1/volcanoes,/api/geo/slots"
     # Panel takes a --basic-auth value that is not a file as the password itself: a typo must not become one
-    for content, says in [(None, "cannot be read"), ("not json", "is not JSON"), ("[]", "JSON object"),
-                          ('{"ops": ""}', "JSON object")]:
-        bad = tmp_path / "bad.json"
+    for content, says in [(None, "no such file (make it with `fumarole users add NAME --file"),
+                          ('{"ops": "s3cret"}', "holds plain-text passwords (the JSON of the old --basic-auth): "
+                                                "convert it with `fumarole users import"),
+                          ("# nobody\n", "holds no user"),
+                          ("ops:s3cret\n", "line 1 (user 'ops'): the password is not a scrypt hash")]:
+        bad = tmp_path / "bad"
         bad.unlink(missing_ok=True)
         if content is not None:
             bad.write_text(content)
-        with pytest.raises(UserInputError, match=says):
-            serve_plan(_args("--basic-auth", str(bad)), environ={"FUMAROLE_STATE_DIR": str(tmp_path)})
+        with pytest.raises(UserInputError, match=re.escape(says)):
+            serve_plan(_args("--basic-auth", str(bad)), environ=environ)
+
+
+def test_the_start_lines_say_where_it_listens_and_who_may_come_in(tmp_path):
+    from app.cli import serve_banner
+
+    environ = {"FUMAROLE_STATE_DIR": str(tmp_path)}
+    args = _args("--port", "5123")
+    lines = serve_banner(args, *serve_plan(args, environ=environ))
+    assert lines[0].startswith("serving 5 dashboards at http://localhost:5123 (listening on 127.0.0.1: this "
+                               "machine only;")
+    assert lines[1] == "access: no login required: whoever reaches the server may use every page and the API"
+    assert len(lines) == 2
+    args = _args("--address", "0.0.0.0")
+    lines = serve_banner(args, *serve_plan(args, environ=environ))
+    assert "(listening on 0.0.0.0: every interface;" in lines[0]
+    assert lines[2].startswith("WARNING: listening on 0.0.0.0 with no access control: anyone who reaches port "
+                               "5006 of this machine may use every page and the API.")
+    users = _users_file(tmp_path / "users")
+    args = _args("--address", "0.0.0.0", "--users", str(users), "--public", "/guide")
+    lines = serve_banner(args, *serve_plan(args, environ=environ))
+    assert len(lines) == 2 and lines[1] == (
+        f"access: login required for the pages and the API (a password of {users}); open without login: "
+        "/kiosk, /liveness, /favicon.ico, /guide")
 
 
 @pytest.mark.parametrize(("argv", "says"), [
@@ -117,6 +160,13 @@ def test_basic_auth_file_is_checked_and_passed_as_an_absolute_path(tmp_path, mon
     (["--catalog", "/nope/none.yaml"], "--catalog /nope/none.yaml: no catalogue file"),
     (["--num-procs", "-1"], "--num-procs -1"),
     (["--port", "abc"], "argument --port: invalid int value"),
+    (["--public", "/guide"], "--public names routes open without a login, but no login is required"),
+    (["--users", "/nope/users"], "--users /nope/users: no such file"),
+    (["--tokens", "/nope/tokens"], "--tokens /nope/tokens: no such file"),
+    (["--oidc-issuer", "https://id.example.org"], "give both --oidc-issuer URL and --oidc-client-id ID"),
+    (["--oidc-issuer", "http://id.example.org", "--oidc-client-id", "x"], "must be an https:// URL"),
+    (["--oidc-issuer", "https://id.example.org", "--oidc-client-id", "x"], "FUMAROLE_OIDC_CLIENT_SECRET"),
+    (["--oidc-client-secret", "s3cret"], "is not taken on the command line"),
 ])
 def test_bad_serve_flags_are_one_line_and_exit_2(argv, says, capsys, monkeypatch):
     monkeypatch.setattr(os, "execve", lambda *a: pytest.fail("the server must not start"))
@@ -262,8 +312,7 @@ def _get(url: str, data: bytes | None = None, cookie: str | None = None):
 
 
 def test_basic_auth_asks_for_a_login_before_any_dashboard(tiny_archive_path, tmp_path_factory):
-    users = tmp_path_factory.mktemp("auth") / "users.json"
-    users.write_text(json.dumps({"ops": "s3cret"}))
+    users = _users_file(tmp_path_factory.mktemp("auth") / "users", password="s3cret-s3cret")
     proc, port = _start(tiny_archive_path, tmp_path_factory, "--basic-auth", str(users))
     base = f"http://127.0.0.1:{port}"
     try:
@@ -272,17 +321,19 @@ def test_basic_auth_asks_for_a_login_before_any_dashboard(tiny_archive_path, tmp
             assert status == 302 and headers["Location"].startswith("./login?next="), (path, status)
         status, _, body = _get(base + "/login")
         assert status == 200 and 'type="password"' in body
-        status, headers, _ = _get(base + "/login", data=b"username=ops&password=wrong")
-        assert status == 302 and "error=" in headers["Location"]
-        status, headers, _ = _get(base + "/login", data=b"username=ops&password=s3cret")
+        status, headers, body = _get(base + "/login", data=b"username=ops&password=wrong")
+        assert status == 200 and "Wrong user name or password." in body
+        assert not any(c.startswith("user=") for c in headers.get_all("Set-Cookie") or [])
+        status, headers, _ = _get(base + "/login", data=b"username=ops&password=s3cret-s3cret")
         assert status == 302 and headers["Location"] == "/"
         cookie = next(c.split(";")[0] for c in headers.get_all("Set-Cookie") if c.startswith("user="))
         status, _, body = _get(base + "/guide", cookie=cookie)
         assert status == 200 and "<html" in body.lower()
         # the API asks for the same login: no answer, not even an error about the parameters, without it
         slots = "/api/geo/slots?satellite=G16&date=2021-04-12"
-        status, _, body = _get(base + slots)
+        status, headers, body = _get(base + slots)
         assert status == 401 and "requires a login" in json.loads(body)["error"]
+        assert headers["WWW-Authenticate"].startswith("Bearer")
         status, _, body = _get(base + slots, cookie="user=forged")
         assert status == 401
         status, _, body = _get(base + slots, cookie=cookie)

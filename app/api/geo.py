@@ -474,7 +474,7 @@ class _GeoHandler(tornado.web.RequestHandler):
         """Requests with the same key in flight at once share one answer."""
         return (self.route, self._catalog, id(self._given), tuple(sorted(args.items())))
 
-    def _fail(self, status: int, message: str) -> None:
+    def _fail(self, status: int, message: str, headers: dict | None = None) -> None:
         self.clear()
         self.set_default_headers()
         self.set_status(status)
@@ -482,6 +482,8 @@ class _GeoHandler(tornado.web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         if status == 503:
             self.set_header("Retry-After", str(api_pool.RETRY_AFTER_S))
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
         self.finish(json.dumps({"error": message}, ensure_ascii=False))
 
     def _work(self, args: dict):
@@ -493,17 +495,25 @@ class _GeoHandler(tornado.web.RequestHandler):
             raise
 
     async def prepare(self) -> None:
-        """When the server requires a login (``fumarole serve --basic-auth``), the API does too: 401 without one."""
+        """With access control on (``fumarole serve --users/--oidc-issuer/--tokens``), ask who is asking.
+
+        The server's auth hook (app/serve_auth.py) takes a bearer token, the pages' login cookie or a public route;
+        nobody: 401 JSON naming the reason, with ``WWW-Authenticate: Bearer``.
+        """
         provider = getattr(self.application, "auth_provider", None)
         get_user = getattr(provider, "get_user", None)
         get_user_async = getattr(provider, "get_user_async", None)
         if get_user is None and get_user_async is None:
-            return  # no login configured: the API is as open as the pages
+            return  # no access control configured: the API is as open as the pages
         user = get_user(self) if get_user is not None else await get_user_async(self)
-        if not user:
-            login = getattr(provider, "login_url", None) or "/login"
-            self._fail(401, f"this server requires a login: sign in at {login} first (the API shares the pages' "
-                            "session cookie)")
+        if user:
+            return
+        login = getattr(provider, "login_url", None) or "/login"
+        reason, error = getattr(self, "fumarole_refusal", None) or (
+            f"this server requires a login: sign in at {login} first (the API shares the pages' login cookie)",
+            None)
+        challenge = 'Bearer realm="fumarole"' + (f', error="{error}"' if error else "")
+        self._fail(401, reason, {"WWW-Authenticate": challenge})
 
     async def get(self) -> None:
         """Answer on the API's pool; errors as JSON sentences (400, 401, 404, 500, 503, 504)."""

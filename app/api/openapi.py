@@ -18,7 +18,8 @@ __all__ = ["document", "document_json", "document_html", "ERROR_STATUSES"]
 #: The error answers every route may give, each a JSON ``{"error": …, "parameter": …}``.
 ERROR_STATUSES = {
     "400": "a parameter this route does not know, or a value of the wrong type or form (named in 'parameter')",
-    "401": "the server requires a login (fumarole serve --basic-auth) and none was given",
+    "401": "the server requires access control (fumarole serve --users, --oidc-issuer or --tokens) and the request "
+           "brought neither a valid bearer token (Authorization: Bearer TOKEN) nor the pages' login cookie",
     "404": "what was asked for is not in the archive or the lists (a slot, a granule, a volcano, a satellite)",
     "422": "a value out of range, a period over a year, a request over its work budget, or a damaged file the "
            "answer needs (named relative to the archive root)",
@@ -76,7 +77,13 @@ def document() -> dict:
                                 "geostationary ring). Errors are JSON {error, parameter}. See docs/api.md."},
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": {"Error": _ERROR}},
+        "components": {"schemas": {"Error": _ERROR},
+                       "securitySchemes": {"bearerAuth": {
+                           "type": "http", "scheme": "bearer",
+                           "description": "a token made by `fumarole tokens create NAME --file FILE`, needed only "
+                                          "when the server runs with access control (docs/deploy.md)"}}},
+        # open by default; with access control on, a bearer token (or the pages' login cookie)
+        "security": [{}, {"bearerAuth": []}],
     }
 
 
