@@ -157,11 +157,15 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def login_form(next_url: str, error: str = "", user: str = "") -> str:
-    """The sign-in page: user name, password, and the message of a refused attempt."""
+def login_form(next_url: str, error: str = "", user: str = "", xsrf: str = "") -> str:
+    """The sign-in page: user name, password, and the message of a refused attempt.
+
+    ``xsrf``: Tornado's hidden ``_xsrf`` field (``xsrf_form_html()``), so that another site cannot post a sign-in
+    (login CSRF: signing a visitor in as someone else).
+    """
     alert = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     return page("Sign in", f"""<h1>Sign in</h1>{alert}
-<form method="post" action="{LOGIN_URL}">
+<form method="post" action="{LOGIN_URL}">{xsrf}
 <input type="hidden" name="next" value="{html.escape(next_url)}">
 <label for="username">User name</label>
 <input id="username" name="username" autocomplete="username" required value="{html.escape(user)}" autofocus>
@@ -181,18 +185,25 @@ class PasswordLoginHandler(tornado.web.RequestHandler):
             self.write(page("Sign in", "<h1>No sign-in here</h1><p>This server has no page login: its API "
                                        "answers requests that carry an API token.</p>"))
             return
-        self.write(login_form(safe_next(self.get_argument("next", "/"))))
+        self.write(login_form(safe_next(self.get_argument("next", "/")), xsrf=self.xsrf_form_html()))
 
     def _answer(self, status: int, next_url: str, message: str, user: str) -> None:
         self.set_status(status)
         self.set_header("Cache-Control", "no-store")
-        self.finish(login_form(next_url, message, user))
+        self.finish(login_form(next_url, message, user, xsrf=self.xsrf_form_html()))
 
     async def post(self) -> None:
-        """Check the user name and password; sign in (a signed cookie) or say why not."""
+        """Check the form's origin, the user name and password; sign in (a signed cookie) or say why not."""
         name = self.get_body_argument("username", "")[:64]
         password = self.get_body_argument("password", "")
         next_url = safe_next(self.get_body_argument("next", "/"))
+        try:
+            self.check_xsrf_cookie()  # the form this server gave, not one posted from another site
+        except tornado.web.HTTPError:
+            log.warning("refused a sign-in without this server's form token from %s", self.request.remote_ip)
+            self._answer(403, next_url, "This sign-in did not come from this server's form (or the form is too "
+                                        "old): sign in again here.", name)
+            return
         client = self.request.remote_ip or "?"
         wait = BACKOFF.wait_s(client)
         if wait > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import time
 import urllib.error
@@ -254,9 +255,22 @@ def guarded(tiny_archive_path, credentials):
         yield url
 
 
-def _login(base: str, password: str = PASSWORD, next_url: str = "/volcplume"):
+def _form_token(base: str) -> tuple[str, str]:
+    """The login form's ``_xsrf`` value and its cookie, as a browser gets them by opening the form."""
+    _, headers, body = _get(base + "/login")
+    value = re.search(r'name="_xsrf" value="([^"]+)"', body.decode()).group(1)
+    cookie = next(c.split(";")[0] for c in headers.get_all("Set-Cookie") if c.startswith("_xsrf="))
+    return value, cookie
+
+
+def _login(base: str, password: str = PASSWORD, next_url: str = "/volcplume", form_token: bool = True):
     body = f"username=ops&password={urllib.request.quote(password)}&next={urllib.request.quote(next_url)}"
-    return _get(base + "/login", data=body.encode())
+    headers = {}
+    if form_token:
+        value, cookie = _form_token(base)
+        body += f"&_xsrf={urllib.request.quote(value)}"
+        headers["Cookie"] = cookie
+    return _get(base + "/login", data=body.encode(), headers=headers)
 
 
 def _cookie(headers) -> str:
@@ -279,6 +293,15 @@ def test_pages_redirect_to_the_login_page_without_showing_a_dashboard(guarded):
     # the next address stays on this server
     status, _, body = _get(guarded + "/login?next=//evil.example/x")
     assert 'name="next" value="/"' in body.decode()
+
+
+def test_a_sign_in_posted_without_the_form_s_token_is_refused(guarded):
+    status, headers, body = _login(guarded, form_token=False)  # the right password, from another site's form
+    assert status == 403 and "did not come from this server" in body.decode()
+    assert not any(c.startswith("user=") for c in headers.get_all("Set-Cookie") or [])
+    value, _cookie_ = _form_token(guarded)
+    status, headers, _ = _get(guarded + "/login", data=f"username=ops&password={PASSWORD}&_xsrf={value}".encode())
+    assert status == 403  # the token without its cookie is not enough either
 
 
 def test_wrong_password_is_refused_and_the_right_one_opens_the_dashboard(guarded):
