@@ -261,3 +261,109 @@ def test_a_live_catalogue_picks_up_new_granules_of_the_newest_folders(s3_server,
     assert names() == sorted(g.name for g in granules[:3])
     archive.refresh()  # a full refresh lists everything
     assert names() == sorted(g.name for g in granules[:4])
+
+
+# --- bytes of a time-series task and of a map read over S3, against the chunk layout --------------------------------
+
+_GEO = "PRODUCT/SUPPORT_DATA/GEOLOCATIONS"
+_CENTRES = ("PRODUCT/latitude", "PRODUCT/longitude")
+#: What a time-series task on so2_7km with the default filters reads, window-wise, besides the centres.
+_TASK_FIELDS = ("PRODUCT/delta_time", "PRODUCT/qa_value", f"{_GEO}/latitude_bounds", f"{_GEO}/longitude_bounds",
+                f"{_GEO}/solar_zenith_angle",
+                "PRODUCT/SUPPORT_DATA/DETAILED_RESULTS/sulfurdioxide_total_vertical_column_7km")
+_TRACK = (f"{_GEO}/satellite_latitude", f"{_GEO}/satellite_longitude", f"{_GEO}/satellite_altitude")
+
+
+def _chunk_bytes(path, datasets, first=0, stop=None) -> int:
+    """Stored bytes of the chunks of ``datasets`` (scanline their second dimension) holding scanlines first..stop-1."""
+    import h5py
+
+    total = 0
+    with h5py.File(path, "r") as f:
+        for name in datasets:
+            ds = f[name]
+            end = ds.shape[1] if stop is None else stop
+            for i in range(ds.id.get_num_chunks()):
+                info = ds.id.get_chunk_info(i)
+                if info.chunk_offset[1] < end and info.chunk_offset[1] + ds.chunks[1] > first:
+                    total += info.size
+    return total
+
+
+def _metadata_bytes(path) -> int:
+    """Bytes of the file that are not data: HDF5's superblock, object headers, B-trees, heaps, attributes."""
+    import h5py
+
+    data = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda _, obj: data.append(obj.id.get_storage_size()) if isinstance(obj, h5py.Dataset) else None)
+    return path.stat().st_size - sum(data)
+
+
+@pytest.fixture(scope="module")
+def chunked_orbit(s3_server, env, tmp_path_factory):
+    """Orbit 18120 written at 2 × 3 decimation (1,812 scanlines in chunks of 256: eight chunks a variable), on S3."""
+    from app.sample.tropomi import write_tropomi_orbit
+
+    local = write_tropomi_orbit("soufriere", 18120, tmp_path_factory.mktemp("orbit"), scanline_step=2, pixel_step=3)
+    fs = s3_server.filesystem()
+    if not fs.exists("fumarole-window"):
+        fs.mkdir("fumarole-window")
+    fs.put_file(str(local), f"fumarole-window/{local.name}")
+    storage.register("s3://fumarole-window", s3_server.reader_options)
+    return local, f"s3://fumarole-window/{local.name}"
+
+
+def _cold(url, func):
+    storage.clear_block_cache()
+    storage.reset_transfer_stats()
+    out = func()
+    return out, storage.transfer_stats().get(url, 0)
+
+
+def test_a_time_series_task_over_s3_reads_its_window_and_little_else(chunked_orbit):
+    """Bytes fetched ≤ the file's metadata + the satellite track + the chunks of the window (the centres' chunks
+    one chunk wider each way: the candidate scanlines around the window), less than the same fields of the whole
+    orbit, and the masses equal those read from the local file."""
+    from app.science.filters import DEFAULT_FILTERS
+    from app.services.timeseries import mass_for_granule
+
+    local, url = chunked_orbit
+    size = local.stat().st_size
+    task = lambda path, lat, lon: mass_for_granule(path, "so2_7km", lat, lon, (100.0, 500.0), DEFAULT_FILTERS)  # noqa: E731
+    got, fetched = _cold(url, lambda: task(url, 15.0, -30.0))
+    want = task(str(local), 15.0, -30.0)
+    pd.testing.assert_frame_equal(pd.DataFrame(got["records"]), pd.DataFrame(want["records"]))
+    assert got["window"] == want["window"] and got["records"][-1]["mass_t"] > 0
+    first, stop = got["window"]
+    rows = 256
+    window = _chunk_bytes(local, _TASK_FIELDS + _CENTRES, first, stop)
+    bound = (_metadata_bytes(local) + _chunk_bytes(local, _TRACK) + _chunk_bytes(local, _TASK_FIELDS, first, stop)
+             + _chunk_bytes(local, _CENTRES, first - rows, stop + rows))
+    whole_fields = _chunk_bytes(local, _TASK_FIELDS + _CENTRES)
+    assert fetched <= bound
+    assert fetched < whole_fields < size
+    # an orbit whose horizon the disk is beyond (La Réunion): the metadata and the track, no pixel
+    away, fetched_away = _cold(url, lambda: task(url, -21.244, 55.708))
+    assert away["window"] is None and away["records"] == []
+    assert fetched_away <= _metadata_bytes(local) + _chunk_bytes(local, _TRACK)
+    print(f"\ntime-series task over S3 on a {size / 1e6:.1f} MB orbit: {fetched} bytes ({100 * fetched / size:.1f} % "
+          f"of the object, {fetched / window:.2f} × the {window} bytes of the window's chunks, scanlines {first}–{stop}"
+          f"); the same fields of the whole orbit hold {whole_fields}; on an orbit it is not in: {fetched_away} bytes")
+
+
+def test_a_map_read_over_s3_reads_its_fields_and_nothing_else(chunked_orbit):
+    """The three fields of the VolcPlume map and the centres of a whole orbit: their chunks and the metadata."""
+    from app.data.tropomi import read_swath
+
+    local, url = chunked_orbit
+    fields = ("so2_7km", "qa_value", "solar_zenith_angle")
+    got, fetched = _cold(url, lambda: read_swath(url, fields, with_bounds=False))
+    want = read_swath(str(local), fields, with_bounds=False)
+    for name in fields + ("latitude", "longitude"):
+        np.testing.assert_array_equal(got[name].values, want[name].values)
+    read = _chunk_bytes(local, _CENTRES + ("PRODUCT/delta_time", "PRODUCT/qa_value", f"{_GEO}/solar_zenith_angle",
+                                           "PRODUCT/SUPPORT_DATA/DETAILED_RESULTS/"
+                                           "sulfurdioxide_total_vertical_column_7km"))
+    assert read <= fetched <= read + _metadata_bytes(local)
+    print(f"\nmap fields over S3: {fetched} bytes, {100 * fetched / local.stat().st_size:.1f} % of the object")

@@ -244,3 +244,55 @@ def test_a_truncated_granule_on_s3_is_a_granule_error(s3_server, tiny_archive_pa
     fs.pipe_file(f"{SCRATCH}/tropomi/{original.name}", data)  # whole again: the same URL reads
     storage.forget_stamps(url)
     assert float(read_swath(url, ["so2_7km"])["so2_7km"].max()) > 0
+
+
+def test_small_reads_cost_a_small_block_and_large_reads_their_own_bytes(big_object, cache):
+    """HDF5 metadata (reads of a few KB) costs small blocks; a chunk (a large read) costs its own bytes, once."""
+    url, data = big_object
+    storage.clear_block_cache()
+    with storage.open_binary(url) as f:
+        f.seek(3_000_001)
+        assert f.read(2_000) == data[3_000_001:3_002_001]
+        small = storage.transfer_stats()[url]
+        assert small == storage.BLOCK_SIZE  # the one block holding those 2,000 bytes
+        f.seek(1_000_123)
+        assert f.read(700_000) == data[1_000_123:1_700_123]
+        assert storage.transfer_stats()[url] - small == 700_000  # not a byte of the blocks at its ends
+        assert f.cache.miss_count == 2  # one request each
+        f.seek(1_000_123)
+        assert f.read(700_000) == data[1_000_123:1_700_123]  # the same chunk read again: kept
+        f.seek(3_000_500)
+        assert f.read(100) == data[3_000_500:3_000_600]  # inside the block already held
+    assert storage.transfer_stats()[url] == small + 700_000
+
+
+def test_prefetched_ranges_come_in_one_request_and_are_then_read_from_memory(big_object, cache):
+    url, data = big_object
+    storage.clear_block_cache()
+    chunks = [(2_000_000, 2_150_000), (2_150_000, 2_151_500), (2_151_500, 2_400_000), (6_000_000, 6_010_000)]
+    with storage.open_binary(url) as f:
+        assert storage.prefetch(f, chunks) == 2  # the three adjacent ranges in one request, the far one in another
+        fetched = storage.transfer_stats()[url]
+        assert fetched == sum(b - a for a, b in chunks)
+        for a, b in chunks:
+            f.seek(a)
+            assert f.read(b - a) == data[a:b]
+        assert storage.prefetch(f, chunks) == 0  # held already
+    assert storage.transfer_stats()[url] == fetched
+    with open(__file__, "rb") as local:  # a local file needs nothing
+        assert storage.prefetch(local, chunks) == 0
+
+
+def test_small_reads_going_on_through_a_file_fetch_ahead(big_object, cache):
+    """Small chunks of one variable read in order: 2, 4, then 8 blocks a request, not one block each."""
+    url, data = big_object
+    storage.clear_block_cache()
+    start, piece, n = 4_000_000, 3_000, 120  # 360 KB read 3 KB at a time
+    with storage.open_binary(url) as f:
+        for i in range(n):
+            f.seek(start + i * piece)
+            assert f.read(piece) == data[start + i * piece: start + (i + 1) * piece]
+        requests = f.cache.miss_count
+    blocks = (start + n * piece - 1) // storage.BLOCK_SIZE - start // storage.BLOCK_SIZE + 1
+    assert requests < blocks / 2
+    assert storage.transfer_stats()[url] <= (blocks + storage.READAHEAD_BLOCKS) * storage.BLOCK_SIZE

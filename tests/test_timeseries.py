@@ -838,3 +838,214 @@ def test_a_task_that_dies_where_it_runs_is_a_skipped_granule(tiny_archive_path):
     [(name, reason)] = report.skipped_granules()
     assert "_18122_" in name and reason.startswith("its task failed (KilledWorker: ")
     assert "tcp://10.0.0.7:40001" in reason
+
+
+# --- the scanline window from the satellite's ground track ----------------------------------------------------------
+
+WINDOW_RADII = (25.0, 300.0, 2000.0)
+
+
+def _centres(path):
+    whole = read_swath(path, variables=("so2_7km",), with_bounds=False)
+    return whole["latitude"].values, whole["longitude"].values
+
+
+def _exact_window(centres, lat, lon, radius_km):
+    """The scanlines holding a pixel centre within the radius, by brute force over the whole granule's centres."""
+    distance = great_circle_distance_km(lat, lon, *centres)
+    rows = np.flatnonzero((distance <= radius_km).any(axis=1))
+    return (int(rows[0]), int(rows[-1]) + 1) if rows.size else None
+
+
+def _window(path, lat, lon, radius_km):
+    from app.services.timeseries import scanline_window
+
+    rows, _ = scanline_window(path, lat, lon, radius_km)
+    return None if rows is None else (rows.start, rows.stop)
+
+
+def _bearing(lat1, lon1, lat2, lon2) -> float:
+    """Initial great-circle bearing (degrees from north) from point 1 to point 2."""
+    p1, p2, dl = math.radians(lat1), math.radians(lat2), math.radians(lon2 - lon1)
+    return math.degrees(math.atan2(math.sin(dl) * math.cos(p2),
+                                   math.cos(p1) * math.sin(p2) - math.sin(p1) * math.cos(p2) * math.cos(dl)))
+
+
+def _granule_points(path):
+    """For one granule: two volcanoes, a point the orbit never reaches and one 15 km beyond the swath's edge."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        mid = f["PRODUCT/latitude"].shape[1] // 2
+        s_lat = float(f["PRODUCT/SUPPORT_DATA/GEOLOCATIONS/satellite_latitude"][0, mid])
+        s_lon = float(f["PRODUCT/SUPPORT_DATA/GEOLOCATIONS/satellite_longitude"][0, mid])
+        e_lat = float(f["PRODUCT/latitude"][0, mid, -1])
+        e_lon = float(f["PRODUCT/longitude"][0, mid, -1])
+    away_from_track = _bearing(e_lat, e_lon, s_lat, s_lon) + 180.0
+    edge = destination(e_lat, e_lon, away_from_track, 15.0)
+    return {"Soufriere": (13.33, -61.18), "Etna": (37.748, 14.999),
+            "never reached": (-s_lat, ((s_lon + 360.0) % 360.0) - 180.0),  # the night side, opposite
+            "swath edge": (float(edge[0]), float(edge[1]))}
+
+
+def _tiny_granules(tiny_archive_path):
+    return sorted((tiny_archive_path / "tropomi").rglob("S5P_*.nc"))
+
+
+def test_the_track_window_is_the_exact_window_on_every_tiny_granule(tiny_archive_path):
+    """Every granule, four places (two volcanoes, one never reached, one 15 km beyond the swath's edge), three
+    radii: the window is the scanlines holding a centre in the disk, found by brute force over the whole granule,
+    and lies within the strided read's (the way before, for files without satellite positions)."""
+    from app.data import tropomi
+    from app.services.timeseries import _strided_window
+
+    granules = _tiny_granules(tiny_archive_path)
+    assert len(granules) == 15
+    seen = {"reached": 0, "edge reached": 0, "never reached": 0}
+    for path in granules:
+        centres = _centres(path)
+        for name, (lat, lon) in _granule_points(path).items():
+            for radius in WINDOW_RADII:
+                want = _exact_window(centres, lat, lon, radius)
+                assert _window(path, lat, lon, radius) == want, (path.name, name, radius)
+                with tropomi.open_granule(path) as nc:
+                    strided, _ = _strided_window(nc, str(path), lat, lon, radius, 16)
+                if want is not None:
+                    assert strided.start <= want[0] and want[1] <= strided.stop
+                    seen["edge reached" if name == "swath edge" and radius == 25.0 else "reached"] += 1
+                if name == "never reached":
+                    assert want is None
+                    seen["never reached"] += 1
+    assert seen["reached"] > 20 and seen["never reached"] == 45
+    assert seen["edge reached"] == 15  # 25 km from a point 15 km beyond the edge: the edge pixel, on every orbit
+
+
+def test_the_track_window_gives_the_records_of_the_whole_granule(tiny_archive_path):
+    """The masses from the window equal the masses from the whole granule (the naive way), place by place."""
+    compared = 0
+    for path in _tiny_granules(tiny_archive_path)[::2]:
+        for name, (lat, lon) in _granule_points(path).items():
+            windowed = mass_for_granule(str(path), "so2_7km", lat, lon, WINDOW_RADII, FILTERS)
+            whole = mass_for_granule(str(path), "so2_7km", lat, lon, WINDOW_RADII, FILTERS, window=False)
+            pd.testing.assert_frame_equal(pd.DataFrame(windowed["records"]), pd.DataFrame(whole["records"]),
+                                          obj=f"{path.name} at {name}")
+            compared += bool(whole["records"])
+    assert compared >= 10
+
+
+def write_synthetic_swath(path, *, skew_deg=0.0, with_track=True, n_rows=300, n_pix=51, step_deg=0.2,
+                          half_swath_km=1300.0, chunk_rows=32):
+    """An S5P L2 SO2 file built here from the layout of FORMATS.md (not with our writer), of known geometry.
+
+    The sub-satellite track runs north along the meridian 20° W from 30° S, one scanline every ``step_deg``;
+    the ground pixels of each scanline lie on the great circle through its sub-satellite point at
+    ``90° + skew_deg`` (a skew like the Earth's rotation gives real swaths), ``n_pix`` centres evenly spaced
+    from -``half_swath_km`` to +``half_swath_km`` (the middle one on the track). The SO2 column is a plume of
+    10 DU around 0° N, 15° W.
+    """
+    import netCDF4
+
+    s_lat = -30.0 + step_deg * np.arange(n_rows)
+    s_lon = np.full(n_rows, -20.0)
+    x = np.linspace(-half_swath_km, half_swath_km, n_pix)
+    dx = x[1] - x[0]
+
+    def ground(rows_lat, cross_km):
+        bearing = np.where(cross_km >= 0, 90.0 + skew_deg, 270.0 + skew_deg)
+        lat, lon = destination(rows_lat[:, None], -20.0, bearing[None, :], np.abs(cross_km)[None, :])
+        return lat, lon
+
+    lat, lon = ground(s_lat, x)
+    corners = [ground(s_lat + da * step_deg / 2, x + dc * dx / 2) for da, dc in ((-1, -1), (-1, 1), (1, 1), (1, -1))]
+    lat_b = np.stack([c[0] for c in corners], axis=-1)
+    lon_b = np.stack([c[1] for c in corners], axis=-1)
+    du = 10.0 * np.exp(-(great_circle_distance_km(0.0, -15.0, lat, lon) / 300.0) ** 2)
+    mol = 2241.15
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.setncatts({"orbit": np.int32(99001), "processor_version": "02.04.00",
+                      "time_coverage_start": "2021-04-12T12:00:00", "time_coverage_end": "2021-04-12T12:50:00"})
+        nc.createDimension("time", 1)
+        nc.createDimension("scanline", n_rows)
+        nc.createDimension("ground_pixel", n_pix)
+        nc.createDimension("corner", 4)
+        product = nc.createGroup("PRODUCT")
+        geo = product.createGroup("SUPPORT_DATA").createGroup("GEOLOCATIONS")
+        detailed = nc["PRODUCT/SUPPORT_DATA"].createGroup("DETAILED_RESULTS")
+        pixel, chunks = ("time", "scanline", "ground_pixel"), (1, chunk_rows, n_pix)
+
+        def var(group, name, dtype, data, dims=pixel, **attrs):
+            shape_chunks = chunks + (4,) if dims[-1] == "corner" else chunks[: len(dims)]
+            v = group.createVariable(name, dtype, dims, zlib=True, chunksizes=shape_chunks)
+            v[:] = data[None]  # raw values: the attributes (scale_factor...) come after, so nothing is packed
+            v.setncatts(attrs)
+            return v
+
+        t = product.createVariable("time", "i4", ("time",))
+        t.units = "seconds since 2010-01-01 00:00:00"
+        t[:] = [355924800]  # 2021-04-12T00:00:00
+        var(product, "delta_time", "i4", np.broadcast_to((43200 + np.arange(n_rows))[:, None] * 1000, lat.shape),
+            units="milliseconds since 2021-04-12 00:00:00")
+        var(product, "latitude", "f4", lat, units="degrees_north")
+        var(product, "longitude", "f4", lon, units="degrees_east")
+        var(product, "qa_value", "u1", np.full(lat.shape, 100, "u1"), scale_factor=np.float32(0.01))
+        var(geo, "latitude_bounds", "f4", lat_b, dims=pixel + ("corner",))
+        var(geo, "longitude_bounds", "f4", lon_b, dims=pixel + ("corner",))
+        var(geo, "solar_zenith_angle", "f4", np.full(lat.shape, 30.0), units="degree")
+        if with_track:
+            var(geo, "satellite_latitude", "f4", s_lat, dims=("time", "scanline"), units="degrees_north")
+            var(geo, "satellite_longitude", "f4", s_lon, dims=("time", "scanline"), units="degrees_east")
+        var(detailed, "sulfurdioxide_total_vertical_column_7km", "f4", du / mol, units="mol m-2",
+            multiplication_factor_to_convert_to_DU=np.float32(mol))
+    return s_lat, s_lon
+
+
+@pytest.mark.parametrize("skew_deg", [0.0, 4.0])
+def test_the_track_window_on_a_synthetic_swath_of_known_geometry(tmp_path, skew_deg):
+
+    path = tmp_path / "S5P_OFFL_L2__SO2____20210412T120000_20210412T125000_99001_01_020400_20210412T130000.nc"
+    s_lat, s_lon = write_synthetic_swath(path, skew_deg=skew_deg)
+    centres = _centres(path)
+    step_km = great_circle_distance_km(s_lat[0], -20.0, s_lat[1], -20.0)
+    places = {
+        "on the track": (s_lat[150] + 0.3 * (s_lat[1] - s_lat[0]), -20.0),
+        "near the edge": tuple(float(v) for v in destination(s_lat[120], -20.0, 90.0 + skew_deg, 1315.0)),
+        "beyond the edge": tuple(float(v) for v in destination(s_lat[120], -20.0, 90.0 + skew_deg, 1400.0)),
+        "in the plume": (0.0, -15.0),
+        "past the last scanline": (float(s_lat[-1]) + 3.0, -20.0),
+    }
+    for name, (lat, lon) in places.items():
+        for radius in (25.0, 100.0, 500.0):
+            want = _exact_window(centres, lat, lon, radius)
+            assert _window(path, lat, lon, radius) == want, (name, radius)
+    if skew_deg == 0.0:  # on the track, the nearest centre of each scanline is its sub-satellite point: analytic
+        for radius in (25.0, 100.0, 500.0):
+            reach = radius / step_km
+            assert _window(path, *places["on the track"], radius) == (math.ceil(150.3 - reach),
+                                                                       math.floor(150.3 + reach) + 1)
+    assert _window(path, *places["near the edge"], 25.0) is not None  # the edge pixels, 15 km away
+    assert _window(path, *places["beyond the edge"], 25.0) is None
+    assert _window(path, *places["past the last scanline"], 100.0) is None
+    assert _window(path, *places["past the last scanline"], 500.0) is not None
+    windowed = mass_for_granule(str(path), "so2_7km", 0.0, -15.0, (100.0, 500.0), FILTERS)
+    whole = mass_for_granule(str(path), "so2_7km", 0.0, -15.0, (100.0, 500.0), FILTERS, window=False)
+    pd.testing.assert_frame_equal(pd.DataFrame(windowed["records"]), pd.DataFrame(whole["records"]))
+    assert windowed["records"][-1]["mass_t"] > 0 and windowed["window"][1] - windowed["window"][0] < 60
+
+
+def test_without_satellite_positions_the_window_comes_from_strided_centres(tmp_path, caplog):
+    """A file without GEOLOCATIONS/satellite_latitude falls back, said in a debug line; the masses are the same."""
+    import logging
+
+    from app.services.timeseries import scanline_window
+
+    path = tmp_path / "S5P_OFFL_L2__SO2____20210412T120000_20210412T125000_99001_01_020400_20210412T130000.nc"
+    write_synthetic_swath(path, with_track=False)
+    exact = _exact_window(_centres(path), 0.0, -15.0, 500.0)
+    with caplog.at_level(logging.DEBUG, logger="app.services.timeseries"):
+        rows, n_rows = scanline_window(path, 0.0, -15.0, 500.0)
+    assert n_rows == 300 and rows.start <= exact[0] and exact[1] <= rows.stop
+    assert any("every 16th scanline" in r.getMessage() and "no satellite_latitude" in r.getMessage()
+               and r.levelno == logging.DEBUG for r in caplog.records)
+    windowed = mass_for_granule(str(path), "so2_7km", 0.0, -15.0, (100.0, 500.0), FILTERS)
+    whole = mass_for_granule(str(path), "so2_7km", 0.0, -15.0, (100.0, 500.0), FILTERS, window=False)
+    pd.testing.assert_frame_equal(pd.DataFrame(windowed["records"]), pd.DataFrame(whole["records"]))

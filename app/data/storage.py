@@ -3,8 +3,10 @@
 Every reader opens its files through this module (``docs/architecture.md``, "Remote archives"):
 
 - :func:`open_binary` gives a seekable binary file: the file itself when local, else an fsspec file that fetches
-  byte ranges on demand into a bounded block cache (:data:`BLOCK_SIZE` × :data:`MAX_BLOCKS` per open file), so
-  that an HDF5 library reading a few variables of a 400 MB granule fetches only their chunks;
+  byte ranges on demand into a bounded cache of small blocks (:data:`BLOCK_SIZE`), so that an HDF5 library reading
+  a few variables of a 400 MB granule fetches only their chunks, and its metadata (object headers, B-tree nodes,
+  attributes: reads of a few KB each) costs a few small blocks, not large ones; a large read (a chunk) is fetched
+  as one request of the blocks it spans;
 - :func:`local_copy` gives a local path, for libraries that need one (pyhdf for CALIOP's HDF4, netCDF-C): the
   path itself when local, else a copy kept in the per-user cache (:func:`cache_dir`), keyed on the object's
   :func:`stamp` (a changed object is fetched again) and bounded in bytes (``FUMAROLE_CACHE_MAX_BYTES``, default
@@ -47,6 +49,8 @@ __all__ = [
     "BLOCK_SIZE",
     "CONNECT_TIMEOUT_S",
     "MAX_BLOCKS",
+    "PREFETCH_GAP",
+    "READAHEAD_BLOCKS",
     "READ_TIMEOUT_S",
     "RETRIES",
     "cache_dir",
@@ -58,6 +62,7 @@ __all__ = [
     "local_copy",
     "open_binary",
     "options_for",
+    "prefetch",
     "register",
     "registered_options",
     "reset_transfer_stats",
@@ -65,13 +70,25 @@ __all__ = [
     "transfer_stats",
 ]
 
-#: Bytes fetched per request when reading a remote file by ranges. Blocks are kept in one process-wide cache
+#: Granularity of the ranged reads of a remote file, in bytes. HDF5 reads its metadata (superblock, object
+#: headers, heaps, B-tree nodes, attributes such as a granule's GML outline) a few KB at a time, scattered over the
+#: file: a read of that kind costs one small block, and the blocks around it come with it (much of a file's
+#: metadata lies close together). A large read (a compressed chunk, 10–700 KB in TROPOMI files) fetches what it
+#: needs of the blocks it spans that are not held yet in **one** request, and no more than its own bytes of the
+#: blocks at its ends: array reads cost their chunks, in as many requests as before. With 32 KB, the outline and
+#: global attributes of a 39 MB orbit cost 7 blocks (0.6 %, against 2.4 % with 256 KB blocks); 16 KB would cost
+#: 10 blocks (0.4 %) in more requests. Blocks are kept in one process-wide cache
 #: bounded in bytes (a share :data:`BLOCKS_CACHE_SHARE` of the memory budget, :mod:`app.core.cache`), keyed on the
 #: object's :func:`stamp`: a granule opened again (its attributes, then its geolocation, then a variable) is not
-#: fetched again, and a changed object never reuses old blocks. ``MAX_BLOCKS`` bounds the per-file cache used
-#: when that shared cache cannot be had.
-BLOCK_SIZE = 256 * 1024
-MAX_BLOCKS = 64
+#: fetched again, and a changed object never reuses old blocks. ``MAX_BLOCKS`` bounds the cache (in blocks)
+#: used when that shared cache cannot be had.
+BLOCK_SIZE = 32 * 1024
+MAX_BLOCKS = 512
+#: Most blocks one small read may fetch ahead: small reads that follow each other through a file (small chunks of
+#: one variable, read in order) fetch 2, 4, then up to this many blocks at a time (256 KB), in fewer requests.
+READAHEAD_BLOCKS = 8
+#: Largest gap (bytes) between two ranges of :func:`prefetch` that one request still spans (the gap is thrown away).
+PREFETCH_GAP = 4096
 BLOCKS_CACHE_SHARE = 0.04
 #: Default bounds on a remote request (the catalogue's storage_options may set others).
 CONNECT_TIMEOUT_S = 5.0
@@ -324,37 +341,121 @@ def _blocks() -> ByteBoundedCache:
 
 
 class SharedBlockCache(BaseCache):
-    """fsspec cache of a remote file's blocks in the process-wide bounded cache, keyed on the file's stamp."""
+    """fsspec cache of a remote file's blocks in the process-wide bounded cache, keyed on the file's stamp.
+
+    A small read (up to :data:`BLOCK_SIZE`) takes the blocks it spans from the cache and fetches the missing ones,
+    each run of consecutive missing blocks in one request, and keeps them; when it starts at the block where the
+    last small read's fetch ended (reading on through the file), it fetches more blocks ahead, doubling up to
+    :data:`READAHEAD_BLOCKS`. A large read (an array's chunk) uses the
+    blocks held, fetches only its own bytes of the others (one request per run) and is kept whole, as the range it
+    is: HDF5 reads a chunk again by the same address and size.
+    """
 
     name = "fumarole-shared-blocks"
 
     def __init__(self, blocksize: int, fetcher, size: int, key: tuple = ()):
         super().__init__(blocksize, fetcher, size)
         self.key = key
+        self._next = -1  # the block after the last run fetched for a small read
+        self._ahead = 1  # blocks the next sequential small read fetches
 
-    def _block(self, i: int) -> bytes:
-        cache, k = _blocks(), (self.key, self.blocksize, i)
-        data = cache.get(k)
-        if data is None:
-            self.miss_count += 1
-            data = self.fetcher(i * self.blocksize, min(self.size, (i + 1) * self.blocksize))
-            cache.put(k, data, len(data))
-        else:
-            self.hit_count += 1
-        return data
+    def _read_ahead(self, first: int, last: int) -> int:
+        """The last block a small read missing ``first``..``last`` fetches: more when it follows the last one."""
+        self._ahead = min(2 * self._ahead, READAHEAD_BLOCKS) if first == self._next else 1
+        end = min(max(last, first + self._ahead - 1), (self.size - 1) // self.blocksize)
+        cache = _blocks()
+        while last < end and cache.get((self.key, self.blocksize, last + 1)) is None:
+            last += 1
+        self._next = last + 1
+        return last
+
+    def _fetch_run(self, first: int, last: int, start: int, stop: int, large: bool) -> tuple[int, bytes]:
+        """Fetch the missing blocks ``first``..``last`` in one request; ``(offset, bytes)``.
+
+        A small read fetches whole blocks and keeps them; a large one (an array's chunk) fetches only its own bytes
+        of them: the caller keeps the read whole.
+        """
+        bs = self.blocksize
+        if not large:
+            last = self._read_ahead(first, last)
+        lo, hi = first * bs, min(self.size, (last + 1) * bs)
+        if large:
+            lo, hi = max(lo, start), min(hi, stop)
+        data = self.fetcher(lo, hi)
+        self.miss_count += 1
+        if not large:
+            cache = _blocks()
+            for i in range(first, last + 1):
+                a, b = i * bs, min(self.size, (i + 1) * bs)
+                if b - lo <= len(data):
+                    cache.put((self.key, bs, i), data[a - lo: b - lo], b - a)
+        return lo, data
 
     def _fetch(self, start: int | None, stop: int | None) -> bytes:
         start = 0 if start is None else start
         stop = self.size if stop is None else min(stop, self.size)
         if start >= stop:
             return b""
-        first, last = start // self.blocksize, (stop - 1) // self.blocksize
-        data = b"".join(self._block(i) for i in range(first, last + 1))
-        offset = start - first * self.blocksize
-        return data[offset: offset + stop - start]
+        cache, bs = _blocks(), self.blocksize
+        large = stop - start > bs
+        data = cache.get((self.key, "range", start, stop))  # HDF5 reads a chunk whole, by its address and size
+        if data is not None:
+            self.hit_count += 1
+            return data
+        pieces: list[tuple[int, bytes]] = []  # consecutive (offset, bytes) covering start..stop
+        run: list[int] = []
+        for i in range(start // bs, (stop - 1) // bs + 1):
+            data = cache.get((self.key, bs, i))
+            if data is None:
+                run.append(i)
+                continue
+            self.hit_count += 1
+            if run:
+                pieces.append(self._fetch_run(run[0], run[-1], start, stop, large))
+                run = []
+            pieces.append((i * bs, data))
+        if run:
+            pieces.append(self._fetch_run(run[0], run[-1], start, stop, large))
+        out = b"".join(data[max(0, start - offset): max(0, stop - offset)] for offset, data in pieces)
+        if large and len(out) == stop - start:
+            cache.put((self.key, "range", start, stop), out, len(out))
+        return out
+
+
+    def prefetch(self, ranges) -> int:
+        """Fetch the ``(start, stop)`` ranges not held yet, near ones together in one request; the requests made."""
+        cache = _blocks()
+        wanted = sorted({(int(a), int(min(b, self.size))) for a, b in ranges if 0 <= a < min(b, self.size)})
+        wanted = [(a, b) for a, b in wanted if cache.get((self.key, "range", a, b)) is None]
+        groups: list[list[tuple[int, int]]] = []
+        for a, b in wanted:
+            if groups and a - max(e for _, e in groups[-1]) <= PREFETCH_GAP:
+                groups[-1].append((a, b))
+            else:
+                groups.append([(a, b)])
+        for group in groups:
+            lo, hi = group[0][0], max(b for _, b in group)
+            data = self.fetcher(lo, hi)
+            self.miss_count += 1
+            for a, b in group:
+                if b - lo <= len(data):
+                    cache.put((self.key, "range", a, b), data[a - lo: b - lo], b - a)
+        return len(groups)
 
 
 register_cache(SharedBlockCache, clobber=True)
+
+
+def prefetch(f: BinaryIO, ranges) -> int:
+    """Fetch byte ranges of a file from :func:`open_binary` ahead of the reads that need them, in few requests.
+
+    ``ranges`` are ``(start, stop)`` pairs: the compressed chunks an HDF5 read is about to read one request each
+    (their addresses and sizes come from the file's chunk index, ``h5py``'s ``chunk_iter``). Ranges that touch
+    or nearly touch (:data:`PREFETCH_GAP`) are fetched in one request and kept as the ranges they are, which the
+    reads then find. A local file, or a range already held, needs nothing. Returns the number of requests made.
+    """
+    cache = getattr(f, "cache", None)
+    return cache.prefetch(ranges) if isinstance(cache, SharedBlockCache) else 0
 
 
 def clear_block_cache() -> None:

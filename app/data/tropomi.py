@@ -42,7 +42,7 @@ from app.data.errors import GranuleError
 __all__ = ["VARIABLES", "UNITS", "GEOLOCATION", "DIMENSIONS", "BOX_LEVELS", "LAYER_HEIGHT_SINCE", "DU_PER_MOL_M2",
            "LevelUnavailable",
            "read_swath", "read_attrs", "open_granule", "attr", "decode", "footprint_of", "check_dimensions",
-           "processor_version_tuple"]
+           "processor_version_tuple", "pixel_coordinates", "read_centres", "satellite_track", "satellite_altitude_km"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,11 @@ class _Dataset(h5nc.Dataset):
         return _Group
 
 
+#: The remote file (from :func:`app.data.storage.open_binary`) of each open granule, by ``id`` of its Dataset:
+#: reads of a window prefetch the window's chunks in few requests (:func:`_prefetch`).
+_REMOTE_FILES: dict[int, Any] = {}
+
+
 def _opened(source, path) -> Iterator[h5nc.Dataset]:
     try:
         nc = _Dataset(source, "r", phony_dims="sort")  # as netCDF-C names dimensions without a scale
@@ -215,6 +220,8 @@ def _opened(source, path) -> Iterator[h5nc.Dataset]:
         raise GranuleError(
             path, f"cannot be opened as a netCDF-4 file (truncated or not netCDF?): {_why(exc)}"
         ) from None
+    if not isinstance(source, str):
+        _REMOTE_FILES[id(nc)] = source
     try:
         yield nc
     except GranuleError:
@@ -224,8 +231,35 @@ def _opened(source, path) -> Iterator[h5nc.Dataset]:
             path, f"cannot be read (truncated or corrupt file?): {type(exc).__name__}: {_why(exc)}"
         ) from None
     finally:
+        _REMOTE_FILES.pop(id(nc), None)
         with contextlib.suppress(*_READ_ERRORS):
             nc.close()
+
+
+def _prefetch(nc: h5nc.Dataset, var: h5nc.Variable, window: slice) -> None:
+    """On a remote granule, fetch the chunks of ``var`` holding the ``window`` of scanlines in few requests.
+
+    HDF5 reads chunks one request each; their addresses and sizes come from the chunk index (read here, as HDF5
+    would read it anyway), and :func:`app.data.storage.prefetch` fetches the runs of adjacent chunks at once. A
+    local file, a contiguous variable or an HDF5 without ``chunk_iter`` reads as before.
+    """
+    source = _REMOTE_FILES.get(id(nc))
+    ds = getattr(var, "_h5ds", None)
+    if source is None or ds is None or ds.chunks is None or ds.ndim < 2 or not hasattr(ds.id, "chunk_iter"):
+        return
+    first, stop, step = window.indices(ds.shape[1])
+    rows = ds.chunks[1]
+    if step != 1 or stop <= first:
+        return
+    ranges = []
+
+    def keep(info) -> None:
+        if info.byte_offset is not None and first < info.chunk_offset[1] + rows and info.chunk_offset[1] < stop:
+            ranges.append((info.byte_offset, info.byte_offset + info.size))
+
+    with contextlib.suppress(*_READ_ERRORS):
+        ds.id.chunk_iter(keep)
+        storage.prefetch(source, ranges)
 
 
 def attr(obj, key: str, default=None):
@@ -362,6 +396,7 @@ def _scanline_times(nc: h5nc.Dataset, path: str, window: slice, n_rows: int) -> 
     _check_shape(path, "PRODUCT/delta_time", dvar.shape, (1,))
     dfactor, dbase = _units_since(path, "PRODUCT/delta_time", str(attr(dvar, "units", "")), default_base=t_ref)
     index = (0, window, slice(None)) if per_pixel else (0, window)
+    _prefetch(nc, dvar, window)
     raw = _read_raw(path, dvar, index, "PRODUCT/delta_time")
     delta = _decode_time(dvar, raw)
     if per_pixel:
@@ -499,6 +534,7 @@ def _read_field(nc, path: str, name: str, group: str, var_name: str, window: sli
     where = f"{group}/{var_name}"
     check_dimensions(path, var, where, DIMENSIONS + (("corner",) if name.endswith("_bounds") else ()))
     _check_shape(path, where, var.shape[1:], shape[1:])
+    _prefetch(nc, var, window)
     data = _decode(path, var, _read_raw(path, var, (0, window) + (slice(None),) * (var.ndim - 2), where), where)
     if UNITS.get(name) == "DU":
         data = data * np.float32(_du_factor(path, var, where))
@@ -629,6 +665,91 @@ def _footprint(nc: h5nc.Dataset) -> np.ndarray | None:
 
 #: The public name of :func:`_footprint`: the outline ring ``(n, 2)`` of (lat, lon) of an open granule, or None.
 footprint_of = _footprint
+
+
+def pixel_coordinates(nc: h5nc.Dataset, path: str) -> tuple[h5nc.Variable, h5nc.Variable]:
+    """``PRODUCT/latitude`` and ``PRODUCT/longitude`` of an open granule, their dimensions and shapes checked.
+
+    Nothing is read but the variables' headers. A file without them, or with them of another layout, is a
+    :class:`GranuleError` naming the file and what is wrong.
+    """
+    group = nc.groups.get(PRODUCT)
+    if group is None or "latitude" not in group.variables or "longitude" not in group.variables:
+        raise GranuleError(path, "has no PRODUCT/latitude and PRODUCT/longitude: not a TROPOMI L2 file")
+    lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
+    if lat_var.ndim != 3 or lon_var.shape != lat_var.shape:
+        raise GranuleError(path, f"PRODUCT/latitude has shape {lat_var.shape} and PRODUCT/longitude "
+                                 f"{lon_var.shape}, expected both (1, scanline, ground_pixel)")
+    check_dimensions(path, lat_var, "PRODUCT/latitude")
+    check_dimensions(path, lon_var, "PRODUCT/longitude")
+    return lat_var, lon_var
+
+
+def read_centres(nc: h5nc.Dataset, path: str, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel centres ``(latitude, longitude)`` of a window of scanlines, float64 degrees, NaN at fill values.
+
+    Only the chunks of the two variables that hold those scanlines are read.
+    """
+    lat_var, lon_var = pixel_coordinates(nc, path)
+    out = []
+    for var, where in ((lat_var, "PRODUCT/latitude"), (lon_var, "PRODUCT/longitude")):
+        _prefetch(nc, var, rows)
+        raw = _read_raw(path, var, (0, rows, slice(None)), where)
+        out.append(_decode(path, var, raw, where).astype(np.float64))
+    return out[0], out[1]
+
+
+def satellite_altitude_km(nc: h5nc.Dataset, path: str) -> float | None:
+    """The satellite's greatest height over the ground in the granule (``GEOLOCATIONS/satellite_altitude``), km.
+
+    None when the file does not have it or it holds no plausible height (100 km to 40,000 km).
+    """
+    group = nc
+    for part in GEOLOCATIONS.split("/"):
+        group = group.groups.get(part) if group is not None else None
+    if group is None or "satellite_altitude" not in group.variables:
+        return None
+    var = group.variables["satellite_altitude"]
+    where = f"{GEOLOCATIONS}/satellite_altitude"
+    if var.ndim != 2:
+        return None
+    _prefetch(nc, var, slice(None))
+    values = _decode(path, var, _read_raw(path, var, (0, slice(None)), where), where).astype(np.float64)
+    factor = _KM_PER_UNIT.get(str(attr(var, "units", "m")).strip().lower())
+    if factor is None or not values.size or not np.isfinite(values).all():
+        return None
+    height = float(values.max()) * factor
+    return height if 100.0 <= height <= 40_000.0 else None
+
+
+def satellite_track(nc: h5nc.Dataset, path: str) -> tuple[np.ndarray, np.ndarray] | str:
+    """The sub-satellite point of every scanline, ``(latitude, longitude)`` float64 degrees, of an open granule.
+
+    ``GEOLOCATIONS/satellite_latitude`` and ``satellite_longitude`` (time, scanline): a few KB, where the pixel
+    centres are MB. Returns instead a sentence saying why they cannot be used (absent, of another shape, holding
+    fill values or impossible values): callers then find what they need from the pixels.
+    """
+    group = nc
+    for part in GEOLOCATIONS.split("/"):
+        group = group.groups.get(part) if group is not None else None
+    names = ("satellite_latitude", "satellite_longitude")
+    if group is None or any(name not in group.variables for name in names):
+        return f"{GEOLOCATIONS} has no satellite_latitude and satellite_longitude"
+    n_rows = pixel_coordinates(nc, path)[0].shape[1]
+    out = []
+    for name in names:
+        var = group.variables[name]
+        if tuple(var.dimensions) != DIMENSIONS[:2] or tuple(var.shape) != (1, n_rows):
+            return (f"{GEOLOCATIONS}/{name} has dimensions ({', '.join(var.dimensions)}) and shape {var.shape}, "
+                    f"expected (time, scanline) and (1, {n_rows})")
+        _prefetch(nc, var, slice(None))
+        values = _decode(path, var, _read_raw(path, var, (0, slice(None)), f"{GEOLOCATIONS}/{name}"),
+                         f"{GEOLOCATIONS}/{name}").astype(np.float64)
+        limit = 90.0 if name == "satellite_latitude" else 540.0
+        if values.size and not (np.isfinite(values).all() and (np.abs(values) <= limit).all()):
+            return f"{GEOLOCATIONS}/{name} holds fill values or values out of range"
+        out.append(values)
+    return out[0], out[1]
 
 
 def read_attrs(path: str | Path) -> dict[str, Any]:

@@ -8,9 +8,11 @@ row per (orbit, radius) with the SO2 mass within the disk (``app.science.mass.so
    lat/lon box of the largest disk (antimeridian- and pole-aware, :func:`disk_bbox`), without opening a file;
 2. a cached result (one small signed JSON file per granule and question, :class:`TimeseriesCache`, kept in the
    per-user state folder, never in the archive) is used once its signature and schema are checked;
-3. for each remaining granule, one task: a strided read of the pixel centres finds the window of scanlines that
-   can reach the disk (:func:`scanline_window`), then only that window of only the needed variables (the column,
-   ``qa_value`` and ``solar_zenith_angle`` when a filter needs them, the centres and corners) is read with
+3. for each remaining granule, one task: the satellite's ground track (a few KB) and the pixel centres of the
+   scanlines passing near enough find the window of scanlines that reach the disk (:func:`scanline_window`;
+   a strided read of the centres for a file without satellite positions), then only that window of only the
+   needed variables (the column, ``qa_value`` and ``solar_zenith_angle`` when a filter needs them, the centres
+   and corners) is read with
    :func:`app.data.tropomi.read_swath`, and the masses are computed. The window holds every pixel whose centre
    lies in the largest disk, so the masses equal those of the whole granule.
 
@@ -313,49 +315,35 @@ def disk_bbox(lat: float, lon: float, radius_km: float) -> tuple[float, float, f
 # reader that takes it itself inside does not deadlock); the mass computation on the arrays runs outside it.
 
 
-def _sampled_centres(path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Latitude and longitude of every ``stride``-th scanline (and the last), the rows read and the row count.
-
-    The file is opened by the TROPOMI reader (:func:`app.data.tropomi.open_granule`, which holds HDF_LOCK and
-    turns a netCDF/HDF5 failure into a GranuleError): no other module opens TROPOMI files.
-    """
+def _sampled_centres(nc, path: str, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Latitude and longitude of every ``stride``-th scanline (and the last), the rows read and the row count."""
     from app.data import tropomi
 
-    with tropomi.open_granule(path) as nc:
-        group = nc.groups.get("PRODUCT")
-        if group is None or "latitude" not in group.variables or "longitude" not in group.variables:
-            raise GranuleError(path, "has no PRODUCT/latitude and PRODUCT/longitude: not a TROPOMI L2 file")
-        lat_var, lon_var = group.variables["latitude"], group.variables["longitude"]
-        if lat_var.ndim != 3 or lon_var.shape != lat_var.shape:
-            raise GranuleError(path, f"PRODUCT/latitude has shape {lat_var.shape}, expected (1, scanline, pixel)")
-        tropomi.check_dimensions(path, lat_var, "PRODUCT/latitude")
-        n_rows = int(lat_var.shape[1])
-        rows = np.unique(np.r_[np.arange(0, n_rows, stride), n_rows - 1]) if n_rows else np.array([], int)
+    lat_var, lon_var = tropomi.pixel_coordinates(nc, path)
+    n_rows = int(lat_var.shape[1])
+    rows = np.unique(np.r_[np.arange(0, n_rows, stride), n_rows - 1]) if n_rows else np.array([], int)
 
-        def rows_of(var, where, index):  # fill values -> NaN, as float64
-            return tropomi.decode(path, var, np.asarray(var[0, index, :]), where).astype(np.float64)
+    def rows_of(var, where, index):  # fill values -> NaN, as float64
+        return tropomi.decode(path, var, np.asarray(var[0, index, :]), where).astype(np.float64)
 
-        lat = rows_of(lat_var, "PRODUCT/latitude", slice(None, None, stride))
-        lon = rows_of(lon_var, "PRODUCT/longitude", slice(None, None, stride))
-        if n_rows and (n_rows - 1) % stride:
-            last = slice(n_rows - 1, n_rows)
-            lat = np.vstack([lat, rows_of(lat_var, "PRODUCT/latitude", last)])
-            lon = np.vstack([lon, rows_of(lon_var, "PRODUCT/longitude", last)])
+    lat = rows_of(lat_var, "PRODUCT/latitude", slice(None, None, stride))
+    lon = rows_of(lon_var, "PRODUCT/longitude", slice(None, None, stride))
+    if n_rows and (n_rows - 1) % stride:
+        last = slice(n_rows - 1, n_rows)
+        lat = np.vstack([lat, rows_of(lat_var, "PRODUCT/latitude", last)])
+        lon = np.vstack([lon, rows_of(lon_var, "PRODUCT/longitude", last)])
     return lat, lon, rows, n_rows
 
 
-def scanline_window(path: str | os.PathLike, lat: float, lon: float, radius_km: float,
-                    stride: int = _WINDOW_STRIDE) -> tuple[slice | None, int]:
-    """The scanlines of a granule that can hold a pixel centre within ``radius_km`` of (lat, lon), and their count.
+def _strided_window(nc, path: str, lat: float, lon: float, radius_km: float,
+                    stride: int) -> tuple[slice | None, int]:
+    """The window from every ``stride``-th scanline of the pixel centres (for files without satellite positions).
 
-    Reads every ``stride``-th scanline of the centres (a few percent of one variable), keeps the sampled scanlines
-    that come within the radius plus the largest distance between neighbouring samples (along plus across track),
-    and widens that by one stride each way: a centre in the disk lies between two sampled scanlines, each within
-    that margin. Returns ``(None, n_scanlines)`` when the granule does not come near the disk.
+    Keeps the sampled scanlines that come within the radius plus the largest distance between neighbouring samples
+    (along plus across track), and widens that by one stride each way: a centre in the disk lies between two
+    sampled scanlines, each within that margin. On a chunked file this touches every chunk of the two variables.
     """
-    path = os.fspath(path)
-    with HDF_LOCK:
-        s_lat, s_lon, rows, n_rows = _sampled_centres(path, stride)
+    s_lat, s_lon, rows, n_rows = _sampled_centres(nc, path, stride)
     if s_lat.size == 0:
         return None, n_rows
     distance = great_circle_distance_km(lat, lon, s_lat, s_lon)
@@ -368,6 +356,187 @@ def scanline_window(path: str | os.PathLike, lat: float, lon: float, radius_km: 
     first = max(0, int(rows[near[0]]) - stride)
     last = min(n_rows, int(rows[near[-1]]) + stride + 1)
     return slice(first, last), n_rows
+
+
+#: Relative slack on the swath's measures taken on the granule's own scanlines (the half width, the pixels' offset
+#: from the scanline's cross-track great circle), for the scanlines not read. Both follow the satellite's height
+#: over the ellipsoid (S5P: 824 km ± about 2 %), the Earth's curvature and rotation under it: they change by a few
+#: percent over the length of a disk, far less than 10 %; scanlines read that exceed them raise them (see below).
+SWATH_SLACK = 0.10
+
+
+def _unit_vectors(lat, lon) -> np.ndarray:
+    la, lo = np.radians(np.asarray(lat, dtype=float)), np.radians(np.asarray(lon, dtype=float))
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def _arc_km(sine) -> np.ndarray:
+    """Distance on the Earth (km) of a point from a great circle, from the sine of its angular distance."""
+    return EARTH_RADIUS_KM * np.abs(np.arcsin(np.clip(sine, -1.0, 1.0)))
+
+
+class _GroundTrack:
+    """The sub-satellite points of a granule and, per scanline, the unit normal of its cross-track great circle.
+
+    The cross-track great circle of scanline i passes through its sub-satellite point at right angles to the
+    track: its normal is the track's direction there (from the neighbouring sub-satellite points). With the
+    satellite's height (``GEOLOCATIONS/satellite_altitude``), the horizon bounds what any scanline can see.
+    """
+
+    def __init__(self, s_lat: np.ndarray, s_lon: np.ndarray, altitude_km: float | None = None):
+        self.lat, self.lon = s_lat, s_lon
+        #: Ground distance from the sub-satellite point to the horizon (nothing farther is seen), when known.
+        self.horizon_km = None if altitude_km is None else \
+            EARTH_RADIUS_KM * math.acos(EARTH_RADIUS_KM / (EARTH_RADIUS_KM + altitude_km))
+        points = _unit_vectors(s_lat, s_lon)
+        self.normals = None
+        self.step_km = 0.0
+        if len(points) >= 2:
+            direction = np.gradient(points, axis=0)
+            direction -= np.sum(direction * points, axis=1, keepdims=True) * points  # tangent at each point
+            norm = np.linalg.norm(direction, axis=1, keepdims=True)
+            if np.all(norm > 0):
+                self.normals = direction / norm
+            self.step_km = float(np.max(great_circle_distance_km(s_lat[:-1], s_lon[:-1], s_lat[1:], s_lon[1:])))
+
+    def across_km(self, lat, lon, rows: slice | None = None) -> np.ndarray:
+        """Distance (km) from the cross-track great circles.
+
+        Of one point from every scanline's circle (``rows`` None), or of the points of each scanline of ``rows``
+        (an array of scanlines × points) from that scanline's own.
+        """
+        points = _unit_vectors(lat, lon)
+        if rows is None:
+            return np.zeros(self.lat.shape) if self.normals is None else _arc_km(self.normals @ points)
+        if self.normals is None:
+            return np.zeros(points.shape[:-1])
+        return _arc_km(np.einsum("rpk,rk->rp", points, self.normals[rows]))
+
+
+class _CentreRows:
+    """The pixel centres of one contiguous span of scanlines of an open granule, grown as needed.
+
+    With, per scanline, the ground distance of its farthest centre from its sub-satellite point (the half width)
+    and from its cross-track great circle (the offset).
+    """
+
+    def __init__(self, nc, path: str, track: _GroundTrack):
+        self.nc, self.path, self.track = nc, path, track
+        self.first = self.stop = 0
+        self.lat = self.lon = np.empty((0, 0))
+        self.half_width = self.offset = np.empty(0)
+
+    def _read(self, first: int, stop: int) -> tuple[np.ndarray, ...]:
+        from app.data import tropomi
+
+        rows = slice(first, stop)
+        lat, lon = tropomi.read_centres(self.nc, self.path, rows)
+        reach = great_circle_distance_km(self.track.lat[rows, None], self.track.lon[rows, None], lat, lon)
+        across = self.track.across_km(lat, lon, rows)
+        if lat.shape[1] == 0:
+            return lat, lon, np.full(stop - first, np.nan), np.full(stop - first, np.nan)
+        # fmax skips NaN (fill values) and gives NaN for a scanline of fill values only, without a warning
+        return lat, lon, np.fmax.reduce(reach, axis=1), np.fmax.reduce(across, axis=1)
+
+    def cover(self, first: int, stop: int) -> None:
+        """Make the span hold the scanlines ``first`` .. ``stop - 1`` (reading only those not held yet)."""
+        if self.stop == self.first:
+            self.lat, self.lon, self.half_width, self.offset = self._read(first, stop)
+            self.first, self.stop = first, stop
+            return
+        if first < self.first:
+            lat, lon, width, offset = self._read(first, self.first)
+            self.lat, self.lon = np.vstack([lat, self.lat]), np.vstack([lon, self.lon])
+            self.half_width, self.offset = np.r_[width, self.half_width], np.r_[offset, self.offset]
+            self.first = first
+        if stop > self.stop:
+            lat, lon, width, offset = self._read(self.stop, stop)
+            self.lat, self.lon = np.vstack([self.lat, lat]), np.vstack([self.lon, lon])
+            self.half_width, self.offset = np.r_[self.half_width, width], np.r_[self.offset, offset]
+            self.stop = stop
+
+    def measures(self) -> tuple[float, float]:
+        """The largest half width and offset (km) over the scanlines held; NaN when no centre is known."""
+        finite = np.isfinite(self.half_width)
+        if not finite.any():
+            return float("nan"), float("nan")
+        return float(self.half_width[finite].max()), float(np.fmax.reduce(self.offset[finite]))
+
+
+def _track_window(nc, path: str, track: _GroundTrack, lat: float, lon: float,
+                  radius_km: float) -> tuple[slice | None, int] | str:
+    """The exact window from the satellite's ground track, or a sentence saying why it cannot be had.
+
+    Two lower bounds on the distance from the volcano V to any pixel centre P of scanline i, both from the
+    triangle inequality, with W the scanline's half width (the farthest centre from its sub-satellite point S)
+    and E its offset (the farthest centre from its cross-track great circle G):
+
+    - |VP| >= |VS| - W: a scanline whose sub-satellite point is farther than ``radius_km + W`` has no centre in
+      the disk;
+    - |VP| >= dist(V, G) - E: nor has one whose cross-track great circle passes farther than ``radius_km + E``
+      (this one confines the candidates to about the disk's length along the track).
+
+    A disk farther from the whole track than the horizon (with the slack) is not read at all. W and E are
+    measured on the granule: first on the scanline whose sub-satellite point is nearest the volcano,
+    then on every scanline read, and used with the slack :data:`SWATH_SLACK` (and E with one scanline's spacing
+    more): only the scanlines passing both tests are candidates; their pixel centres are read, and while a
+    scanline read exceeds the W or E used, these grow and the candidates with them. The window runs from the
+    first to the last scanline with a centre in the disk.
+    """
+    n_rows = int(track.lat.size)
+    if n_rows == 0:
+        return None, 0
+    to_point = great_circle_distance_km(lat, lon, track.lat, track.lon)
+    if track.horizon_km is not None and to_point.min() > radius_km + track.horizon_km * (1.0 + SWATH_SLACK):
+        return None, n_rows  # the disk lies beyond the satellite's horizon all along: no pixel read
+    to_circle = track.across_km(lat, lon)
+    nearest = int(np.argmin(to_point))
+    centres = _CentreRows(nc, path, track)
+    centres.cover(nearest, nearest + 1)
+    width, offset = centres.measures()
+    if not math.isfinite(width):
+        return f"the scanline {nearest} nearest the volcano has no pixel centre to measure the swath on"
+    while True:
+        candidates = np.flatnonzero((to_point <= radius_km + width * (1.0 + SWATH_SLACK))
+                                    & (to_circle <= radius_km + offset * (1.0 + SWATH_SLACK) + track.step_km))
+        if candidates.size == 0:
+            return None, n_rows
+        centres.cover(int(candidates[0]), int(candidates[-1]) + 1)
+        measured = centres.measures()
+        if measured[0] <= width and measured[1] <= offset:
+            break
+        width, offset = max(width, measured[0]), max(offset, measured[1])
+    inside = great_circle_distance_km(lat, lon, centres.lat, centres.lon) <= radius_km  # NaN compares False
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        return None, n_rows
+    return slice(centres.first + int(rows[0]), centres.first + int(rows[-1]) + 1), n_rows
+
+
+def scanline_window(path: str | os.PathLike, lat: float, lon: float, radius_km: float,
+                    stride: int = _WINDOW_STRIDE) -> tuple[slice | None, int]:
+    """The scanlines of a granule that hold a pixel centre within ``radius_km`` of (lat, lon), and their count.
+
+    From the satellite's ground track (``GEOLOCATIONS/satellite_latitude``/``longitude``, a few KB) and the pixel
+    centres of only the scanlines whose sub-satellite point comes near enough (:func:`_track_window`): the window
+    runs from the first to the last scanline with a centre in the disk, and only the chunks of those candidate
+    scanlines are read. A file without usable satellite positions falls back (said in a debug log line) to every
+    ``stride``-th scanline of the centres, whose window is a few strides wider and which reads every chunk of the
+    centres. Returns ``(None, n_scanlines)`` when no pixel centre lies in the disk.
+    """
+    from app.data import tropomi
+
+    path = os.fspath(path)
+    with HDF_LOCK, tropomi.open_granule(path) as nc:
+        track = tropomi.satellite_track(nc, path)
+        if not isinstance(track, str):
+            track = _GroundTrack(*track, tropomi.satellite_altitude_km(nc, path))
+        found = track if isinstance(track, str) else _track_window(nc, path, track, lat, lon, radius_km)
+        if not isinstance(found, str):
+            return found
+        logger.debug("%s: the scanline window comes from every %dth scanline of the pixel centres: %s",
+                     os.path.basename(path), stride, found)
+        return _strided_window(nc, path, lat, lon, radius_km, stride)
 
 
 def _needed_variables(variable: str, filters: Filters) -> list[str]:
