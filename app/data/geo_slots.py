@@ -617,13 +617,10 @@ def listing_reason(exc: BaseException) -> str:
     """
     if isinstance(exc, GranuleError):  # storage.filesystem: no package for the protocol, wrong options
         return exc.problem
-    try:
-        from app.data import storage
-    except ImportError:  # pragma: no cover - storage is part of app.data
-        storage = None
-    reason = getattr(storage, "_reason", None)  # the sentence every remote read says
-    text = reason(exc) if reason is not None else ""
-    if not text or text.startswith("cannot be read from the storage"):  # nothing it knows: say what it is
+    from app.data.storage import failure_reason  # the sentence every remote read says
+
+    text = failure_reason(exc)
+    if text.startswith("cannot be read from the storage"):  # nothing it knows: say what it is
         return f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
     return text
 

@@ -56,6 +56,7 @@ __all__ = [
     "cache_dir",
     "cache_max_bytes",
     "clear_block_cache",
+    "failure_reason",
     "filesystem",
     "forget_stamps",
     "is_remote",
@@ -196,7 +197,7 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
 # --- errors ------------------------------------------------------------------------------------------------------
 
 
-def _reason(exc: BaseException) -> str:
+def failure_reason(exc: BaseException) -> str:
     """A sentence on why a remote operation failed (no URL: the GranuleError names it)."""
     name = type(exc).__name__
     text = str(exc).strip() or name
@@ -221,7 +222,7 @@ def _reason(exc: BaseException) -> str:
 def _error(url: str, exc: BaseException) -> GranuleError:
     if isinstance(exc, GranuleError):
         return exc
-    return GranuleError(url, _reason(exc))
+    return GranuleError(url, failure_reason(exc))
 
 
 #: What fsspec, s3fs, aiohttp and botocore raise on a failed request (botocore's errors are Exceptions).
