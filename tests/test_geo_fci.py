@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import netCDF4
 import numpy as np
@@ -15,6 +16,8 @@ from app.data.geo_fci import read_fci
 from app.sample.geo.fci import fci_chunk_rows, fci_grid, radiance_from_bt, write_fci_slot
 from app.sample.geo.scene import grid_cloud_top, simulate_channels
 from app.sample.scenario import get_scenario
+
+pytest_plugins = ["tests.remote_servers"]  # the local S3 server (moto), for the slot read over S3
 
 #: Every test here shares one written slot (40 files of 16 channels: ~10 s on a loaded machine).
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("satpy_one_thread")]  # satpy in one thread: conftest
@@ -171,3 +174,29 @@ def test_the_ctth_of_the_slot_is_v2025_on_the_fci_grid(scenario, ours, tmp_path)
     assert opaque.sum() > 50
     diff = ours.ir_105.values[opaque] - ct.cloud_top_temperature.values[opaque]
     assert np.median(np.abs(diff)) < 3.0
+
+
+def test_a_slot_on_s3_is_read_by_byte_ranges_and_equals_the_local_read(slot, ours, s3_server, monkeypatch,
+                                                                       tmp_path):
+    """satpy's FCI reader on storage's file objects (FSFile): the chunks stay on the server, read by ranges."""
+    from app.data import storage
+
+    monkeypatch.setenv("FUMAROLE_CACHE_DIR", str(tmp_path / "cache"))  # a kept copy would show up here
+    admin = s3_server.filesystem()
+    bucket = "fumarole-fci"
+    if not admin.exists(bucket):
+        admin.mkdir(bucket)
+    local = [Path(p) for p in slot]
+    admin.put([str(p) for p in local], [f"{bucket}/mtg/{p.name}" for p in local])
+    root = f"s3://{bucket}/mtg"
+    storage.register(root, s3_server.reader_options)  # the read-only user, as a catalogue would say
+    storage.reset_transfer_stats()
+    remote = read_fci([f"{root}/{p.name}" for p in local], ["ir_105", "ir_120", "ir_87", "vis_06", "nir_16"])
+    fetched = storage.transfer_stats()
+    for name in ("ir_105", "ir_120", "ir_87", "vis_06", "nir_16"):
+        np.testing.assert_array_equal(remote[name].values, ours[name].values, err_msg=name)
+    assert remote.attrs["platform_id"] == "MTI1" and remote.attrs["start_time"] == ours.attrs["start_time"]
+    # by byte ranges through storage (every chunk file opened there), no copy kept in the per-user cache
+    assert {u.rsplit("/", 1)[-1] for u in fetched} == {p.name for p in local}
+    assert sum(fetched.values()) <= sum(p.stat().st_size for p in local)
+    assert not any((tmp_path / "cache").rglob("*.nc"))

@@ -117,6 +117,38 @@ def localised(paths: Sequence[str | os.PathLike]) -> Iterator[tuple[list[Path], 
             raise _renamed(exc, back) from exc.__cause__
 
 
+def _read_scalars_through_h5netcdf() -> None:
+    """Let satpy's netCDF handlers read scalar variables of files opened with h5netcdf (every ``FSFile``).
+
+    satpy 0.60's ``NetCDF4FileHandler.get_and_cache_npxr`` reads a variable with ``v[:]`` and handles a scalar only
+    by the ``IndexError`` netCDF4 raises; h5py raises ``ValueError("Illegal slicing argument for scalar
+    dataspace")`` instead. So the FCI L1c reader fails on a remote file (its
+    ``measured/radiance_unit_conversion_coefficient`` is a scalar), found by ``tests/test_geo_fci.py``. This wraps
+    the method once: on that very error the scalar is read with ``v[()]`` and cached as satpy would; anything else
+    is raised as before. (satpy's own ``_get_data`` helper already catches both errors.)
+    """
+    from satpy.readers.core import netcdf as satpy_netcdf
+
+    cls = satpy_netcdf.NetCDF4FileHandler
+    original = cls.get_and_cache_npxr
+    if getattr(original, "_fumarole_scalars", False):
+        return
+
+    def get_and_cache_npxr(self, var_name):
+        try:
+            return original(self, var_name)
+        except ValueError as exc:
+            if "scalar dataspace" not in str(exc):
+                raise
+            v = self.file_content[var_name]
+            val = xr.DataArray(np.asarray(v[()]), dims=(), attrs=self.accessor.get_object_attrs(v), name=var_name)
+            self.cached_file_content[var_name] = val
+            return val
+
+    get_and_cache_npxr._fumarole_scalars = True
+    cls.get_and_cache_npxr = get_and_cache_npxr
+
+
 def _storage_file(url: str, stack: contextlib.ExitStack):
     """A satpy ``FSFile`` of a URL whose ``open()`` is :func:`app.data.storage.open_binary`.
 
@@ -125,6 +157,8 @@ def _storage_file(url: str, stack: contextlib.ExitStack):
     from satpy.readers.core.remote import FSFile
 
     from app.data import storage
+
+    _read_scalars_through_h5netcdf()
 
     class _StorageFile(FSFile):
         def open(self, *args, **kwargs):  # noqa: A003 - satpy's name
