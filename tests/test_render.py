@@ -12,6 +12,7 @@ import xarray as xr
 from PIL import Image
 
 from app.render import colormaps as cm
+from app.render import overlays
 from app.render.curtain import (
     aggregate_curtain,
     altitude_edges,
@@ -200,6 +201,22 @@ def test_time_labels_fall_inside_the_view():
     assert 2 <= world.groupby("orbit").size().min() and world.groupby("orbit").size().max() <= 6
     labels = orbit_time_labels(orbits, x_range, y_range, every_minutes=1)
     assert isinstance(labels, hv.Labels) and len(labels) >= len(df)
+
+
+def test_time_labels_near_the_right_edge_end_at_their_point_so_they_are_not_cut():
+    orbits = [_orbit(-50, "2021-04-12T16:30:00")]
+    x_range, y_range = (-70, -52.0), (-60, 60)  # the track runs from the right edge inwards
+    labels = orbit_time_labels(orbits, x_range, y_range, every_minutes=1)
+    x, align = labels.dimension_values("x"), labels.dimension_values("align")
+    edge = -70 + 0.88 * 18.0
+    assert (x > edge).any() and (x <= edge).any()
+    assert set(align[x > edge]) == {"right"} and set(align[x <= edge]) == {"left"}
+    plot = hv.render(labels)
+    glyph = plot.renderers[-1].glyph
+    assert glyph.text_align == {"field": "text_align"} or getattr(glyph.text_align, "field", None) == "text_align"
+    assert list(plot.renderers[-1].data_source.data["text_align"]) == list(align)
+    empty = hv.render(overlays.empty_time_labels())  # same columns, so a view's labels can go to none and back
+    assert list(empty.renderers[-1].data_source.data["text_align"]) == []
 
 
 def test_time_labels_from_a_swath_across_the_antimeridian():

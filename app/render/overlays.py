@@ -32,6 +32,7 @@ __all__ = [
     "volcano_circles",
     "time_label_positions",
     "orbit_time_labels",
+    "empty_time_labels",
     "track_lines",
     "track_path",
     "track_paths",
@@ -289,12 +290,30 @@ def orbit_time_labels(
     per_orbit: int = 3,
     central_longitude: float | None = None,
 ) -> hv.Labels:
-    """``hv.Labels`` with "HH:MM" (UTC) along each orbit's ground track inside the view (see `time_label_positions`)."""
+    """``hv.Labels`` with "HH:MM" (UTC) along each orbit's ground track inside the view (see `time_label_positions`).
+
+    A label starts at its point, except in the right-hand part of the view (the last :data:`RIGHT_ALIGN_SHARE` of
+    its width), where it ends at its point: a label there would otherwise run past the map's edge and be cut.
+    """
     df = time_label_positions(orbits, x_range, y_range, every_minutes, per_orbit, central_longitude)
-    labels = hv.Labels(df, kdims=["x", "y"], vdims=["text"])
-    return labels.opts(
-        text_font_size="9pt", text_color="black", text_font_style="bold", text_align="left", text_baseline="middle"
-    )
+    x0, x1 = (float(v) for v in x_range)
+    right = df["x"] > x0 + (1.0 - RIGHT_ALIGN_SHARE) * (x1 - x0)
+    df = df.assign(align=np.where(right, "right", "left"))
+    return _styled_time_labels(hv.Labels(df, kdims=["x", "y"], vdims=["text", "align"]))
+
+
+#: The share of the view's width, at its right, where orbit time labels end at their point instead of starting there.
+RIGHT_ALIGN_SHARE = 0.12
+
+
+def empty_time_labels() -> hv.Labels:
+    """No orbit time labels, as the same element type and columns as :func:`orbit_time_labels`."""
+    return _styled_time_labels(hv.Labels([], kdims=["x", "y"], vdims=["text", "align"]))
+
+
+def _styled_time_labels(labels: hv.Labels) -> hv.Labels:
+    return labels.opts(text_font_size="9pt", text_color="black", text_font_style="bold",
+                       text_align=hv.dim("align"), text_baseline="middle")
 
 
 # ------------------------------------------------------------------------------------------ CALIOP ground track
