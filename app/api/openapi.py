@@ -39,10 +39,11 @@ def _version() -> str:
 
 def _responses(route) -> dict:
     error = {"description": "", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    if route.media == "image/png":
-        ok = {"description": "the picture (ETag and Cache-Control set)",
+    binary = route.media in ("image/png", "image/gif", "video/mp4")
+    if binary:
+        ok = {"description": "the picture or loop (ETag and Cache-Control set)",
               "headers": {"ETag": {"schema": {"type": "string"}, "description": "inputs and data stamp"}},
-              "content": {"image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}}
+              "content": {route.media: {"schema": {"type": "string", "contentMediaType": route.media}}}}
     elif route.media == "text/csv":
         ok = {"description": "the table: CSV with its provenance header (format=csv), or JSON (format=json)",
               "content": {"text/csv": {"schema": {"type": "string"}},
@@ -50,7 +51,7 @@ def _responses(route) -> dict:
     else:
         ok = {"description": "the answer", "content": {route.media: {"schema": route.schema or {}}}}
     out = {"200": ok}
-    if route.media == "image/png":
+    if binary:
         out["304"] = {"description": "the client's copy (If-None-Match) is current"}
     for status, text in ERROR_STATUSES.items():
         out[status] = {**error, "description": text}

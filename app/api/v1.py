@@ -13,6 +13,8 @@ plugin, ``--plugins app.api.v1``; ``docs/api.md`` has an example of each)::
     /api/v1/geo/value            GEO channel values under a point
     /api/v1/geo/slots            a satellite's slots of a day
     /api/v1/geo/mosaic.png       the ring's global mosaic
+    /api/v1/animation/geo.mp4    a loop of a satellite's slots as MP4 (H.264) or /api/v1/animation/geo.gif
+    /api/v1/animation/so2.mp4    a loop of SO2 days as MP4 or /api/v1/animation/so2.gif (app.services.animation)
     /api/v1/volcanoes            the GVP list (search), JSON or GeoJSON; /api/v1/volcanoes.geojson
     /api/v1/openapi.json         the OpenAPI 3.1 document, generated from the declarations below
     /api/v1/docs                 the document as a plain HTML page (no script, nothing fetched from elsewhere)
@@ -51,12 +53,13 @@ from app.data.archive import Archive
 from app.data.errors import FumaroleError, GranuleError, UserInputError
 from app.render import geo as render
 from app.science.filters import DEFAULT_FILTERS, Filters
+from app.services import animation as anim
 from app.services import curtain as curtains
 from app.services import geo as geo_services
 from app.services import so2map
 from app.services import timeseries as ts
 
-__all__ = ["ROUTES", "ROUTE_SPECS", "BUDGET", "Route", "Png", "Text", "routes", "V1Handler", "failure"]
+__all__ = ["ROUTES", "ROUTE_SPECS", "BUDGET", "Route", "Png", "Text", "Media", "routes", "V1Handler", "failure"]
 
 #: Granules one request may read, by kind of work; past it the request is refused (422) with the count.
 BUDGET = {"so2": 64, "timeseries": 800}
@@ -81,6 +84,16 @@ class Text:
     body: str
     media: str
     headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Media:
+    """A file answer (an animation) with its media type, headers and ETag (``body`` None: 304)."""
+
+    body: bytes | None
+    media: str
+    headers: dict
+    etag: str
 
 
 @dataclass
@@ -418,6 +431,120 @@ def geo_mosaic(ctx: Ctx) -> Png:
     return _png_answer(ctx, ("mosaic", product, t, lon0, lat0, lon1, lat1, width, height), stamp, draw, headers)
 
 
+# ------------------------------------------------------------------------------------------------ animations
+
+def _media_answer(ctx: Ctx, key: tuple, media: str, draw: Callable[[], tuple[bytes, dict]], headers: dict) -> Media:
+    """A file from :data:`app.api.geo.PNG_CACHE` by ``key`` (inputs and data stamp); 304 when the client has it."""
+    full = ("v1-media", *key)
+    etag = '"' + hashlib.sha256(repr(full).encode("utf-8")).hexdigest()[:32] + '"'
+    if api_geo._matches(ctx.if_none_match, etag):
+        return Media(None, media, headers, etag)
+    hit = api_geo.PNG_CACHE.get(full)
+    if hit is None:
+        def make():
+            again = api_geo.PNG_CACHE.get(full)
+            if again is not None:
+                return again
+            made = draw()
+            api_geo.PNG_CACHE.put(full, made)
+            return made
+
+        hit = _FLIGHT.do(full, make)
+    body, more = hit
+    return Media(body, media, {**headers, **more}, etag)
+
+
+def _animation_headers(out: anim.Animation, root: str) -> dict:
+    more = {"Content-Disposition": f'attachment; filename="{out.file_name}"',
+            "X-Fumarole-Frames": str(len(out.times)), "X-Fumarole-Frame-Size": f"{out.size[0]}x{out.size[1]}",
+            "X-Fumarole-Map-Box": ",".join(str(v) for v in out.map_box), "X-Fumarole-Fps": f"{out.fps:g}",
+            "X-Fumarole-Times": " | ".join(out.times)[:900]}
+    if out.skipped:
+        more["X-Fumarole-Skipped"] = " | ".join(api_geo.relative_message(s, root) for s in out.skipped)[:900]
+    return more
+
+
+def _limits(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except anim.AnimationLimitError as exc:
+        raise ApiError(422, str(exc), exc.parameter) from None
+
+
+def _geo_loop_times(ctx: Ctx, name: str) -> list[pd.Timestamp]:
+    v = ctx.values
+    span = period(v, ctx.raw, required=False)
+    latest = v.get("latest")
+    if span is None:
+        times = anim.geo_times(ctx.archive, name, None, None, latest or 24)
+    else:
+        times = anim.geo_times(ctx.archive, name, span[0], span[1], latest)
+    if not times:
+        where = "in the period" if span is not None else "in the archive"
+        raise ApiError(404, f"{name} has no slot {where}", "start" if span is not None else "satellite")
+    if len(times) > anim.MAX_FRAMES:
+        raise ApiError(422, f"the period holds {len(times)} slots; at most {anim.MAX_FRAMES} frames per animation: "
+                            f"narrow it, or give latest", "end")
+    return times
+
+
+def _geo_animation(ctx: Ctx, fmt: str) -> Media:
+    v = ctx.values
+    name = _satellite(ctx)
+    times = _geo_loop_times(ctx, name)
+    loop = anim.GeoLoop(name, v["product"], tuple(times), v["bbox"], None, int(v["width"]), float(v["fps"]))
+    lay = _limits(lambda: anim.geo_layout(ctx.archive, loop))
+    _limits(lambda: anim.check_bounds(loop.width, len(times), lay, "end"))
+    stamp = anim.geo_stamp(ctx.archive, loop)
+
+    def draw():
+        out = _limits(lambda: anim.geo_animation(ctx.archive, loop, fmt))
+        return out.data, _animation_headers(out, api_geo._root(ctx.archive))
+
+    return _media_answer(ctx, ("geo", fmt, stamp), anim.animate.MEDIA[fmt], draw,
+                         {"X-Fumarole-Product": render.product_title(loop.product)})
+
+
+def geo_animation_mp4(ctx: Ctx) -> Media:
+    """``/api/v1/animation/geo.mp4``."""
+    return _geo_animation(ctx, "mp4")
+
+
+def geo_animation_gif(ctx: Ctx) -> Media:
+    """``/api/v1/animation/geo.gif``."""
+    return _geo_animation(ctx, "gif")
+
+
+def _so2_animation(ctx: Ctx, fmt: str) -> Media:
+    v = ctx.values
+    v["quantity"] = "column"  # an animation shows the column (DU)
+    req = _so2_request(ctx, int(v["width"]))
+    days = anim.so2_days(req.t0, req.t1)
+    loop = anim.So2Loop(tuple(days), req.zone, req.level, req.filters, req.clim, int(v["width"]), float(v["fps"]))
+    _limits(lambda: anim.check_bounds(loop.width, len(days), anim.so2_layout(loop), "end"))
+    plans = _limits(lambda: anim.so2_plans(ctx.archive, loop))
+    if not any(len(p.rows) for p in plans.values()):
+        raise ApiError(404, f"no TROPOMI granule over {req.zone.name} in {req.period_label()}",
+                       "end" if v.get("start") else "date")
+    stamp = anim.so2_stamp(loop, plans)
+
+    def draw():
+        out = _limits(lambda: anim.so2_animation(ctx.archive, loop, fmt, plans))
+        return out.data, _animation_headers(out, api_geo._root(ctx.archive))
+
+    return _media_answer(ctx, ("so2", fmt, stamp), anim.animate.MEDIA[fmt], draw, {})
+
+
+def so2_animation_mp4(ctx: Ctx) -> Media:
+    """``/api/v1/animation/so2.mp4``."""
+    return _so2_animation(ctx, "mp4")
+
+
+def so2_animation_gif(ctx: Ctx) -> Media:
+    """``/api/v1/animation/so2.gif``."""
+    return _so2_animation(ctx, "gif")
+
+
 # ------------------------------------------------------------------------------------------------ volcanoes
 
 def _clean(value):
@@ -477,6 +604,48 @@ _GEO_TIME = Param("time", "time", "the slot (UTC) or 'latest' (default)", exampl
                   pattern=r"^(latest|\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})?)?)$")
 _PRODUCT = Param("product", "string", "an RGB composite or a cloud-top field", default="ash",
                  choices=tuple(render.products()))
+
+_AW = {"minimum": 16, "maximum": anim.MAX_WIDTH, "unit": "pixels"}
+_FPS = Param("fps", "number", "frames a second", default=4.0, minimum=0.5, maximum=30)
+_ANIM_LIMITS = (f"At most {anim.MAX_FRAMES} frames, {anim.MAX_WIDTH} pixels wide, and "
+                f"{anim.PIXEL_BUDGET // 1_000_000} million pixels × frames; a slot or day that cannot be drawn is "
+                f"skipped and named in X-Fumarole-Skipped. X-Fumarole-Map-Box gives the map's pixels in the frame "
+                f"(left,top,width,height).")
+_GEO_ANIM_PARAMS = (*_SAT, _PRODUCT, *PERIOD_PARAMS,
+                    Param("latest", "integer", "the latest N slots (of the period, or of the archive; default 24 "
+                                               "when no period is given)", minimum=1, maximum=anim.MAX_FRAMES),
+                    Param("bbox", "bbox", "lon_min,lat_min,lon_max,lat_max; the full disk without"),
+                    Param("width", "integer", "frame width", default=1024, **_AW), _FPS)
+_SO2_ANIM_PARAMS = (*PERIOD_PARAMS, *ZONE_PARAMS, LEVEL, *FILTER_PARAMS,
+                    Param("vmin", "number", "colour range low end (DU)", minimum=0, maximum=1000),
+                    Param("vmax", "number", "colour range high end (DU)", minimum=0, maximum=1000),
+                    Param("width", "integer", "frame width", default=1024, **_AW),
+                    Param("fps", "number", "frames a second", default=2.0, minimum=0.5, maximum=30))
+_VIDEO = {"type": "string", "contentMediaType": "video/mp4"}
+_GIF = {"type": "string", "contentMediaType": "image/gif"}
+
+
+def _animation_routes() -> tuple[Route, ...]:
+    geo_doc = ("A loop of one satellite's product over its slots (a period, or the latest N), over a lat/lon box "
+               "(the pixels of /api/v1/geo/image.png with that box) or the full disk; title, UTC time stamp, "
+               "colour bar with units or the composite's legend, and credits in every frame. ")
+    so2_doc = ("A loop of the TROPOMI SO2 map of each day of the period over a zone or a box, filtered as on the "
+               "dashboard; title, day, colour bar in DU and credits in every frame. ")
+    geo_example = "satellite=G16&product=ash&date=2021-04-12&bbox=-70,5,-50,20&width=800"
+    so2_example = "start=2021-04-11&end=2021-04-12&zone=Caribbean&width=800"
+    out = []
+    for fmt, media, schema, what in (("mp4", "video/mp4", _VIDEO, "MP4 (H.264)"), ("gif", "image/gif", _GIF,
+                                                                                 "animated GIF")):
+        out.append(Route(f"/api/v1/animation/geo.{fmt}", f"geoAnimation{fmt.title()}", "Animation",
+                         f"A loop of GEO slots as {what}", geo_doc + _ANIM_LIMITS, _GEO_ANIM_PARAMS, media,
+                         geo_animation_mp4 if fmt == "mp4" else geo_animation_gif, schema=schema,
+                         example=geo_example))
+        out.append(Route(f"/api/v1/animation/so2.{fmt}", f"so2Animation{fmt.title()}", "Animation",
+                         f"A loop of SO2 days as {what}", so2_doc + _ANIM_LIMITS, _SO2_ANIM_PARAMS, media,
+                         so2_animation_mp4 if fmt == "mp4" else so2_animation_gif, schema=schema,
+                         example=so2_example))
+    return tuple(out)
+
 
 _ERROR = {"type": "object", "required": ["error"],
           "properties": {"error": {"type": "string"}, "parameter": {"type": ["string", "null"]}}}
@@ -588,6 +757,7 @@ ROUTE_SPECS: tuple[Route, ...] = (
           (Param("q", "string", "search text", example="etna"),
            Param("limit", "integer", "largest number of volcanoes", default=50, minimum=1, maximum=2000)),
           "application/geo+json", volcanoes_geojson, schema=_GEOJSON, example="q=etna"),
+    *_animation_routes(),
 )
 
 
@@ -603,6 +773,10 @@ def failure(exc: BaseException) -> tuple[int, str, str | None]:
         return 404, str(exc), "time"
     if isinstance(exc, api_geo.NotFound):
         return 404, str(exc), "lat"
+    if isinstance(exc, anim.AnimationLimitError):
+        return 422, str(exc), exc.parameter
+    if isinstance(exc, anim.NothingToDraw):
+        return 404, str(exc), None
     if isinstance(exc, UserInputError):
         return 422, str(exc), None
     if isinstance(exc, GranuleError):  # the file's fault, not ours: not a 5xx
@@ -701,6 +875,9 @@ class V1Handler(api_geo._GeoHandler):
             self.set_header("Content-Type", "image/png")
             self.finish(result.png)
             return
+        if isinstance(result, Media):
+            self._send_media(result)
+            return
         if isinstance(result, Text):
             for name, value in result.headers.items():
                 self.set_header(name, value)
@@ -710,6 +887,19 @@ class V1Handler(api_geo._GeoHandler):
         media = self.spec.media if self.spec.media.endswith("json") else "application/json"
         self.set_header("Content-Type", f"{media}; charset=utf-8")
         self.finish(json.dumps(_finite(result), ensure_ascii=False, allow_nan=False))
+
+
+    def _send_media(self, result: Media) -> None:
+        self.set_header("Cache-Control", f"public, max-age={PNG_MAX_AGE_S}")
+        self.set_header("Etag", result.etag)
+        for name, value in result.headers.items():
+            self.set_header(name, str(value).encode("ascii", "replace").decode())
+        if result.body is None:
+            self.set_status(304)
+            self.finish()
+            return
+        self.set_header("Content-Type", result.media)
+        self.finish(result.body)
 
 
 class DocumentHandler(tornado.web.RequestHandler):

@@ -28,9 +28,11 @@ import pandas as pd
 import xarray as xr
 
 from app.core.lonlat import wrap_lon
-from app.render.colormaps import SteppedScale, bin_index, colorbar_ticks, scale_for
+from app.render.colormaps import ContinuousScale, SteppedScale, bin_index, colorbar_ticks, hex_to_rgb, scale_for
 
 __all__ = [
+    "curtain_rgba",
+    "scale_rgba",
     "BACKSCATTER_VARIABLES",
     "depolarization_ratio",
     "altitude_edges",
@@ -345,3 +347,46 @@ def profile_at(curtain: xr.Dataset, x) -> dict | None:
         "longitude": float(curtain["longitude"].values[k]),
         "time": np.datetime64(curtain["time"].values[k], "ns"),
     }
+
+
+_DEPOL_PARTS = ["total_attenuated_backscatter_532", "perpendicular_attenuated_backscatter_532"]
+
+
+def scale_rgba(values: np.ndarray, variable: str) -> np.ndarray:
+    """Curtain values coloured in the variable's scale (:func:`app.render.colormaps.scale_for`) as RGBA ``uint8``.
+
+    A stepped scale colours by its bins, a continuous one by its palette; no data takes the scale's ``bad`` colour.
+    """
+    from app.render.geo import colorize
+
+    scale = scale_for(variable)
+    bad = np.array([round(255 * c) for c in hex_to_rgb(scale.bad)] + [255], dtype=np.uint8)
+    if isinstance(scale, ContinuousScale):
+        rgba = colorize(values, list(scale.palette), (scale.low, scale.high))
+    else:
+        lut = np.array([[round(255 * c) for c in hex_to_rgb(col)] for col in scale.palette], dtype=np.uint8)
+        idx = bin_index(values, scale)
+        ok = np.isfinite(idx)
+        rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
+        rgba[..., :3] = lut[np.where(ok, idx, 0).astype(np.intp)]
+        rgba[..., 3] = np.where(ok, 255, 0)
+    rgba[rgba[..., 3] == 0] = bad
+    return rgba
+
+
+def curtain_rgba(curtain: xr.Dataset, variable: str, alt_range_km: tuple[float, float], width: int,
+                 height: int) -> np.ndarray:
+    """A curtain as RGBA ``uint8``: ``width`` columns of profiles × ``height`` rows of altitude, the top row first.
+
+    Averaged onto the picture's columns and rows (:func:`aggregate_curtain`; the depolarisation ratio from its two
+    backscatters), each profile widened to whole columns when there are fewer profiles than columns, and coloured
+    with the dashboard's scale (:func:`scale_rgba`). The PNG of ``/api/v1/caliop/curtain.png`` is these pixels.
+    """
+    depol = variable == "depolarization_ratio_532"
+    wanted = _DEPOL_PARTS if depol else [variable]
+    agg = aggregate_curtain(curtain, None, width, height, alt_range_km, wanted)
+    values = depolarization_ratio(agg).to_numpy() if depol else agg[variable].to_numpy()
+    picture = np.asarray(values, dtype=np.float32).T[::-1]  # rows: altitude, top first
+    if picture.shape[1] != width:
+        picture = picture[:, (np.arange(width) * picture.shape[1]) // width]
+    return scale_rgba(picture, variable)

@@ -10,14 +10,13 @@ depolarisation ratio; no data in the scale's ``bad`` colour). Row 0 is the top o
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from app.data.archive import CALIOP, Archive, read_curtain_cached
 from app.data.errors import UserInputError
-from app.render.colormaps import ContinuousScale, bin_index, hex_to_rgb, scale_for
-from app.render.curtain import aggregate_curtain, depolarization_ratio
-from app.render.geo import colorize, png_bytes
+from app.render.colormaps import scale_for
+from app.render.curtain import curtain_rgba
+from app.render.geo import png_bytes
 
 __all__ = ["VARIABLES", "GranuleNotFound", "find_granule", "granules", "curtain_png"]
 
@@ -51,22 +50,6 @@ def find_granule(archive: Archive, name: str) -> pd.Series:
     return hit.iloc[0]
 
 
-def _rgba(values: np.ndarray, variable: str) -> np.ndarray:
-    scale = scale_for(variable)
-    bad = np.array([round(255 * c) for c in hex_to_rgb(scale.bad)] + [255], dtype=np.uint8)
-    if isinstance(scale, ContinuousScale):
-        rgba = colorize(values, list(scale.palette), (scale.low, scale.high))
-    else:
-        lut = np.array([[round(255 * c) for c in hex_to_rgb(col)] for col in scale.palette], dtype=np.uint8)
-        idx = bin_index(values, scale)
-        ok = np.isfinite(idx)
-        rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
-        rgba[..., :3] = lut[np.where(ok, idx, 0).astype(np.intp)]
-        rgba[..., 3] = np.where(ok, 255, 0)
-    rgba[rgba[..., 3] == 0] = bad
-    return rgba
-
-
 def curtain_png(archive: Archive, path: str, variable: str, alt_range_km: tuple[float, float], width: int,
                 height: int) -> tuple[bytes, dict]:
     """The curtain picture (``width`` columns of profiles × ``height`` rows of altitude, top first), and what it shows.
@@ -79,13 +62,7 @@ def curtain_png(archive: Archive, path: str, variable: str, alt_range_km: tuple[
     reader = archive.reader_key(CALIOP)
     wanted = _DEPOL_PARTS if variable == "depolarization_ratio_532" else [variable]
     curtain = read_curtain_cached(path, wanted, reader=reader)
-    agg = aggregate_curtain(curtain, None, width, height, alt_range_km, wanted)
-    depol = variable == "depolarization_ratio_532"
-    values = depolarization_ratio(agg).to_numpy() if depol else agg[variable].to_numpy()
-    picture = np.asarray(values, dtype=np.float32).T[::-1]  # rows: altitude, top first
-    if picture.shape[1] != width:  # fewer profiles than columns: each profile widened to whole columns
-        picture = picture[:, (np.arange(width) * picture.shape[1]) // width]
-    rgba = _rgba(picture, variable)
+    rgba = curtain_rgba(curtain, variable, alt_range_km, width, height)
     scale = scale_for(variable)
     t = pd.to_datetime(curtain["time"].values)
     info = {"start": f"{t.min():%Y-%m-%dT%H:%M:%SZ}", "end": f"{t.max():%Y-%m-%dT%H:%M:%SZ}",

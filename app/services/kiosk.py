@@ -6,7 +6,7 @@ visitor's). Each event is checked key by key (:func:`check_event`); a bad event 
 it and the key at fault, and the others play.
 
 **Frames** (:func:`frame_times`, :func:`render_frame`): an event is one picture, or one per GEO slot / SO2 day of a
-time range (an animation). A frame is composed with matplotlib (Agg, no pyplot) at the screen's size class
+time range (an animation). A frame is composed by :func:`app.render.frame.compose` at the screen's size class
 (:data:`SIZES`: 1920 × 1080 or 1080 × 1920): the title and caption in large type, the picture (SO2 map, CALIOP
 curtain, GEO composite, global mosaic or SO2 mass series), its colour bar with units (a composite's legend), the
 UTC time, the credits and a QR code (segno) to the same view in the full dashboard. The words are also written in
@@ -24,12 +24,10 @@ The data come through the services the API uses (:mod:`app.services.so2map`, :mo
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
 import re
-import textwrap
 import threading
 import time
 import urllib.parse
@@ -46,9 +44,11 @@ from app.core.cache import bounded_cache
 from app.core.state import state_dir
 from app.data.errors import FumaroleError, UserInputError
 from app.paths import CATALOGS
+from app.render import frame as render_frame_mod
 from app.render import geo as render_geo
 from app.render import overlays
 from app.render.colormaps import SO2, ContinuousScale, scale_for
+from app.render.frame import Picture
 from app.services import curtain as curtain_service
 from app.services import geo as geo_service
 from app.services import so2map, timeseries
@@ -63,15 +63,11 @@ PRODUCTS = ("geo", "mosaic", "so2_map", "caliop_curtain", "so2_mass")
 #: The screen size classes, (width, height) in pixels; a frame is drawn at one of them and scaled by the browser.
 SIZES = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
 DEFAULT_PLAYLIST = CATALOGS / "kiosk.playlist.yaml"
-#: Type sizes in pixels on a 1080-pixel short side (read from 3 m): title, caption, time, labels, credits.
-TITLE_PX, CAPTION_PX, TIME_PX, LABEL_PX, CREDITS_PX = 60, 34, 34, 24, 20
 KEYS = ("id", "title", "caption", "product", "seconds", "date", "time", "start", "end", "step", "zone", "bbox",
         "volcano", "satellite", "geo_product", "level", "variable", "granule", "radii_km", "max_frames")
 MAX_SPAN = pd.Timedelta(days=31)
 #: Rendered frames (PNG bytes), a small share of the memory budget (app.core.cache).
 FRAMES = bounded_cache("kiosk-frames", 0.02)
-_BG, _FG, _MUTED = "#0d1117", "#f5f5f5", "#b8c0cc"
-_PANEL = "#dfe3e8"  # the map's no-data background: light, so the SO2 scale's pale low end stays visible
 
 
 class KioskDataError(FumaroleError):
@@ -442,28 +438,6 @@ def _so2_request(event: KioskEvent, day: pd.Timestamp) -> so2map.So2Request:
     return so2map.So2Request(t0=day, t1=day + step, zone=event.zone, level=event.level)
 
 
-@dataclass
-class Picture:
-    """What a frame shows, before it is laid out: an image on axes, or a chart, and what goes around it."""
-
-    kind: str  # "map" (lon/lat, coastlines), "curtain" (latitude × altitude) or "chart" (mass over time)
-    time_text: str
-    credits: str
-    page: str  # the dashboard of the permalink: volcplume or georing
-    state: dict  # its query
-    image: np.ndarray | None = None  # (y, x, 4) uint8, top row first, or (y, x) float values with ``cmap``
-    extent: tuple[float, float, float, float] = (0, 1, 0, 1)  # left, right, bottom, top
-    cmap: object = None
-    norm: object = None
-    colorbar_label: str = ""
-    colorbar_ticks: Sequence[float] | None = None
-    legend: list[str] = field(default_factory=list)
-    central_longitude: float = 0.0
-    volcano: tuple[float, float, str] | None = None
-    series: pd.DataFrame | None = None
-    background: str = _PANEL
-
-
 def _volcano_mark(name: str | None) -> tuple[float, float, str] | None:
     if not name:
         return None
@@ -515,13 +489,7 @@ def _geo_state(t: pd.Timestamp, product: str, **extra) -> dict:
     return {**extra, "date": f"{t:%Y-%m-%d}", "time": f"{t:%H:%M}", "product": product}
 
 
-def _geo_credits(sensors: Sequence[str], product: str) -> str:
-    names = {"abi": "NOAA (GOES ABI)", "ahi": "JMA (Himawari AHI)", "seviri": "EUMETSAT (Meteosat SEVIRI)",
-             "fci": "EUMETSAT (Meteosat FCI)"}
-    parts = [names.get(s, s.upper()) for s in dict.fromkeys(sensors)]
-    if render_geo.is_cloud_top(product):
-        parts.append("NWC SAF (GEO CTTH)")
-    return ", ".join([*parts, "Natural Earth"])
+_geo_credits = render_frame_mod.geo_credits
 
 
 def _field_colours(product: str) -> tuple:
@@ -622,8 +590,6 @@ def _scale_colours(variable: str) -> tuple:
 
 
 def _curtain_picture(archive, event: KioskEvent, t: pd.Timestamp, grid: tuple[int, int]) -> Picture:
-    from PIL import Image
-
     t0, t1 = _event_span(event)
     if event.granule:
         path = str(curtain_service.find_granule(archive, event.granule)["path"])
@@ -633,16 +599,21 @@ def _curtain_picture(archive, event: KioskEvent, t: pd.Timestamp, grid: tuple[in
             raise KioskDataError(f"no CALIOP granule crosses {event.zone.name} in {t0:%Y-%m-%d %H:%M} … "
                                  f"{t1:%Y-%m-%d %H:%M} UTC")
         path = _closest_granule(archive, rows, event.volcano, event.variable)
-    png, info = curtain_service.curtain_png(archive, path, event.variable, (0.0, 20.0), grid[0], grid[1])
-    rgba = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
+    from app.data.archive import CALIOP, read_curtain_cached
+    from app.render.curtain import curtain_rgba
+
+    curtain = read_curtain_cached(path, _curtain_parts(event.variable), reader=archive.reader_key(CALIOP))
+    rgba = curtain_rgba(curtain, event.variable, (0.0, 20.0), grid[0], grid[1])  # no PNG to decode
     cmap, norm, ticks, scale = _scale_colours(event.variable)
     name = archive.name_of(path).rsplit("/", 1)[-1]
-    start = pd.Timestamp(info["start"])
-    return Picture(kind="curtain", time_text=f"{start:%d %B %Y, %H:%M} – {pd.Timestamp(info['end']):%H:%M} UTC",
+    times = pd.to_datetime(curtain["time"].values)
+    start, end = times.min(), times.max()
+    lat = curtain["latitude"].values
+    return Picture(kind="curtain", time_text=f"{start:%d %B %Y, %H:%M} – {end:%H:%M} UTC",
                    credits=overlays.credits_text(tropomi=False, volcanoes=False, basemap=False), page="volcplume",
                    state={"zone": event.zone.name, "date": f"{start:%Y-%m-%d}", "level": event.level,
                           "secondary": _secondary_label(event.variable), "caliop_granule": name},
-                   image=rgba, extent=(info["first"][0], info["last"][0], 0.0, 20.0), cmap=cmap, norm=norm,
+                   image=rgba, extent=(float(lat[0]), float(lat[-1]), 0.0, 20.0), cmap=cmap, norm=norm,
                    colorbar_label=scale.label if "(" in scale.label else f"{scale.label} ({scale.units})",
                    colorbar_ticks=ticks)
 
@@ -736,247 +707,10 @@ def render_frame(archive, event: KioskEvent, t: pd.Timestamp, size: str = "lands
     return out
 
 
-# ----------------------------------------------------------------------------------------------- layout
-
-
-def _pt(px: float) -> float:
-    return px * 72.0 / 100.0  # the figure is drawn at 100 dpi
-
-
-def _wrap(text: str, width_px: float, px: float, max_lines: int, bold: bool = False) -> list[str]:
-    chars = max(10, int(width_px / (px * (0.64 if bold else 0.55))))
-    lines = textwrap.wrap(text, chars) or [""]
-    if len(lines) > max_lines:
-        lines = lines[:max_lines]
-        lines[-1] = lines[-1][: max(0, chars - 1)].rstrip() + "…"
-    return lines
-
-
-@dataclass
-class _Layout:
-    """Pixel boxes (left, bottom, width, height, from the bottom-left corner) of a frame's parts."""
-
-    w: int
-    h: int
-    title_lines: list[str]
-    caption_lines: list[str]
-    picture: tuple[float, float, float, float]
-    colorbar: tuple[float, float, float, float]
-    vertical_bar: bool
-    time_xy: tuple[float, float]
-    legend_xy: tuple[float, float]
-    legend_width: float
-    qr: tuple[int, int, int]  # left, top (from the top-left, image rows) and side, in pixels
-    credits_xy: tuple[float, float]
-    credits_width: float
-
-
-def _layout(w: int, h: int, title: str, caption: str) -> _Layout:
-    m = 44
-    if w >= h:  # landscape: picture left, a column on the right (time, colour bar, QR)
-        title_lines = _wrap(title, w - 2 * m, TITLE_PX, 1, bold=True)
-        caption_lines = _wrap(caption, w - 2 * m, CAPTION_PX, 2)
-        header = m + len(title_lines) * TITLE_PX * 1.25 + len(caption_lines) * CAPTION_PX * 1.3 + 24
-        col = w - 470
-        qr_side = 250
-        return _Layout(w, h, title_lines, caption_lines,
-                       picture=(m + 90, 140, col - m - 130, h - header - 150),
-                       colorbar=(col + 20, h - header - 500, 34, 300), vertical_bar=True,
-                       time_xy=(col, h - header - 30), legend_xy=(col, h - header - 150), legend_width=w - col - m,
-                       qr=(w - m - qr_side, h - m - qr_side - 20, qr_side), credits_xy=(m, 22),
-                       credits_width=col - 2 * m)
-    title_lines = _wrap(title, w - 2 * m, TITLE_PX, 2, bold=True)
-    caption_lines = _wrap(caption, w - 2 * m, CAPTION_PX, 5)
-    header = m + len(title_lines) * TITLE_PX * 1.25 + len(caption_lines) * CAPTION_PX * 1.3 + 30
-    qr_side = 300
-    pic_h = 0.45 * h
-    pic_bottom = h - header - pic_h
-    return _Layout(w, h, title_lines, caption_lines,
-                   picture=(m + 100, pic_bottom, w - 2 * m - 110, pic_h),
-                   colorbar=(m + 60, pic_bottom - 150, w - 2 * m - 120, 34), vertical_bar=False,
-                   time_xy=(m, pic_bottom - 230), legend_xy=(m, pic_bottom - 330),
-                   legend_width=w - 2 * m - qr_side - 40,
-                   qr=(w - m - qr_side, h - m - qr_side - 40, qr_side), credits_xy=(m, 40),
-                   credits_width=w - 2 * m - qr_side - 30)
-
-
-def _ftext(fig, x_px, y_px, text, px, lay: _Layout, **kw):
-    return fig.text(x_px / lay.w, y_px / lay.h, text, fontsize=_pt(px), parse_math=False, **kw)
-
-
-def _draw_header(fig, lay: _Layout) -> None:
-    y = lay.h - 40
-    for line in lay.title_lines:
-        _ftext(fig, 44, y, line, TITLE_PX, lay, color=_FG, weight="bold", va="top")
-        y -= TITLE_PX * 1.25
-    y -= 6
-    for line in lay.caption_lines:
-        _ftext(fig, 44, y, line, CAPTION_PX, lay, color=_MUTED, va="top")
-        y -= CAPTION_PX * 1.3
-
-
-def _axes(fig, box, lay: _Layout):
-    left, bottom, width, height = box
-    return fig.add_axes((left / lay.w, bottom / lay.h, width / lay.w, height / lay.h))
-
-
-def _style_axes(ax, xlabel: str, ylabel: str) -> None:
-    ax.set_xlabel(xlabel, fontsize=_pt(LABEL_PX), color=_FG)
-    ax.set_ylabel(ylabel, fontsize=_pt(LABEL_PX), color=_FG)
-    ax.tick_params(labelsize=_pt(LABEL_PX - 4), colors=_FG)
-    for spine in ax.spines.values():
-        spine.set_color(_MUTED)
-
-
-def _draw_map(ax, pic: Picture) -> object:
-    from app.data.basemap import coastline_paths
-
-    left, right, bottom, top = pic.extent
-    ax.set_facecolor(pic.background)
-    img = pic.image
-    mappable = ax.imshow(np.ma.masked_invalid(img) if img.ndim == 2 else img, extent=pic.extent, origin="upper",
-                         cmap=pic.cmap if img.ndim == 2 else None, norm=pic.norm if img.ndim == 2 else None,
-                         interpolation="nearest", aspect="equal")
-    coast = coastline_paths(overlays.auto_scale((left, right)), (left, right), (bottom, top), pic.central_longitude)
-    if coast:
-        colour = "#f2e34c" if pic.background == "black" else "#222222"
-        ax.plot(coast[0][:, 0], coast[0][:, 1], color=colour, lw=1.2)
-    if pic.volcano is not None:
-        lat, lon, name = pic.volcano
-        x = float((lon - (pic.central_longitude - 180.0)) % 360.0 + (pic.central_longitude - 180.0))
-        ax.plot([x], [lat], marker="^", ms=18, color="#d7301f", mec="white", mew=1.5, ls="none")
-    ax.set_xlim(left, right)
-    ax.set_ylim(bottom, top)
-    _style_axes(ax, "Longitude (°)", "Latitude (°)")
-    return mappable if img.ndim == 2 else None
-
-
-def _draw_curtain(ax, pic: Picture) -> object:
-    ax.imshow(pic.image, extent=pic.extent, origin="upper", interpolation="nearest", aspect="auto")
-    ax.set_facecolor("black")
-    _style_axes(ax, "Latitude along the track (°)", "Altitude (km)")
-    from matplotlib.cm import ScalarMappable
-
-    return ScalarMappable(norm=pic.norm, cmap=pic.cmap)
-
-
-def _draw_chart(ax, pic: Picture) -> None:
-    table = pic.series
-    ax.set_facecolor("#161b22")
-    colours = ("#ffd166", "#ef476f", "#06d6a0", "#118ab2", "#f78c6b")
-    for k, (radius, rows) in enumerate(table.groupby("radius_km")):
-        rows = rows.sort_values("time")
-        ax.plot(pd.to_datetime(rows["time"]), rows["mass_t"], marker="o", ms=12, lw=3,
-                color=colours[k % len(colours)], label=f"within {radius:g} km")
-    ax.legend(fontsize=_pt(LABEL_PX), facecolor="#161b22", labelcolor=_FG, edgecolor=_MUTED)
-    ax.grid(color="#30363d")
-    import matplotlib.dates as mdates
-
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))
-    _style_axes(ax, "Time of the satellite's pass (UTC)", pic.colorbar_label)
-
-
-def _draw_bar(fig, lay: _Layout, mappable, pic: Picture) -> None:
-    cax = _axes(fig, lay.colorbar, lay)
-    bar = fig.colorbar(mappable, cax=cax, orientation="vertical" if lay.vertical_bar else "horizontal",
-                       extend="both")
-    if pic.colorbar_ticks is not None:
-        bar.set_ticks(pic.colorbar_ticks)
-        bar.ax.tick_params(which="minor", length=0)
-    fmt = "{x:.3g}"
-    (bar.ax.yaxis if lay.vertical_bar else bar.ax.xaxis).set_major_formatter(fmt)
-    bar.ax.tick_params(labelsize=_pt(LABEL_PX - 4), colors=_FG)
-    label_lines = _wrap(pic.colorbar_label, 420 if lay.vertical_bar else lay.colorbar[2], LABEL_PX, 2)
-    bar.set_label("\n".join(label_lines), fontsize=_pt(LABEL_PX), color=_FG)
-    bar.outline.set_edgecolor(_MUTED)
-
-
-def _draw_side(fig, lay: _Layout, pic: Picture) -> None:
-    when = _wrap(pic.time_text, lay.legend_width, TIME_PX, 2, bold=True)
-    _ftext(fig, *lay.time_xy, "\n".join(when), TIME_PX, lay, color=_FG, weight="bold", va="top", linespacing=1.2)
-    if pic.legend:
-        lines: list[str] = []
-        for item in pic.legend[:4]:
-            lines.extend(_wrap(item, lay.legend_width, LABEL_PX - 2, 3))
-        _ftext(fig, *lay.legend_xy, "\n".join(lines[:9]), LABEL_PX - 2, lay, color=_MUTED, va="top",
-              linespacing=1.3)
-    credits = _wrap(f"Credits: {pic.credits}. Fumarole.", lay.credits_width, CREDITS_PX, 2)
-    _ftext(fig, *lay.credits_xy, "\n".join(credits), CREDITS_PX, lay, color=_MUTED, style="italic", va="bottom")
-    qx, qy, side = lay.qr
-    _ftext(fig, qx + side / 2, lay.h - qy + 8, "Scan to explore", CREDITS_PX, lay, color=_FG, ha="center",
-          va="bottom")
-
-
-def _qr_pixels(url: str, side: int) -> tuple[np.ndarray, int, int]:
-    """The QR code of ``url`` as an RGB square of at most ``side`` pixels (4-module quiet zone), module px, count."""
-    import segno
-
-    qr = segno.make(url, error="m", micro=False)
-    matrix = np.array([list(row) for row in qr.matrix], dtype=bool)
-    n = matrix.shape[0]
-    module = max(1, side // (n + 8))
-    full = np.pad(matrix, 4)
-    picture = np.where(np.repeat(np.repeat(full, module, 0), module, 1), 0, 255).astype(np.uint8)
-    return np.dstack([picture] * 3), module, n
-
-
-def _below_the_map(ax, lay: _Layout) -> None:
-    """Portrait: a map (kept in its shape) goes to the top of its box; bar, time and legend follow right below."""
-    ax.set_anchor("N")
-    ax.apply_aspect()
-    bottom = ax.get_position().y0 * lay.h
-    shift = bottom - lay.picture[1]
-    if shift <= 0:
-        return
-    left, cb_bottom, width, height = lay.colorbar
-    lay.colorbar = (left, cb_bottom + shift, width, height)
-    lay.time_xy = (lay.time_xy[0], lay.time_xy[1] + shift)
-    lay.legend_xy = (lay.legend_xy[0], lay.legend_xy[1] + shift)
-
 
 def compose(pic: Picture, event: KioskEvent, size: tuple[int, int], url: str) -> bytes:
-    """The frame's PNG: header, picture, colour bar or legend, time, credits and QR code, and the text chunks."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from PIL import Image
-    from PIL.PngImagePlugin import PngInfo
-
-    w, h = size
-    lay = _layout(w, h, event.title, event.caption)
-    fig = Figure(figsize=(w / 100, h / 100), dpi=100, facecolor=_BG)
-    canvas = FigureCanvasAgg(fig)
-    _draw_header(fig, lay)
-    ax = _axes(fig, lay.picture, lay)
-    mappable = None
-    if pic.kind == "map":
-        mappable = _draw_map(ax, pic)
-    elif pic.kind == "curtain":
-        mappable = _draw_curtain(ax, pic)
-    else:
-        _draw_chart(ax, pic)
-    if pic.kind == "map" and not lay.vertical_bar:
-        _below_the_map(ax, lay)
-    if mappable is not None:
-        _draw_bar(fig, lay, mappable, pic)
-    _draw_side(fig, lay, pic)
-    canvas.draw()
-    ax_box = ax.get_window_extent()  # after the aspect is applied, in pixels from the bottom-left
-    rgb = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-    qr, module, n = _qr_pixels(url, lay.qr[2])
-    qx, qy, _ = lay.qr
-    rgb[qy:qy + qr.shape[0], qx:qx + qr.shape[1]] = qr
-    info = PngInfo()
-    words = {"Title": event.title, "Caption": event.caption, "Time": pic.time_text, "URL": url,
-             "Event": event.id, "Credits": pic.credits, "Colour bar": pic.colorbar_label,
-             "QR box": f"{qx + 4 * module},{qy + 4 * module},{module},{n}",
-             "Map box": (f"{ax_box.x0:.1f},{h - ax_box.y1:.1f},{ax_box.x1:.1f},{h - ax_box.y0:.1f};"
-                         + ",".join(f"{v:g}" for v in pic.extent))}
-    for key, value in words.items():
-        if value:
-            info.add_itxt(key, value)
-    buffer = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(buffer, format="PNG", pnginfo=info, compress_level=3)
-    return buffer.getvalue()
+    """The frame's PNG (:func:`app.render.frame.compose`), its text chunks naming the event."""
+    return render_frame_mod.compose(pic, size, event.title, event.caption, url, {"Event": event.id})
 
 
 # ----------------------------------------------------------------------------------------------- loop, source

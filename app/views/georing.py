@@ -54,6 +54,7 @@ from app.paths import ASSETS
 from app.render import geo as render
 from app.render import overlays
 from app.science import rgb as rgbmod
+from app.services import animation as animation_service
 from app.services import geo as services
 from app.views.log_console import LogConsole
 from app.views.shell import labelled_checkbox
@@ -875,6 +876,29 @@ class GeoRing(pn.viewable.Viewer):
         who = "mosaic" if self.mode == "mosaic" else self.satellite
         return f"fumarole_{who}_{stamp}_{self.product}.png"
 
+    def export_animation(self, fmt: str = "mp4") -> tuple[str, io.BytesIO]:
+        """The one-satellite view's product over the day's slots (the player's range), as MP4 or GIF: name, bytes.
+
+        The view shown (its zoom, in projection metres) at 1024 pixels, at the player's speed; a slot that cannot be
+        drawn is skipped and said in the log console; when none can, the reason is said and UserInputError raised.
+        """
+        times = tuple(self.timeline())
+        x_range, y_range, _, _ = self._last_view
+        view = (tuple(x_range), tuple(y_range)) if x_range is not None and y_range is not None else None
+        loop = animation_service.GeoLoop(self.satellite, self.product, times, view=view, width=1024,
+                                         fps=float(self.speed))
+        try:
+            out = animation_service.geo_animation(self.archive, loop, fmt)
+        except FumaroleError as exc:
+            self.report("error", f"the animation of {self.satellite} {render.product_title(self.product)} on "
+                                 f"{self.date} could not be drawn: {exc}")
+            raise UserInputError(str(exc)) from None
+        for skipped in out.skipped:
+            self.report("warning", f"animation: skipped {skipped}", alert=False)
+        self.log.write("info", f"animation exported: {out.file_name}, {len(out.times)} frames of {out.size[0]} × "
+                               f"{out.size[1]} pixels ({len(out.data) / 1e6:.2f} MB)")
+        return out.file_name, io.BytesIO(out.data)
+
     # ------------------------------------------------------------------------------------------- the ring
     def ring_table(self) -> pd.DataFrame:
         """The latest slot of each satellite of the ring of the time viewed, at or before it.
@@ -1414,6 +1438,21 @@ class GeoRing(pn.viewable.Viewer):
         self.param.watch(rename, ["satellite", "date", "time", "product", "mode"])
         return button
 
+    def animation_download(self) -> pn.Row:
+        """The "Export animation" control: a format (MP4 or GIF) and the button that downloads the day's loop."""
+        fmt = pn.widgets.RadioButtonGroup(options={"MP4": "mp4", "GIF": "gif"}, value="mp4", button_type="light",
+                                          name="Animation format", css_classes=["georing-animation-format"])
+
+        def make():
+            name, data = self.export_animation(fmt.value)
+            button.filename = name
+            return data
+
+        button = pn.widgets.FileDownload(callback=make, filename="fumarole_animation.mp4", label="Export animation",
+                                         color="light", css_classes=["georing-export-animation"])
+        fmt.param.watch(lambda e: setattr(button, "filename", f"fumarole_animation.{e.new}"), ["value"])
+        return pn.Row(fmt, button)
+
     @param.depends("mode")
     def main_view(self):
         """The view of the current mode."""
@@ -1426,7 +1465,8 @@ class GeoRing(pn.viewable.Viewer):
             return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
                              self.download(), sizing_mode="stretch_width")
         return pn.Column(self.time_label, self.stepper(in_page=True), self.satellite_plot, self.readout(),
-                         self.legend, self.download(), self.player(), sizing_mode="stretch_width")
+                         self.legend, pn.Row(self.download(), self.animation_download()), self.player(),
+                         sizing_mode="stretch_width")
 
     def check(self) -> bool:
         """Read what the current mode shows (cached) and say in the alert what cannot be shown; True if all can.

@@ -40,7 +40,7 @@ from app.data.archive import (
     read_swath_cached,
     read_track_cached,
 )
-from app.data.errors import FumaroleError
+from app.data.errors import FumaroleError, UserInputError
 from app.data.volcanoes import find_volcano, load_volcanoes
 from app.render import overlays
 from app.render.colormaps import LAYER_HEIGHT, LAYER_HEIGHT_RANGE_KM, SO2
@@ -48,6 +48,7 @@ from app.render.curtain import curtain_image, profile_at
 from app.render.export import map_png
 from app.render.swath import aggregate, make_layer
 from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
+from app.services import animation as animation_service
 from app.views.log_console import LogConsole
 from app.views.shell import WRAP_INLINE_CSS, labelled_checkbox
 
@@ -919,13 +920,13 @@ class VolcPlume(pn.viewable.Viewer):
     def _labels(self, x_range, y_range, layers, show_timestamps, view=None):
         def draw():
             if not show_timestamps or not layers:
-                return hv.Labels([], kdims=["x", "y"], vdims=["text"])
+                return overlays.empty_time_labels()
             view_x, view_y = self.view_ranges()
             return overlays.orbit_time_labels(layers, tuple(x_range) if x_range else view_x,
                                               tuple(y_range) if y_range else view_y,
                                               central_longitude=self.zone_obj.central_longitude)
 
-        return self._guarded("time labels", draw, lambda: hv.Labels([], kdims=["x", "y"], vdims=["text"]))
+        return self._guarded("time labels", draw, overlays.empty_time_labels)
 
     def _world_scale(self, x_range=None) -> bool:
         view_x = tuple(x_range) if x_range else self.view_ranges()[0]
@@ -1213,6 +1214,54 @@ class VolcPlume(pn.viewable.Viewer):
         return io.BytesIO(_with_text(png, {"Title": self.map_title(), "Colour bar": self.colorbar_label(),
                                            "Extent": json.dumps({"x_range": view_x, "y_range": view_y})}))
 
+    #: Days on each side of the shown day in an exported animation.
+    ANIMATION_DAYS = 3
+
+    def export_animation(self, fmt: str = "mp4") -> tuple[str, io.BytesIO]:
+        """The SO2 map of the days around the shown day (±:attr:`ANIMATION_DAYS`) as MP4 or GIF: name, bytes.
+
+        The zone, level, filters and colour range shown (the column in DU); a day without data is skipped and said
+        in the log console; when none can be drawn the reason is said and UserInputError raised.
+        """
+        day = pd.Timestamp(self.date)
+        days = tuple(day + pd.Timedelta(days=k) for k in range(-self.ANIMATION_DAYS, self.ANIMATION_DAYS + 1))
+        volcano = None
+        try:
+            v = find_volcano(self.volcano)
+            volcano = (float(v["latitude"]), float(v["longitude"]), str(v["name"]))
+        except FumaroleError:
+            pass
+        clim = self.colour_range() if self.quantity == "column" else None
+        loop = animation_service.So2Loop(days, self.zone_obj, self.level, self.filters(), clim, width=1024, fps=2.0,
+                                         volcano=volcano)
+        try:
+            out = animation_service.so2_animation(self.archive, loop, fmt)
+        except FumaroleError as exc:
+            message = f"the SO2 animation around {self.date} could not be drawn: {exc}"
+            self.log.write("error", message)
+            raise UserInputError(message) from None
+        for skipped in out.skipped:
+            self.log.write("warning", f"animation: skipped {skipped}")
+        self.log.write("info", f"animation exported: {out.file_name}, {len(out.times)} days "
+                               f"({', '.join(out.times)}), {len(out.data) / 1e6:.2f} MB")
+        return out.file_name, io.BytesIO(out.data)
+
+    def animation_download(self) -> pn.Row:
+        """The "Export animation" control: a format (MP4 or GIF) and the button that downloads the days' loop."""
+        fmt = pn.widgets.RadioButtonGroup(options={"MP4": "mp4", "GIF": "gif"}, value="mp4", button_type="light",
+                                          name="Animation format", css_classes=["volcplume-animation-format"])
+
+        def make():
+            name, data = self.export_animation(fmt.value)
+            button.filename = name
+            return data
+
+        button = pn.widgets.FileDownload(callback=make, filename="fumarole_so2_animation.mp4",
+                                         label="Export animation", button_type="light",
+                                         css_classes=["volcplume-export-animation"])
+        fmt.param.watch(lambda e: setattr(button, "filename", f"fumarole_so2_animation.{e.new}"), ["value"])
+        return pn.Row(fmt, button)
+
     def export_netcdf(self) -> io.BytesIO:
         """The pixels shown (valid, in the view) of every orbit shown, as a netCDF file."""
         zone = self.zone_obj
@@ -1323,6 +1372,7 @@ class VolcPlume(pn.viewable.Viewer):
                                     button_type="light"),
             pn.widgets.FileDownload(callback=self.export_netcdf, filename=f"{stem}.nc", label="Export netCDF",
                                     button_type="light"),
+            self.animation_download(),
         )
 
     def level_note(self) -> str:
