@@ -156,6 +156,37 @@ def shots() -> Path:
     return d
 
 
+@pytest.fixture(scope="module")
+def archive(tiny_archive_path):
+    """The tiny archive, indexed (a module that means another archive defines its own ``archive``)."""
+    from app.data.archive import Archive
+
+    a = Archive("tiny")
+    a.refresh(lambda *_: None)
+    return a
+
+
+def http_get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    """(status, headers, body) of a GET, error answers included."""
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def png_rgba(body: bytes):
+    """A PNG's pixels as an (rows, columns, 4) array of ints."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(int)
+
+
 def archive_over(root: Path, folder: Path):
     """An :class:`~app.data.archive.Archive` of the tiny catalogue pointed at ``root`` (a copy), indexed.
 

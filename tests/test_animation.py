@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import archive_over, serve_api
+from conftest import http_get as get
 from PIL import Image
-from test_api_v1 import get
 
-from app.data.archive import Archive
 from app.render import animate
 from app.render import geo as render_geo
 from app.render.colormaps import SO2
@@ -35,13 +34,6 @@ BBOX = "-70,5,-50,20"
 #: the API's PNG: GIF's adaptive palette, and H.264 at CRF 18 in yuv420p (colour at half resolution). Coastlines
 #: drawn over the map (a few % of its pixels) are inside these bounds.
 GIF_MAD, MP4_MAD = 6.0, 14.0
-
-
-@pytest.fixture(scope="module")
-def archive(tiny_archive_path) -> Archive:
-    a = Archive("tiny")
-    a.refresh(lambda *_: None)
-    return a
 
 
 @pytest.fixture(scope="module")

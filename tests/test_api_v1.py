@@ -11,9 +11,6 @@ import io
 import json
 import os
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +18,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 from conftest import archive_over, serve_api
+from conftest import http_get as get
+from conftest import png_rgba as rgba
 from openapi_spec_validator import validate
-from PIL import Image
 
 from app.api import openapi, params, v1
 from app.core.zones import ZONES
-from app.data.archive import Archive
 from app.render.colormaps import CALIOP_532, hex_to_rgb
 from app.render.export import map_figure
 from app.services import so2map
@@ -43,29 +40,9 @@ def serve_v1(archive):
 
 
 @pytest.fixture(scope="module")
-def archive(tiny_archive_path) -> Archive:
-    a = Archive("tiny")
-    a.refresh(lambda *_: None)
-    return a
-
-
-@pytest.fixture(scope="module")
 def api(archive):
     with serve_v1(archive) as url:
         yield url
-
-
-def get(url: str, headers: dict | None = None):
-    """(status, headers, body) of a GET, errors included."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-
-
-def rgba(body: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(int)
 
 
 def map_pixel(zone: so2map.Zone, width: int, lat: float, lon: float) -> tuple[int, int]:

@@ -8,23 +8,20 @@ parsed from its XML, ETag and 304.
 
 from __future__ import annotations
 
-import io
 import math
 import shutil
-import urllib.error
-import urllib.request
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import archive_over, serve_api
+from conftest import http_get as get
+from conftest import png_rgba as rgba
 from owslib.wms import WebMapService
 from owslib.wmts import WebMapTileService
-from PIL import Image
 
 from app.api import v1
-from app.data.archive import Archive
 from app.render.colormaps import SO2, hex_to_rgb
 from app.services import so2map, tiles
 
@@ -38,13 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Truth-testing of elements:Future
 
 
 @pytest.fixture(scope="module")
-def archive(tiny_archive_path) -> Archive:
-    a = Archive("tiny")
-    a.refresh(lambda *_: None)
-    return a
-
-
-@pytest.fixture(scope="module")
 def api(archive):
     with serve_api(archive, ("ogc", "v1", "geo")) as url:
         yield url
@@ -53,19 +43,6 @@ def api(archive):
 @pytest.fixture(scope="module")
 def wms(api):
     return WebMapService(f"{api}/api/v1/wms", version="1.3.0", timeout=120)
-
-
-def get(url: str, headers: dict | None = None):
-    """(status, headers, body) of a GET, errors included."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=120) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
-
-
-def rgba(body: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(body)).convert("RGBA")).astype(int)
 
 
 def getmap(api: str, headers: dict | None = None, **params) -> tuple[int, dict, bytes]:

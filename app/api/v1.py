@@ -125,12 +125,15 @@ class Route:
 
 # ------------------------------------------------------------------------------------------------ shared pieces
 
-def _png_answer(ctx: Ctx, key: tuple, stamp: tuple, draw: Callable[[], tuple[bytes, dict]], headers: dict) -> Png:
-    """A PNG from :data:`app.api.geo.PNG_CACHE` by ``key`` and the data's ``stamp``; 304 when the client has it."""
-    full = ("v1", *key, stamp)
+def _cached(ctx: Ctx, full: tuple, draw: Callable[[], tuple[bytes, dict]]) -> tuple[str, bytes | None, dict]:
+    """The ETag of ``full`` (inputs and data stamp) and the answer drawn once for it.
+
+    Kept in :data:`app.api.geo.PNG_CACHE`; identical requests in flight share one drawing. The body is ``None`` when
+    the client's copy (If-None-Match) is current.
+    """
     etag = '"' + hashlib.sha256(repr(full).encode("utf-8")).hexdigest()[:32] + '"'
     if api_geo._matches(ctx.if_none_match, etag):
-        return Png(None, headers, etag)
+        return etag, None, {}
     hit = api_geo.PNG_CACHE.get(full)
     if hit is None:
         def make():
@@ -142,7 +145,13 @@ def _png_answer(ctx: Ctx, key: tuple, stamp: tuple, draw: Callable[[], tuple[byt
             return made
 
         hit = _FLIGHT.do(full, make)
-    png, more = hit
+    body, more = hit
+    return etag, body, more
+
+
+def _png_answer(ctx: Ctx, key: tuple, stamp: tuple, draw: Callable[[], tuple[bytes, dict]], headers: dict) -> Png:
+    """A PNG from :data:`app.api.geo.PNG_CACHE` by ``key`` and the data's ``stamp``; 304 when the client has it."""
+    etag, png, more = _cached(ctx, ("v1", *key, stamp), draw)
     return Png(png, {**headers, **more}, etag)
 
 
@@ -435,22 +444,7 @@ def geo_mosaic(ctx: Ctx) -> Png:
 
 def _media_answer(ctx: Ctx, key: tuple, media: str, draw: Callable[[], tuple[bytes, dict]], headers: dict) -> Media:
     """A file from :data:`app.api.geo.PNG_CACHE` by ``key`` (inputs and data stamp); 304 when the client has it."""
-    full = ("v1-media", *key)
-    etag = '"' + hashlib.sha256(repr(full).encode("utf-8")).hexdigest()[:32] + '"'
-    if api_geo._matches(ctx.if_none_match, etag):
-        return Media(None, media, headers, etag)
-    hit = api_geo.PNG_CACHE.get(full)
-    if hit is None:
-        def make():
-            again = api_geo.PNG_CACHE.get(full)
-            if again is not None:
-                return again
-            made = draw()
-            api_geo.PNG_CACHE.put(full, made)
-            return made
-
-        hit = _FLIGHT.do(full, make)
-    body, more = hit
+    etag, body, more = _cached(ctx, ("v1-media", *key), draw)
     return Media(body, media, {**headers, **more}, etag)
 
 
