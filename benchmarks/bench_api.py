@@ -60,15 +60,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 @contextmanager
-def local_server():
-    """Base URL of an in-process Tornado server: the v1 and GEO routes over the tiny archive, and /liveness."""
+def local_server(modules: tuple[str, ...] = ("geo", "v1")):
+    """Base URL of an in-process Tornado server: the routes of ``modules`` (of app.api) over the tiny archive, and
+    /liveness."""
+    import importlib
     import socket
 
     import tornado.httpserver
     import tornado.web
 
-    from app.api import geo as api_geo
-    from app.api import v1
     from app.data.archive import Archive
 
     class Liveness(tornado.web.RequestHandler):
@@ -85,8 +85,8 @@ def local_server():
     def run():
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        app = tornado.web.Application([(r"/liveness", Liveness), *api_geo.routes(archive=archive),
-                                       *v1.routes(archive=archive)])
+        routes = [r for m in modules for r in importlib.import_module(f"app.api.{m}").routes(archive=archive)]
+        app = tornado.web.Application([(r"/liveness", Liveness), *routes])
         server = tornado.httpserver.HTTPServer(app)
         server.listen(port, "127.0.0.1")
         state["loop"] = loop

@@ -21,64 +21,23 @@ Prints a markdown table (p50, p95, ratio to the v1 GEO PNG of the same size); wr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import socket
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 
 from benchmarks import OUT, fmt_s, load_average, machine_line
 from benchmarks.bench_api import burst, fetch, series
+from benchmarks.bench_api import local_server as bench_api_server
 
 DAY = "2021-04-12"
 SLOT = "2021-04-12T15:00:00Z"
 
 
-@contextmanager
 def local_server():
     """Base URL of an in-process Tornado server: the OGC, v1 and GEO routes over the tiny archive, and /liveness."""
-    import tornado.httpserver
-    import tornado.web
-
-    from app.api import geo as api_geo
-    from app.api import ogc, v1
-    from app.data.archive import Archive
-
-    class Liveness(tornado.web.RequestHandler):
-        def get(self):
-            self.finish({"ok": True})
-
-    archive = Archive("tiny")
-    archive.refresh(lambda *_: None)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    started, state = threading.Event(), {}
-
-    def run():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        app = tornado.web.Application([(r"/liveness", Liveness), *api_geo.routes(archive=archive),
-                                       *v1.routes(archive=archive), *ogc.routes(archive=archive)])
-        server = tornado.httpserver.HTTPServer(app)
-        server.listen(port, "127.0.0.1")
-        state["loop"] = loop
-        started.set()
-        loop.run_forever()
-        server.stop()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    started.wait(30)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        state["loop"].call_soon_threadsafe(state["loop"].stop)
-        thread.join(10)
+    return bench_api_server(("geo", "v1", "ogc"))
 
 
 def _tiles(layer: str, z: int, x0: int, y0: int, n: int, time: str) -> list[str]:
