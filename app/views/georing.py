@@ -57,7 +57,7 @@ from app.science import rgb as rgbmod
 from app.services import animation as animation_service
 from app.services import geo as services
 from app.views.log_console import LogConsole
-from app.views.shell import labelled_checkbox
+from app.views.shell import animation_export, labelled_checkbox
 from app.views.volcplume import data_age_text
 
 hv.extension("bokeh", logo=False)
@@ -1440,18 +1440,7 @@ class GeoRing(pn.viewable.Viewer):
 
     def animation_download(self) -> pn.Row:
         """The "Export animation" control: a format (MP4 or GIF) and the button that downloads the day's loop."""
-        fmt = pn.widgets.RadioButtonGroup(options={"MP4": "mp4", "GIF": "gif"}, value="mp4", button_type="light",
-                                          name="Animation format", css_classes=["georing-animation-format"])
-
-        def make():
-            name, data = self.export_animation(fmt.value)
-            button.filename = name
-            return data
-
-        button = pn.widgets.FileDownload(callback=make, filename="fumarole_animation.mp4", label="Export animation",
-                                         color="light", css_classes=["georing-export-animation"])
-        fmt.param.watch(lambda e: setattr(button, "filename", f"fumarole_animation.{e.new}"), ["value"])
-        return pn.Row(fmt, button)
+        return animation_export(self.export_animation, "fumarole_animation", "georing")
 
     @param.depends("mode")
     def main_view(self):

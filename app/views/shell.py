@@ -103,6 +103,27 @@ def labelled_checkbox(obj, name: str, label: str, **params) -> pn.widgets.CheckB
     return box
 
 
+def animation_export(export, stem: str, css_prefix: str) -> pn.Row:
+    """The "Export animation" control: a format (MP4 or GIF) and the button that downloads the loop.
+
+    ``export(fmt)`` returns ``(file name, file-like)``; the button's file name follows the chosen format
+    (``{stem}.mp4``/``.gif``) until the loop is made, then is the loop's own name. ``css_prefix`` names the widgets
+    for the page's tests (``{css_prefix}-animation-format``, ``{css_prefix}-export-animation``).
+    """
+    fmt = pn.widgets.RadioButtonGroup(options={"MP4": "mp4", "GIF": "gif"}, value="mp4", button_type="light",
+                                      name="Animation format", css_classes=[f"{css_prefix}-animation-format"])
+
+    def make():
+        name, data = export(fmt.value)
+        button.filename = name
+        return data
+
+    button = pn.widgets.FileDownload(callback=make, filename=f"{stem}.mp4", label="Export animation",
+                                     button_type="light", css_classes=[f"{css_prefix}-export-animation"])
+    fmt.param.watch(lambda e: setattr(button, "filename", f"{stem}.{e.new}"), ["value"])
+    return pn.Row(fmt, button)
+
+
 def focus_rings(items) -> None:
     """Give every widget in ``items`` the visible focus ring (:data:`FOCUS_CSS`) inside its shadow root."""
     for item in items:

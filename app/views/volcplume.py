@@ -50,7 +50,7 @@ from app.render.swath import aggregate, make_layer
 from app.science.filters import DEFAULT_FILTERS, Filters, valid_mask
 from app.services import animation as animation_service
 from app.views.log_console import LogConsole
-from app.views.shell import WRAP_INLINE_CSS, labelled_checkbox
+from app.views.shell import WRAP_INLINE_CSS, animation_export, labelled_checkbox
 
 hv.extension("bokeh", logo=False)
 
@@ -1248,19 +1248,7 @@ class VolcPlume(pn.viewable.Viewer):
 
     def animation_download(self) -> pn.Row:
         """The "Export animation" control: a format (MP4 or GIF) and the button that downloads the days' loop."""
-        fmt = pn.widgets.RadioButtonGroup(options={"MP4": "mp4", "GIF": "gif"}, value="mp4", button_type="light",
-                                          name="Animation format", css_classes=["volcplume-animation-format"])
-
-        def make():
-            name, data = self.export_animation(fmt.value)
-            button.filename = name
-            return data
-
-        button = pn.widgets.FileDownload(callback=make, filename="fumarole_so2_animation.mp4",
-                                         label="Export animation", button_type="light",
-                                         css_classes=["volcplume-export-animation"])
-        fmt.param.watch(lambda e: setattr(button, "filename", f"fumarole_so2_animation.{e.new}"), ["value"])
-        return pn.Row(fmt, button)
+        return animation_export(self.export_animation, "fumarole_so2_animation", "volcplume")
 
     def export_netcdf(self) -> io.BytesIO:
         """The pixels shown (valid, in the view) of every orbit shown, as a netCDF file."""
