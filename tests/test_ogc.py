@@ -8,8 +8,10 @@ parsed from its XML, ETag and 304.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -18,6 +20,8 @@ import pytest
 from conftest import archive_over, serve_api
 from conftest import http_get as get
 from conftest import png_rgba as rgba
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from owslib.wms import WebMapService
 from owslib.wmts import WebMapTileService
 
@@ -420,3 +424,59 @@ def test_a_damaged_granule_is_skipped_and_named(tiny_copy, tmp_path):
     assert status == 200 and name in said and str(tiny_copy) not in said
     assert (rgba(body)[..., 3] == 255).mean() > 0.3  # the other orbits are drawn
     assert tile[0] == 200 and name in tile[1]["X-Fumarole-Skipped"]
+
+
+# ------------------------------------------------------------------------------------------------ fuzz
+
+_LAYERS = ["so2", "geo.goes-east.ash", "geo.himawari.cloud_top_height", "mosaic.ash", "geo.nowhere.ash", "",
+           "../../etc/passwd", "so2,so2,so2,so2,so2", "mosaic.ash,geo.goes-east.dust"]
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_NUMBER = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**12, 10**12))
+_BBOX = st.one_of(st.lists(_NUMBER, min_size=3, max_size=5).map(lambda v: ",".join(map(str, v))),
+                  st.sampled_from(["-70,5,-50,20", "5,-70,20,-50", "-8000000,0,-5000000,3000000", "0,0,0,0"]),
+                  _TEXT)
+_SIZE = st.one_of(st.integers(-5, 600), st.sampled_from([4096, 4097, 10**9]), _TEXT)
+_TIME = st.one_of(st.sampled_from([DAY, SLOT, "2021-04-12T12:00:00Z", "2021-04-11/2021-04-13", "latest", "",
+                                   "2021-02-30", "9999-12-31T23:59:59Z"]), _TEXT)
+_WMS = st.fixed_dictionaries(
+    {"REQUEST": st.sampled_from(["GetMap", "GetCapabilities", "GetFeatureInfo", "GetLegendGraphic", "Delete"])},
+    optional={"SERVICE": st.sampled_from(["WMS", "WMTS", ""]), "VERSION": st.sampled_from(["1.3.0", "1.1.1", "x"]),
+              "LAYERS": st.sampled_from(_LAYERS), "QUERY_LAYERS": st.sampled_from(_LAYERS),
+              "LAYER": st.sampled_from(_LAYERS), "STYLES": st.sampled_from(["", "default", "x"]),
+              "CRS": st.sampled_from(["EPSG:4326", "EPSG:3857", "CRS:84", "EPSG:32633", ""]), "BBOX": _BBOX,
+              "WIDTH": _SIZE, "HEIGHT": _SIZE, "FORMAT": st.sampled_from(["image/png", "image/jpeg", "text/html"]),
+              "TRANSPARENT": st.sampled_from(["TRUE", "FALSE", "maybe"]), "TIME": _TIME,
+              "I": _SIZE, "J": _SIZE, "INFO_FORMAT": st.sampled_from(["application/json", "text/xml"]),
+              "BGCOLOR": st.sampled_from(["0xFFFFFF", "red", "0x12"])})
+
+
+def _check_answer(status: int, headers: dict, body: bytes, what: str) -> None:
+    assert status < 500, (what, status, body[:300])
+    kind = headers.get("Content-Type", "").split(";")[0]
+    if status == 200 and kind == "image/png":
+        assert rgba(body).ndim == 3, what
+    elif kind in ("text/xml", "application/xml", "application/vnd.ogc.se_xml"):
+        ET.fromstring(body)  # a capabilities document or a service exception: well-formed XML
+    else:
+        assert kind == "application/json", (what, kind)
+        json_body = json.loads(body)
+        assert status == 200 or json_body.get("error"), (what, json_body)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(params=_WMS)
+def test_wms_fuzz_never_5xx_and_always_a_png_xml_or_json(api, params):
+    query = urllib.parse.urlencode({k: str(v) for k, v in params.items()})
+    _check_answer(*get(f"{api}/api/v1/wms?{query}"), query)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layer=st.sampled_from(_LAYERS[:5] + ["so2%00", "%2e%2e"]), z=st.integers(-2, 40),
+       x=st.one_of(st.integers(-3, 70), st.just(2**40)), y=st.one_of(st.integers(-3, 70), st.just(2**40)),
+       time=_TIME)
+def test_tile_fuzz_never_5xx_and_a_tile_is_256_px(api, layer, z, x, y, time):
+    url = f"{api}/api/v1/tiles/{layer}/{z}/{x}/{y}.png?{urllib.parse.urlencode({'time': time})}"
+    status, headers, body = get(url)
+    _check_answer(status, headers, body, url)
+    if status == 200:
+        assert rgba(body).shape == (256, 256, 4)

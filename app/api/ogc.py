@@ -544,6 +544,9 @@ def legend(ctx: v1.Ctx) -> v1.Png:
 # ------------------------------------------------------------------------------------------------ tiles
 
 def _tile_numbers(z, x, y) -> tuple[int, int, int]:
+    for name, text in (("z", z), ("x", x), ("y", y)):
+        if not re.fullmatch(r"-?\d{1,7}", str(text)):
+            raise ApiError(400, f"{name} {str(text)[:20]!r} is not a whole number", name)
     z, x, y = int(z), int(x), int(y)
     if not 0 <= z <= tiles.MAX_ZOOM:
         raise ApiError(422, f"zoom {z} is out of range (0 … {tiles.MAX_ZOOM})", "z")
@@ -768,7 +771,8 @@ def routes(catalog: str | None = None, archive: Archive | None = None) -> list[t
         (r"/api/v1/wms/?", WmsHandler, kwargs),
         (r"/api/v1/wmts/?", WmtsHandler, kwargs),
         (r"/api/v1/wmts/1\.0\.0/WMTSCapabilities\.xml", WmtsHandler, kwargs),
-        (r"/api/v1/tiles/([A-Za-z0-9_.-]{1,80})/(\d{1,2})/(\d{1,7})/(\d{1,7})\.png", TileHandler, kwargs),
+        # any path of this shape reaches the handler, which names the part at fault (JSON 400/404/422)
+        (r"/api/v1/tiles/([^/]{1,200})/([^/]{1,40})/([^/]{1,40})/([^/]{1,40})\.png", TileHandler, kwargs),
     ]
 
 
