@@ -1453,9 +1453,9 @@ class GeoRing(pn.viewable.Viewer):
         if not USE_PLAYER:
             return pn.Column(self.time_label, self.stepper(), self.satellite_plot, self.readout(), self.legend,
                              self.download(), sizing_mode="stretch_width")
+        exports = pn.FlexBox(self.download(), self.animation_download(), gap="4px", sizing_mode="stretch_width")
         return pn.Column(self.time_label, self.stepper(in_page=True), self.satellite_plot, self.readout(),
-                         self.legend, pn.Row(self.download(), self.animation_download()), self.player(),
-                         sizing_mode="stretch_width")
+                         self.legend, exports, self.player(), sizing_mode="stretch_width")
 
     def check(self) -> bool:
         """Read what the current mode shows (cached) and say in the alert what cannot be shown; True if all can.

@@ -1352,16 +1352,17 @@ class VolcPlume(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
 
-    def downloads(self) -> pn.Row:
-        """Export buttons: PNG of the map, netCDF of the pixels shown."""
+    def downloads(self) -> pn.FlexBox:
+        """Export buttons: PNG of the map, netCDF of the pixels shown, an animation; they wrap on a narrow screen."""
         stem = f"fumarole_{self.date}_{self.variable}"
-        return pn.Row(
+        return pn.FlexBox(
+            gap="4px", sizing_mode="stretch_width", objects=[
             pn.widgets.FileDownload(callback=self.export_png, filename=f"{stem}.png", label="Export PNG",
                                     button_type="light"),
             pn.widgets.FileDownload(callback=self.export_netcdf, filename=f"{stem}.nc", label="Export netCDF",
                                     button_type="light"),
             self.animation_download(),
-        )
+        ])
 
     def level_note(self) -> str:
         """The note beside the level selector: each level (or the layer height) the day's files lack, and why."""
