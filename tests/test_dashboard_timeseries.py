@@ -3,6 +3,7 @@
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -36,11 +37,11 @@ def test_compute_shows_the_mass_plot_and_a_complete_progress(dashboard_server, p
     compute = page.get_by_role("button", name="Compute time series")
     compute.wait_for(state="visible", timeout=30_000)
     # the volcano and filters come from the map; add the two largest disks so two orbits are in the table
-    assert page.get_by_text("Filters (from the map): QA > 0.5, SZA ≤ 80°").is_visible()
+    expect(page.get_by_text("Filters (from the map): QA > 0.5, SZA ≤ 80°")).to_be_visible(timeout=30_000)
     # where it runs is a configured cluster chosen by name: no field takes a scheduler address
-    assert page.get_by_text("Run on (cluster)").is_visible()
+    expect(page.get_by_text("Run on (cluster)")).to_be_visible(timeout=30_000)
     # the wind for the flux comes from the catalogue by default (no scenario of the sample archive)
-    assert page.get_by_text("Catalogue wind").is_visible()
+    expect(page.get_by_text("Catalogue wind")).to_be_visible(timeout=30_000)
     assert page.locator("input[placeholder*='://']").count() == 0 and page.get_by_text("Dask scheduler").count() == 0
     assert page.locator("select", has=page.locator("option", has_text="local")).count() == 1
     # the card's own radii (the map has a row of circle checkboxes with the same numbers)
@@ -54,7 +55,7 @@ def test_compute_shows_the_mass_plot_and_a_complete_progress(dashboard_server, p
                 what="the time-series plots are drawn and the progress is complete")
     progress = page.locator("progress").first
     assert progress.get_attribute("value") == progress.get_attribute("max") == "100"
-    assert page.locator(".alert", has_text="SO2 mass so2_7km: 2 orbits × 12 radii").is_visible()
+    expect(page.locator(".alert", has_text="SO2 mass so2_7km: 2 orbits × 12 radii")).to_be_visible(timeout=30_000)
     assert page.get_by_role("button", name="Download CSV").is_enabled()
 
     plots = sorted(_visible_plot_boxes(page), key=lambda b: (b["y"], b["x"]))[n_before:]

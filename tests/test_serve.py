@@ -319,12 +319,16 @@ def test_basic_auth_asks_for_a_login_before_any_dashboard(tiny_archive_path, tmp
         for path in ("/", "/volcplume", "/archive"):
             status, headers, _ = _get(base + path)
             assert status == 302 and headers["Location"].startswith("./login?next="), (path, status)
-        status, _, body = _get(base + "/login")
+        status, headers, body = _get(base + "/login")
         assert status == 200 and 'type="password"' in body
-        status, headers, body = _get(base + "/login", data=b"username=ops&password=wrong")
+        # the form's token (login CSRF): posted back with its cookie, as the browser does
+        token = re.search(r'name="_xsrf" value="([^"]+)"', body).group(1)
+        form_cookie = next(c.split(";")[0] for c in headers.get_all("Set-Cookie") if c.startswith("_xsrf="))
+        form = f"_xsrf={urllib.parse.quote(token)}&username=ops&password="
+        status, headers, body = _get(base + "/login", data=(form + "wrong").encode(), cookie=form_cookie)
         assert status == 200 and "Wrong user name or password." in body
         assert not any(c.startswith("user=") for c in headers.get_all("Set-Cookie") or [])
-        status, headers, _ = _get(base + "/login", data=b"username=ops&password=s3cret-s3cret")
+        status, headers, _ = _get(base + "/login", data=(form + "s3cret-s3cret").encode(), cookie=form_cookie)
         assert status == 302 and headers["Location"] == "/"
         cookie = next(c.split(";")[0] for c in headers.get_all("Set-Cookie") if c.startswith("user="))
         status, _, body = _get(base + "/guide", cookie=cookie)
