@@ -128,3 +128,39 @@ def test_kiosk_plays_each_event(browser, kiosk_server, shots, width, height):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_damaged_data_keep_the_last_good_frame_with_its_age_on_the_page(browser, tiny_copy, tmp_path, shots):
+    """The curtain's granules are damaged after the server started: the plume's frame stays, with a note of its
+    age and why, in the page (not only in the log)."""
+    from tests.conftest import archive_over, served
+
+    archive_over(tiny_copy, tmp_path)  # writes tmp_path/catalogs/tiny.yaml over the copy (and indexes it)
+    doc = yaml.safe_load((REPO / "catalogs" / "kiosk.playlist.yaml").read_text())
+    events = [dict(e, seconds=SECONDS) for e in doc["events"] if e["id"] in ("plume", "curtain")]
+    playlist = Path(os.environ["FUMAROLE_STATE_DIR"]) / "kiosk-damaged.yaml"  # a playlist must be in the state folder
+    playlist.write_text(yaml.safe_dump({**doc, "events": events}))
+    with served(tmp_path / "catalogs" / "tiny.yaml", env={"FUMAROLE_KIOSK_PLAYLIST": str(playlist)},
+                args=("--no-warm",), ready="/liveness") as base:
+        damaged = sorted((tiny_copy / "caliop").rglob("CAL_LID_*2021-04-12*.hdf"))
+        assert damaged
+        for path in damaged:
+            path.write_bytes(b"\x0e\x03\x13\x01" + b"not an HDF4 file" * 64)
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        try:
+            page.goto(base + "/kiosk")
+            expect(page.locator(".kiosk")).to_have_attribute("data-event", "plume", timeout=120_000)
+            page.wait_for_selector(".kiosk.has-frame", timeout=120_000)
+            plume = _frame_png(page)
+            note = page.locator(".kiosk-note")
+            expect(note).to_be_visible(timeout=90_000)
+            text = note.text_content()
+            page.screenshot(path=str(shots / "kiosk-damaged-curtain.png"))
+            assert text.startswith("Shown since ") and " UTC — the data for “" in text and "could not be read" in text
+            # the damaged granules are named, or (once the index has dropped them) the day has none left to show
+            assert any(p.name in text for p in damaged) or "no CALIOP granule crosses Caribbean" in text, text
+            assert "Traceback" not in text
+            assert page.locator(".kiosk").get_attribute("data-event") == "plume" and _frame_png(page) == plume
+        finally:
+            context.close()
