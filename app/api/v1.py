@@ -857,18 +857,8 @@ class V1Handler(api_geo._GeoHandler):
 
     def send(self, result) -> None:
         """A PNG (or 304), a text, or JSON."""
-        if isinstance(result, Png):
-            self.set_header("Cache-Control", f"public, max-age={PNG_MAX_AGE_S}")
-            self.set_header("Etag", result.etag)
-            for name, value in result.headers.items():
-                self.set_header(name, str(value).encode("ascii", "replace").decode())
-            if result.png is None:
-                self.set_status(304)
-                self.finish()
-                return
-            self.set_header("Content-Type", "image/png")
-            self.finish(result.png)
-            return
+        if isinstance(result, Png):  # a PNG is a file answer of its own media type
+            result = Media(result.png, "image/png", result.headers, result.etag)
         if isinstance(result, Media):
             self._send_media(result)
             return
@@ -884,6 +874,7 @@ class V1Handler(api_geo._GeoHandler):
 
 
     def _send_media(self, result: Media) -> None:
+        """A file (PNG, MP4, GIF) with its caching headers, or 304 when the client's copy is current."""
         self.set_header("Cache-Control", f"public, max-age={PNG_MAX_AGE_S}")
         self.set_header("Etag", result.etag)
         for name, value in result.headers.items():
