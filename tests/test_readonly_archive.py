@@ -190,17 +190,26 @@ def test_the_api_on_a_readonly_archive_answers_every_route_and_writes_nothing(re
         "geo/slots?satellite=G16&date=2021-04-12": "json",
         "geo/mosaic.png?product=ash&time=2021-04-12T15:00&width=360": "png",
         "volcanoes?q=Soufriere": "json",
+        "animation/geo.gif?satellite=G16&product=ash&date=2021-04-12&bbox=-70,5,-50,20&width=320": "gif",
+        "wms?SERVICE=WMS&REQUEST=GetCapabilities": "xml",
+        "wms?SERVICE=WMS&VERSION=1.3.0&REQUEST=GetMap&LAYERS=geo.goes-east.ash&STYLES=&CRS=EPSG:4326"
+        "&BBOX=5,-70,20,-50&WIDTH=300&HEIGHT=225&FORMAT=image/png&TIME=2021-04-12T15:00:00Z": "png",
+        "tiles/so2/2/1/1.png?time=2021-04-12": "png",
     }
-    with serve_api(archive, ("geo", "v1")) as url:
+    with serve_api(archive, ("geo", "v1", "ogc")) as url:
         answers = {route: _answer(f"{url}/api/v1/{route}") for route in routes}
     for route, kind in routes.items():
         status, ctype, body = answers[route]
         assert status == 200, (route, body[:300])
         if kind == "png":
             picture = np.asarray(Image.open(io.BytesIO(body)).convert("RGBA"))
-            assert picture.shape[1] in (300, 360, 400, 512) and len(np.unique(picture.reshape(-1, 4), axis=0)) > 5
+            assert picture.shape[1] in (256, 300, 360, 400, 512) and len(np.unique(picture.reshape(-1, 4), axis=0)) > 5
         elif kind == "json":
             assert json.loads(body), route
+        elif kind == "gif":
+            assert ctype == "image/gif" and body[:6] == b"GIF89a" and len(body) > 1000, route
+        elif kind == "xml":
+            assert b"<WMS_Capabilities" in body and b"geo.goes-east.ash" in body, route
         else:
             assert ctype.startswith("text/csv")
             _header, table = read_timeseries_csv(io.StringIO(body.decode()))
